@@ -1,0 +1,130 @@
+"""The registry's schema, as a sqlite-utils migration set.
+
+`registry.Registry` applies these when it opens a file; the sqlite-utils CLI
+can too: ``sqlite-utils migrate registry.db migrations/``. One function per
+migration, numbered; a migration that has shipped is never edited, only
+followed by a new one.
+
+Conventions, chosen to carry over to PostgreSQL: times are INTEGER UTC
+microseconds since 1970; costs are INTEGER nano-credits (1e-9 credit); every
+amount is a 64-bit INTEGER; the views render times as RFC 3339 text.
+"""
+
+from sqlite_utils import Database, Migrations
+
+migrations = Migrations("qllm")
+
+
+def _run(db: Database, *statements: str) -> None:
+    for statement in statements:
+        db.execute(statement)
+
+
+_AMOUNT_COLUMNS = """
+    chat_completion_tokens INTEGER NOT NULL DEFAULT 0 CHECK (chat_completion_tokens >= 0),
+    chat_prompt_tokens INTEGER NOT NULL DEFAULT 0 CHECK (chat_prompt_tokens >= 0),
+    chat_cost INTEGER NOT NULL DEFAULT 0 CHECK (chat_cost >= 0),
+    embedding_completion_tokens INTEGER NOT NULL DEFAULT 0
+        CHECK (embedding_completion_tokens >= 0),
+    embedding_prompt_tokens INTEGER NOT NULL DEFAULT 0 CHECK (embedding_prompt_tokens >= 0),
+    embedding_cost INTEGER NOT NULL DEFAULT 0 CHECK (embedding_cost >= 0)"""
+
+# RFC 3339 text, microseconds, Z: the form the library returns.
+_RFC3339 = (
+    "strftime('%Y-%m-%dT%H:%M:%S', {0} / 1000000, 'unixepoch') || printf('.%06dZ', {0} % 1000000)"
+)
+
+
+@migrations()
+def m001_initial(db: Database) -> None:
+    _run(
+        db,
+        """
+        CREATE TABLE users (
+            id TEXT PRIMARY KEY,
+            created INTEGER NOT NULL
+        )""",
+        # Only a SHA-256 of each token is kept; the secret is shown once.
+        """
+        CREATE TABLE tokens (
+            hash TEXT PRIMARY KEY,
+            user_id TEXT NOT NULL REFERENCES users(id),
+            created INTEGER NOT NULL,
+            revoked INTEGER
+        )""",
+        # body is the canonical form (RFC 8785) that name hashes.
+        """
+        CREATE TABLE query_llms (
+            name TEXT PRIMARY KEY,
+            training_table_name TEXT,
+            body TEXT NOT NULL,
+            model TEXT NOT NULL,
+            mode TEXT NOT NULL,
+            weight_type TEXT NOT NULL,
+            created INTEGER NOT NULL,
+            user_id TEXT REFERENCES users(id)
+        )""",
+        "CREATE INDEX query_llms_by_created ON query_llms(created, name)",
+        "CREATE INDEX query_llms_by_user ON query_llms(user_id)",
+        "CREATE INDEX query_llms_by_training_table ON query_llms(training_table_name)",
+        f"""
+        CREATE TABLE usage_events (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL REFERENCES query_llms(name),
+            user_id TEXT REFERENCES users(id),
+            at INTEGER NOT NULL,
+            request_id TEXT UNIQUE,{_AMOUNT_COLUMNS}
+        )""",
+        "CREATE INDEX usage_events_by_name_at ON usage_events(name, at)",
+        "CREATE INDEX usage_events_by_user ON usage_events(user_id, name)",
+        f"""
+        CREATE VIEW usage_events_rfc3339 AS
+        SELECT id, name, user_id, {_RFC3339.format("at")} AS at, request_id,
+            chat_completion_tokens, chat_prompt_tokens, chat_cost / 1e9 AS chat_cost,
+            embedding_completion_tokens, embedding_prompt_tokens,
+            embedding_cost / 1e9 AS embedding_cost
+        FROM usage_events""",
+    )
+
+
+@migrations()
+def m002_hourly_rollups(db: Database) -> None:
+    """Per-hour totals kept in step with the events, so statistics need not scan history."""
+    amounts = (
+        "chat_completion_tokens, chat_prompt_tokens, chat_cost,"
+        " embedding_completion_tokens, embedding_prompt_tokens, embedding_cost"
+    )
+    sums = ", ".join(f"SUM({a.strip()})" for a in amounts.split(","))
+    _run(
+        db,
+        # user_id is '' for events recorded without a token: a primary key
+        # column cannot hold NULL and still identify one row.
+        f"""
+        CREATE TABLE usage_hourly (
+            name TEXT NOT NULL REFERENCES query_llms(name),
+            hour INTEGER NOT NULL,
+            user_id TEXT NOT NULL DEFAULT '',
+            requests INTEGER NOT NULL CHECK (requests >= 0),{_AMOUNT_COLUMNS},
+            PRIMARY KEY (name, hour, user_id)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX usage_hourly_by_user ON usage_hourly(user_id, name)",
+        f"""
+        INSERT INTO usage_hourly (name, hour, user_id, requests, {amounts})
+        SELECT name, at - at % 3600000000, COALESCE(user_id, ''), COUNT(*), {sums}
+        FROM usage_events GROUP BY 1, 2, 3""",
+        # The rollups answer the per-user questions this index served.
+        "DROP INDEX usage_events_by_user",
+        f"""
+        CREATE VIEW query_llm_stats AS
+        SELECT q.name, q.model, q.mode, q.weight_type, q.training_table_name, q.user_id,
+            {_RFC3339.format("q.created")} AS created,
+            COALESCE(SUM(h.requests), 0) AS requests,
+            COALESCE(SUM(h.chat_completion_tokens), 0) AS chat_completion_tokens,
+            COALESCE(SUM(h.chat_prompt_tokens), 0) AS chat_prompt_tokens,
+            COALESCE(SUM(h.chat_cost), 0) / 1e9 AS chat_cost,
+            COALESCE(SUM(h.embedding_completion_tokens), 0) AS embedding_completion_tokens,
+            COALESCE(SUM(h.embedding_prompt_tokens), 0) AS embedding_prompt_tokens,
+            COALESCE(SUM(h.embedding_cost), 0) / 1e9 AS embedding_cost
+        FROM query_llms q LEFT JOIN usage_hourly h ON h.name = q.name
+        GROUP BY q.name""",
+    )

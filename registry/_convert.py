@@ -1,0 +1,630 @@
+"""The private cattrs converter: wire JSON to model and back (spec sections 2 and 3).
+
+Structuring validates and normalizes in one pass. Every field is handled by a
+hook built from the rule in its ``Annotated`` metadata (`registry.model`);
+a hook returns the normalized value (``None`` when normalization drops it) or
+raises `_Invalid`. The generated class functions collect every field's error
+(cattrs detailed validation); the class hooks here add the rules that span
+fields and turn the collected errors into ``(path, message)`` pairs.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from collections.abc import Callable, Iterator, Mapping
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation, localcontext
+from typing import Annotated, Any, Literal, TypeVar, cast, get_args, get_origin
+
+import attrs
+from cattrs import Converter
+from cattrs.errors import AttributeValidationNote, ClassValidationError, ForbiddenExtraKeysError
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+
+from registry import times
+from registry.errors import ValidationError
+from registry.model import (
+    LOGPROBS_MODES,
+    MAX_CANONICAL_BYTES,
+    MAX_CREDITS_PER_EVENT,
+    MAX_TOKENS_PER_EVENT,
+    NANO,
+    Amount,
+    Choice,
+    Cost,
+    Flag,
+    Identifier,
+    LogitBias,
+    Moment,
+    Number,
+    Provider,
+    QueryLlm,
+    QueryLlmName,
+    Reasoning,
+    StaticWeight,
+    Stop,
+    Strings,
+    Text,
+    TrainingTableWeight,
+    UsageEvent,
+    Weight,
+)
+from registry.naming import is_name
+
+T = TypeVar("T")
+Path = tuple[str | int, ...]
+
+_converter = Converter(forbid_extra_keys=True, detailed_validation=True)
+
+
+class _Invalid(Exception):
+    """Problems in one value: ``(path below the value, message)`` pairs."""
+
+    def __init__(self, problems: list[tuple[Path, str]]) -> None:
+        super().__init__(problems)
+        self.problems = problems
+
+    @classmethod
+    def at(cls, message: str, *path: str | int) -> _Invalid:
+        return cls([(path, message)])
+
+
+def pointer(path: Path) -> str:
+    """A JSON pointer (RFC 6901) for ``path``; the empty string is the whole document."""
+    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in path)
+
+
+def _fmt(bound: float) -> str:
+    return str(int(bound)) if float(bound).is_integer() else repr(bound)
+
+
+def _literal_values(tp: Any) -> tuple[str, ...]:
+    """The strings of the ``Literal`` inside ``tp`` (which may be Optional or a tuple)."""
+    for arg in get_args(tp):
+        if get_origin(arg) is Literal:
+            return get_args(arg)
+        found = _literal_values(arg)
+        if found:
+            return found
+    return get_args(tp) if get_origin(tp) is Literal else ()
+
+
+def _optional(tp: Any) -> bool:
+    return type(None) in get_args(tp)
+
+
+def _allow_null(optional: bool) -> None:
+    """A hook given null: fine for an optional field (it means absent), else an error."""
+    if not optional:
+        raise _Invalid.at("is required")
+
+
+# --- scalar rules ------------------------------------------------------------------
+
+
+def _number_hook(rule: Number, tp: Any) -> Callable[[Any, Any], float | None]:
+    optional = _optional(tp)
+    lo, hi, drop = rule.lo, rule.hi, rule.drop
+    kind = "an integer" if rule.integer else "a number"
+    if rule.above_lo:
+        out_of_range = f"must be greater than {_fmt(lo)} and at most {_fmt(hi)}"
+    else:
+        out_of_range = f"must be between {_fmt(lo)} and {_fmt(hi)}"
+
+    def hook(value: Any, _: Any) -> float | None:
+        if value is None:
+            _allow_null(optional)
+            return None
+        cls = value.__class__  # exact: bool is a subclass of int and is not a number
+        if cls is float:
+            if not math.isfinite(value):
+                raise _Invalid.at(f"must be {kind}, not {value}")
+            if value.is_integer():
+                value = int(value)  # bounded below, so exact; 2.0 and 2 mean the same
+            elif rule.integer:
+                raise _Invalid.at("must be an integer")
+        elif cls is not int:
+            raise _Invalid.at(f"must be {kind}")
+        if not (lo < value if rule.above_lo else lo <= value) or value > hi:
+            raise _Invalid.at(out_of_range)
+        return None if value in drop else value
+
+    return hook
+
+
+def _choice_hook(rule: Choice, tp: Any) -> Callable[[Any, Any], str | None]:
+    optional = _optional(tp)
+    allowed = frozenset(_literal_values(tp))
+    message = "must be one of: " + ", ".join(_literal_values(tp))
+
+    def hook(value: Any, _: Any) -> str | None:
+        if value is None:
+            _allow_null(optional)
+            return None
+        if value.__class__ is not str or value not in allowed:
+            raise _Invalid.at(message)
+        return None if value == rule.drop else value
+
+    return hook
+
+
+def _flag_hook(rule: Flag, tp: Any) -> Callable[[Any, Any], bool | None]:
+    def hook(value: Any, _: Any) -> bool | None:
+        if value is None:
+            return None
+        if value.__class__ is not bool:
+            raise _Invalid.at("must be true or false")
+        return None if value is rule.drop else value
+
+    return hook
+
+
+def _check_text(value: Any) -> str | None:
+    """Why ``value`` is not a usable non-empty string, or None if it is."""
+    if value.__class__ is not str:
+        return "must be a non-empty string"
+    if not value:
+        return "must be a non-empty string"
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return "must be valid Unicode (no lone surrogates)"
+    return None
+
+
+_NOT_IN_IDENTIFIER = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
+
+
+def identifier_problem(value: Any) -> str | None:
+    """Why ``value`` is not an identifier (model or user id), or None if it is."""
+    problem = _check_text(value)
+    if problem:
+        return problem
+    if len(value) > 256:
+        return "must be at most 256 characters"
+    if _NOT_IN_IDENTIFIER.search(value):
+        return "must not contain white space or control characters"
+    return None
+
+
+def _identifier_hook(rule: Identifier, tp: Any) -> Callable[[Any, Any], str]:
+    def hook(value: Any, _: Any) -> str:
+        if value is None:
+            raise _Invalid.at("is required")
+        problem = identifier_problem(value)
+        if problem:
+            raise _Invalid.at(problem)
+        return value  # type: ignore[no-any-return]
+
+    return hook
+
+
+# --- arrays and objects that normalize to sets ----------------------------------------
+
+
+def _items(value: Any, check: Callable[[Any], str | None], what: str) -> list[Any]:
+    """The items of a JSON array, each passing ``check``; every failure is reported."""
+    if not isinstance(value, list | tuple):
+        raise _Invalid.at(f"must be {what}")
+    problems: list[tuple[Path, str]] = []
+    for index, item in enumerate(value):
+        problem = check(item)
+        if problem:
+            problems.append(((index,), problem))
+    if problems:
+        raise _Invalid(problems)
+    return list(value)
+
+
+def _strings_hook(rule: Strings, tp: Any) -> Callable[[Any, Any], tuple[str, ...] | None]:
+    listed = _literal_values(tp)
+    check: Callable[[Any], str | None]
+    if listed:
+        rank = {item: position for position, item in enumerate(listed)}
+        message = "must be one of: " + ", ".join(listed)
+
+        def check(item: Any) -> str | None:
+            return None if item.__class__ is str and item in rank else message
+
+        what = "an array of strings"
+    elif rule.identifiers:
+        check, what = identifier_problem, "an array of model ids"
+    else:
+        check, what = _check_text, "an array of non-empty strings"
+
+    def hook(value: Any, _: Any) -> tuple[str, ...] | None:
+        if value is None:
+            return None
+        items = _items(value, check, what)
+        if rule.order == "first":
+            unique = tuple(dict.fromkeys(items))
+        elif rule.order == "sorted":
+            unique = tuple(sorted(set(items)))
+        else:
+            unique = tuple(sorted(set(items), key=rank.__getitem__))
+        return unique or None
+
+    return hook
+
+
+def _stop_hook(rule: Stop, tp: Any) -> Callable[[Any, Any], str | tuple[str, ...] | None]:
+    def hook(value: Any, _: Any) -> str | tuple[str, ...] | None:
+        if value is None:
+            return None
+        if value.__class__ is str:
+            problem = _check_text(value)
+            if problem:
+                raise _Invalid.at(problem)
+            return value
+        # "x", ["x"] and ["x", "x"] are the same; a set of several stays an array.
+        unique = sorted(set(_items(value, _check_text, "a string or an array of strings")))
+        if not unique:
+            return None
+        return unique[0] if len(unique) == 1 else tuple(unique)
+
+    return hook
+
+
+_TOKEN_ID = re.compile(r"0|[1-9][0-9]*")
+
+
+def _logit_bias_hook(rule: LogitBias, tp: Any) -> Callable[[Any, Any], dict[str, int] | None]:
+    bias = _number_hook(Number(-100, 100, integer=True), int)
+
+    def hook(value: Any, _: Any) -> dict[str, int] | None:
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            raise _Invalid.at("must be an object")
+        problems: list[tuple[Path, str]] = []
+        kept: dict[str, int] = {}
+        for key, item in value.items():
+            if key.__class__ is not str or not _TOKEN_ID.fullmatch(key):
+                problems.append(
+                    ((str(key),), "must be a token id: a decimal integer without leading zeros")
+                )
+                continue
+            try:
+                number = bias(item, int)
+            except _Invalid as exc:
+                problems.extend(((key, *path), message) for path, message in exc.problems)
+                continue
+            if number:
+                kept[key] = int(number)
+        if problems:
+            raise _Invalid(problems)
+        return {key: kept[key] for key in sorted(kept, key=int)} or None
+
+    return hook
+
+
+# --- usage event fields -------------------------------------------------------------------
+
+
+def _amount_hook(rule: Amount, tp: Any) -> Callable[[Any, Any], int]:
+    count = _number_hook(Number(0, MAX_TOKENS_PER_EVENT, integer=True), int)
+
+    def hook(value: Any, _: Any) -> int:
+        return 0 if value is None else int(count(value, None) or 0)
+
+    return hook
+
+
+_PLAIN_DECIMAL = re.compile(r"(\d{1,7})(?:\.(\d{1,9}))?")
+_NINE_PLACES = Decimal("1e-9")
+_MAX_NANO = MAX_CREDITS_PER_EVENT * NANO
+
+
+def nano_credits(value: Any) -> int:
+    """Credits as integer nano-credits: exact, rounded half-even to 9 places (spec 6)."""
+    cls = value.__class__
+    if cls is int:
+        nano = value * NANO
+    elif cls is float or cls is str or cls is Decimal:
+        if cls is float:
+            if not math.isfinite(value):
+                raise _Invalid.at(f"must be a number of credits, not {value}")
+            value = repr(value)  # the shortest repr: 0.1 means one tenth
+        plain = _PLAIN_DECIMAL.fullmatch(value) if cls is not Decimal else None
+        if plain:  # the common case, without Decimal arithmetic
+            whole, places = plain.groups()
+            nano = int(whole) * NANO + (int(places.ljust(9, "0")) if places else 0)
+        else:
+            nano = _decimal_nano(value)
+    else:
+        raise _Invalid.at("must be a number of credits")
+    if not 0 <= nano <= _MAX_NANO:
+        raise _Invalid.at(f"must be between 0 and {MAX_CREDITS_PER_EVENT} credits")
+    return int(nano)
+
+
+def _decimal_nano(value: str | Decimal) -> int:
+    try:
+        number = Decimal(value)
+    except (InvalidOperation, ValueError):
+        raise _Invalid.at("must be a number of credits") from None
+    if not number.is_finite():
+        raise _Invalid.at(f"must be a number of credits, not {value}")
+    if abs(number) > 2 * MAX_CREDITS_PER_EVENT:  # keep the arithmetic below small
+        raise _Invalid.at(f"must be between 0 and {MAX_CREDITS_PER_EVENT} credits")
+    with localcontext(prec=40):
+        return int(number.quantize(_NINE_PLACES, ROUND_HALF_EVEN).scaleb(9))
+
+
+def _cost_hook(rule: Cost, tp: Any) -> Callable[[Any, Any], int]:
+    def hook(value: Any, _: Any) -> int:
+        return 0 if value is None else nano_credits(value)
+
+    return hook
+
+
+_LAST_MOMENT = 253_402_300_800_000_000  # 10000-01-01T00:00:00Z
+
+
+def _moment_hook(rule: Moment, tp: Any) -> Callable[[Any, Any], int | None]:
+    def hook(value: Any, _: Any) -> int | None:
+        if value is None:
+            return None
+        try:
+            moment = times.parse(value)
+        except times.TimeError as exc:
+            raise _Invalid.at(str(exc)) from None
+        if not 0 <= moment < _LAST_MOMENT:
+            raise _Invalid.at("must be between 1970-01-01 and 9999-12-31")
+        return moment
+
+    return hook
+
+
+def _text_hook(rule: Text, tp: Any) -> Callable[[Any, Any], str | None]:
+    optional = _optional(tp)
+
+    def hook(value: Any, _: Any) -> str | None:
+        if value is None:
+            _allow_null(optional)
+            return None
+        problem = _check_text(value)
+        if problem:
+            raise _Invalid.at(problem)
+        if len(value) > 256:
+            raise _Invalid.at("must be at most 256 characters")
+        return value  # type: ignore[no-any-return]
+
+    return hook
+
+
+def _name_hook(rule: QueryLlmName, tp: Any) -> Callable[[Any, Any], str]:
+    def hook(value: Any, _: Any) -> str:
+        if value is None:
+            raise _Invalid.at("is required")
+        if not is_name(value):
+            raise _Invalid.at("must be a Query LLM name: 22 base62 characters")
+        return value  # type: ignore[no-any-return]
+
+    return hook
+
+
+_RULE_HOOKS: dict[type, Callable[[Any, Any], Callable[[Any, Any], Any]]] = {
+    Amount: _amount_hook,
+    Cost: _cost_hook,
+    Moment: _moment_hook,
+    Text: _text_hook,
+    QueryLlmName: _name_hook,
+    Number: _number_hook,
+    Choice: _choice_hook,
+    Flag: _flag_hook,
+    Identifier: _identifier_hook,
+    Strings: _strings_hook,
+    Stop: _stop_hook,
+    LogitBias: _logit_bias_hook,
+}
+
+
+def _rule_of(tp: Any) -> Any:
+    if get_origin(tp) is Annotated:
+        for meta in tp.__metadata__:
+            if type(meta) in _RULE_HOOKS:
+                return meta
+    return None
+
+
+def _hook_for_rule(tp: Any) -> Callable[[Any, Any], Any]:
+    rule = _rule_of(tp)
+    return _RULE_HOOKS[type(rule)](rule, get_args(tp)[0])
+
+
+_converter.register_structure_hook_factory(lambda tp: _rule_of(tp) is not None, _hook_for_rule)
+
+
+# --- classes: field errors collected, then the rules that span fields ----------------
+
+CrossRule = Callable[[Mapping[str, Any], frozenset[str]], Iterator[tuple[Path, str]]]
+
+
+def _problems(exc: ClassValidationError, fields: list[str]) -> list[tuple[Path, str]]:
+    """Turn what a generated structure function collected into (path, message) pairs."""
+    problems: list[tuple[Path, str]] = []
+    for error in exc.exceptions:
+        note = next(
+            (n for n in getattr(error, "__notes__", ()) if isinstance(n, AttributeValidationNote)),
+            None,
+        )
+        here: Path = (note.name,) if note else ()
+        if isinstance(error, _Invalid):
+            problems.extend(((*here, *path), message) for path, message in error.problems)
+        elif isinstance(error, KeyError):
+            problems.append((here, "is required"))
+        elif isinstance(error, ForbiddenExtraKeysError):
+            for key in sorted(error.extra_fields, key=str):
+                hint = difflib.get_close_matches(str(key), fields, n=1)
+                suffix = f" (did you mean {hint[0]!r}?)" if hint else ""
+                problems.append(((*here, str(key)), "unknown key" + suffix))
+        else:  # a hook bug rather than bad input; still reported, never raised raw
+            problems.append((here, f"invalid value ({error})"))
+    return problems
+
+
+def _class_hook(
+    cl: Any,
+    cross: CrossRule | None = None,
+    finish: Callable[[Any], Any] | None = None,
+) -> Callable[[Any, Any], Any]:
+    base = make_dict_structure_fn(cl, _converter)
+    fields = [a.name for a in attrs.fields(cl)]
+    known = frozenset(fields)
+
+    def hook(value: Any, _: Any) -> Any:
+        if not isinstance(value, dict):
+            raise _Invalid.at("must be an object")
+        problems: list[tuple[Path, str]] = []
+        failed: frozenset[str] = frozenset()
+        try:
+            obj = base(value, cl)
+        except ClassValidationError as exc:
+            problems = _problems(exc, fields)
+            failed = frozenset(str(path[0]) for path, _ in problems if path) & known
+        if cross:
+            problems.extend(cross(value, failed))
+        if problems:
+            raise _Invalid(problems)
+        return finish(obj) if finish else obj
+
+    return hook
+
+
+def _query_llm_rules(body: Mapping[str, Any], failed: frozenset[str]) -> Iterator[tuple[Path, str]]:
+    mode, top = body.get("mode"), body.get("select_top_logprobs")
+    if top is not None and "mode" not in failed and mode not in LOGPROBS_MODES:
+        yield ("select_top_logprobs",), "only allowed with a *_logprobs mode"
+
+
+def _reasoning_rules(body: Mapping[str, Any], failed: frozenset[str]) -> Iterator[tuple[Path, str]]:
+    if failed or body.get("enabled") is not False:  # a broken field is reported already
+        return
+    if body.get("max_tokens") or body.get("effort") is not None:
+        yield (), "enabled cannot be false when max_tokens or effort is set"
+
+
+def _training_table_rules(
+    body: Mapping[str, Any], failed: frozenset[str]
+) -> Iterator[tuple[Path, str]]:
+    if failed:
+        return
+    low, base, high = body["min_weight"], body["base_weight"], body["max_weight"]
+    if not low <= base <= high or high <= 0:
+        yield (), "must have min_weight <= base_weight <= max_weight and max_weight > 0"
+
+
+def _finish_reasoning(reasoning: Reasoning) -> Reasoning | None:
+    # Spec 2.2, in this order: max_tokens 0 was dropped by its field rule, then
+    # fill in enabled, then drop the object if nothing is left.
+    if reasoning.enabled is None and (reasoning.max_tokens is not None or reasoning.effort):
+        reasoning = attrs.evolve(reasoning, enabled=True)
+    return reasoning if reasoning != _EMPTY_REASONING else None
+
+
+def _finish_provider(provider: Provider) -> Provider | None:
+    return provider if provider != _EMPTY_PROVIDER else None
+
+
+_EMPTY_REASONING = Reasoning()
+_EMPTY_PROVIDER = Provider()
+_weights = {
+    "static": _class_hook(StaticWeight),
+    "training_table": _class_hook(TrainingTableWeight, _training_table_rules),
+}
+
+
+def _weight(value: Any, _: Any) -> Weight | None:
+    if value is None:
+        raise _Invalid.at("is required")
+    if not isinstance(value, dict):
+        raise _Invalid.at("must be an object")
+    kind = value.get("type")
+    if kind is None:
+        raise _Invalid.at("is required", "type")
+    hook = _weights.get(kind) if isinstance(kind, str) else None
+    if hook is None:
+        raise _Invalid.at("must be one of: " + ", ".join(_weights), "type")
+    return cast(Weight, hook(value, None))
+
+
+_converter.register_structure_hook(Weight, _weight)
+_converter.register_structure_hook(Provider | None, _class_hook(Provider, finish=_finish_provider))
+_converter.register_structure_hook(
+    Reasoning | None, _class_hook(Reasoning, _reasoning_rules, _finish_reasoning)
+)
+# Last: a generated function binds the hooks registered when it is made.
+_query_llm = _class_hook(QueryLlm, _query_llm_rules)
+
+
+_usage_event = _class_hook(UsageEvent)
+
+
+def usage_event(raw: Any) -> UsageEvent:
+    """Validate one usage event (spec 6): amounts, costs in nano-credits, ``at`` in microseconds."""
+    try:
+        event = _usage_event(raw, None)
+    except _Invalid as exc:
+        raise ValidationError((pointer(path), message) for path, message in exc.problems) from None
+    return cast(UsageEvent, event)
+
+
+def validate(body: Any) -> QueryLlm:
+    """Validate and normalize a request body; raise `ValidationError` listing every problem.
+
+    Pure: touches no database. The result carries its ``name`` and
+    ``training_table_name``.
+    """
+    try:
+        llm = _query_llm(body, None)
+    except _Invalid as exc:
+        raise ValidationError((pointer(path), message) for path, message in exc.problems) from None
+    assert isinstance(llm, QueryLlm)
+    size = len(llm.canonical)
+    if size > MAX_CANONICAL_BYTES:
+        raise ValidationError.one("", f"canonical form is {size} bytes, over the 64 KiB limit")
+    return llm
+
+
+def dump(llm: QueryLlm) -> dict[str, Any]:
+    """The response body of spec section 5 without metadata: normalized form and names."""
+    body = unstructure(llm)
+    body["name"] = llm.name
+    if llm.training_table_name is not None:
+        body["training_table_name"] = llm.training_table_name
+    return body
+
+
+# --- unstructuring: the normalized form as plain JSON values ------------------------------
+
+
+def _to_list(value: tuple[str, ...]) -> list[str]:
+    return list(value)
+
+
+def _unstructure_hook(cl: Any) -> Callable[[Any], dict[str, Any]]:
+    # Normalized instances hold None for everything normalization dropped, and
+    # None is every optional field's default, so omitting defaults omits exactly
+    # those. The weight's ``type`` has a default too, but is always written.
+    if "type" in attrs.fields_dict(cl):
+        return make_dict_unstructure_fn(
+            cl, _converter, _cattrs_omit_if_default=True, type=override(omit_if_default=False)
+        )
+    return make_dict_unstructure_fn(cl, _converter, _cattrs_omit_if_default=True)
+
+
+def _is_tuple(tp: Any) -> bool:
+    return tp is tuple or get_origin(tp) is tuple
+
+
+_converter.register_unstructure_hook_func(_is_tuple, _to_list)
+for _cl in (Provider, Reasoning, StaticWeight, TrainingTableWeight, QueryLlm):  # QueryLlm last
+    _converter.register_unstructure_hook(_cl, _unstructure_hook(_cl))
+
+
+def unstructure(llm: QueryLlm) -> dict[str, Any]:
+    """The normalized form of ``llm`` as JSON-ready values (no names)."""
+    return _converter.unstructure(llm, QueryLlm)  # type: ignore[no-any-return]

@@ -1,0 +1,403 @@
+"""``qllm``: the command line, a thin layer over `registry.Registry` (spec section 11).
+
+JSON goes to stdout. Errors go to stderr, one line per problem, and set the
+exit status: 1 invalid input, 3 not found, 4 authentication or authorization,
+5 the database cannot be used; 2 is click's, for a malformed command line.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+import click
+
+from registry import times
+from registry._convert import dump, validate
+from registry.errors import (
+    AuthenticationError,
+    AuthorizationError,
+    NotFoundError,
+    RegistryError,
+    ValidationError,
+)
+from registry.storage import DEFAULT_TIMEOUT, Registry, default_path
+from registry.usage import SORTS
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_INVALID, EXIT_NOT_FOUND, EXIT_AUTH, EXIT_STORAGE = 1, 3, 4, 5
+
+
+class _Group(click.Group):
+    """Runs a command and turns a `RegistryError` into stderr lines and an exit status."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ValidationError as exc:
+            for path, message in exc.errors:
+                click.echo(f"{path or '/'}: {message}", err=True)
+            ctx.exit(EXIT_INVALID)
+        except NotFoundError as exc:
+            click.echo(str(exc), err=True)
+            ctx.exit(EXIT_NOT_FOUND)
+        except (AuthenticationError, AuthorizationError) as exc:
+            click.echo(str(exc), err=True)
+            ctx.exit(EXIT_AUTH)
+        except RegistryError as exc:
+            click.echo(str(exc), err=True)
+            ctx.exit(EXIT_STORAGE)
+
+
+def to_json(value: Any, indent: str = "") -> str:
+    """JSON text, indented by two spaces; a `Decimal` is written exactly, as a number."""
+    inner = indent + "  "
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        items = (f"{inner}{json.dumps(k)}: {to_json(v, inner)}" for k, v in value.items())
+        return "{\n" + ",\n".join(items) + "\n" + indent + "}"
+    if isinstance(value, list | tuple):
+        if not value:
+            return "[]"
+        return "[\n" + ",\n".join(inner + to_json(v, inner) for v in value) + "\n" + indent + "]"
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _emit(value: Any) -> None:
+    click.echo(to_json(value))
+
+
+def _read_json(source: IO[str], label: str) -> Any:
+    try:
+        return json.load(source)
+    except json.JSONDecodeError as exc:
+        raise ValidationError.one("", f"{label} is not valid JSON: {exc}") from None
+
+
+def _open_registry(ctx: click.Context, db: str | None, readonly: bool, timeout: float) -> Registry:
+    registry = Registry(db, readonly=readonly, timeout=timeout)
+    ctx.call_on_close(registry.close)
+    return registry
+
+
+def _registry_options(*, reads_only: bool = False) -> Callable[[F], F]:
+    """``--db``, ``--timeout`` (and ``--readonly`` for commands that only read)."""
+
+    def decorate(fn: F) -> F:
+        fn = click.option(
+            "--timeout",
+            type=float,
+            default=DEFAULT_TIMEOUT,
+            show_default=True,
+            help="Seconds to wait for another process's write lock.",
+        )(fn)
+        if reads_only:
+            fn = click.option(
+                "--readonly", is_flag=True, help="Open the file read-only (SQLite mode=ro)."
+            )(fn)
+        return click.option(
+            "--db",
+            envvar="QLLM_DB",
+            type=click.Path(dir_okay=False),
+            help="Registry file [env QLLM_DB; default: in the user's data directory].",
+        )(fn)
+
+    return decorate
+
+
+_token_option = click.option(
+    "--token", envvar="QLLM_TOKEN", help="Bearer token of the caller [env QLLM_TOKEN]."
+)
+
+
+def _query_options(fn: F) -> F:
+    fn = click.option("--to", "end", help="Count events before this RFC 3339 time.")(fn)
+    fn = click.option("--from", "start", help="Count events at or after this RFC 3339 time.")(fn)
+    return click.option("--me", is_flag=True, help="Only the caller's own usage (needs --token).")(
+        fn
+    )
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="query-llm-registry")
+def cli() -> None:
+    """Query LLM Registry: validate, name, store and count Query LLMs in one SQLite file."""
+
+
+@cli.command(name="validate")
+@click.argument("file", type=click.File("r"))
+def validate_command(file: IO[str]) -> None:
+    """Validate and normalize a Query LLM body (FILE, or - for stdin); print it with its names."""
+    _emit(dump(validate(_read_json(file, file.name))))
+
+
+@cli.command()
+@click.argument("file", type=click.File("r"))
+@_registry_options()
+@_token_option
+@click.pass_context
+def register(
+    ctx: click.Context, file: IO[str], db: str | None, timeout: float, token: str | None
+) -> None:
+    """Register a Query LLM body (FILE, or - for stdin); registering it again changes nothing."""
+    body = _read_json(file, file.name)
+    _emit(dump(_open_registry(ctx, db, False, timeout).register(body, token=token)))
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--metadata", is_flag=True, help="Include creation facts and usage totals.")
+@_query_options
+@_registry_options(reads_only=True)
+@_token_option
+@click.pass_context
+def get(
+    ctx: click.Context,
+    name: str,
+    metadata: bool,
+    me: bool,
+    start: str | None,
+    end: str | None,
+    db: str | None,
+    readonly: bool,
+    timeout: float,
+    token: str | None,
+) -> None:
+    """Print a registered Query LLM, with --metadata its statistics."""
+    registry = _open_registry(ctx, db, readonly, timeout)
+    _emit(registry.get(name, metadata=metadata, me=me, start=start, end=end, token=token))
+
+
+@cli.command(name="list")
+@click.option("--count", "count_", type=int, default=100, show_default=True, help="1 to 1000.")
+@click.option("--offset", type=int, default=0, show_default=True)
+@click.option("--sort", default="created", show_default=True, help=", ".join(SORTS) + ".")
+@_query_options
+@_registry_options(reads_only=True)
+@_token_option
+@click.pass_context
+def list_command(
+    ctx: click.Context,
+    count_: int,
+    offset: int,
+    sort: str,
+    me: bool,
+    start: str | None,
+    end: str | None,
+    db: str | None,
+    readonly: bool,
+    timeout: float,
+    token: str | None,
+) -> None:
+    """List names: newest first, or by usage (largest first) over --from/--to."""
+    registry = _open_registry(ctx, db, readonly, timeout)
+    _emit(
+        registry.list(
+            count=count_, offset=offset, sort=sort, me=me, start=start, end=end, token=token
+        )
+    )
+
+
+@cli.command()
+@click.option("--me", is_flag=True, help="Only the caller's Query LLMs (needs --token).")
+@_registry_options(reads_only=True)
+@_token_option
+@click.pass_context
+def count(
+    ctx: click.Context,
+    me: bool,
+    db: str | None,
+    readonly: bool,
+    timeout: float,
+    token: str | None,
+) -> None:
+    """Print how many Query LLMs are registered (with --me: the caller's)."""
+    _emit(_open_registry(ctx, db, readonly, timeout).count(me=me, token=token))
+
+
+@cli.group()
+def usage() -> None:
+    """Record usage events."""
+
+
+@usage.command(name="record")
+@click.argument("name")
+@click.option("--at", help="RFC 3339 time of the request [default: now].")
+@click.option("--request-id", help="Idempotency key: the same request is counted once.")
+@click.option("--chat-prompt-tokens", type=int, default=0)
+@click.option("--chat-completion-tokens", type=int, default=0)
+@click.option("--chat-cost", default="0", help="Credits, an exact decimal.")
+@click.option("--embedding-prompt-tokens", type=int, default=0)
+@click.option("--embedding-completion-tokens", type=int, default=0)
+@click.option("--embedding-cost", default="0", help="Credits, an exact decimal.")
+@_registry_options()
+@_token_option
+@click.pass_context
+def usage_record(
+    ctx: click.Context,
+    name: str,
+    at: str | None,
+    request_id: str | None,
+    chat_prompt_tokens: int,
+    chat_completion_tokens: int,
+    chat_cost: str,
+    embedding_prompt_tokens: int,
+    embedding_completion_tokens: int,
+    embedding_cost: str,
+    db: str | None,
+    timeout: float,
+    token: str | None,
+) -> None:
+    """Record one request served with the Query LLM NAME."""
+    written = _open_registry(ctx, db, False, timeout).record_usage(
+        name,
+        token=token,
+        at=at,
+        request_id=request_id,
+        chat_prompt_tokens=chat_prompt_tokens,
+        chat_completion_tokens=chat_completion_tokens,
+        chat_cost=chat_cost,
+        embedding_prompt_tokens=embedding_prompt_tokens,
+        embedding_completion_tokens=embedding_completion_tokens,
+        embedding_cost=embedding_cost,
+    )
+    _emit({"written": written})
+
+
+class _JsonLines:
+    """The events of a JSON Lines file, read lazily; it maps an event's index to its line."""
+
+    def __init__(self, source: IO[str]) -> None:
+        self.source = source
+        self.read = 0
+        self._blank_before: list[int] = []  # event indexes that had a blank line before them
+
+    def __iter__(self) -> Iterator[Any]:
+        for number, line in enumerate(self.source, 1):
+            if not line.strip():
+                self._blank_before.append(self.read)
+                continue
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValidationError.one("", f"line {number}: not valid JSON: {exc}") from None
+            self.read += 1
+            yield event
+
+    def line_of(self, index: int) -> int:
+        return index + 1 + bisect.bisect_right(self._blank_before, index)
+
+    def locate(self, exc: RegistryError) -> RegistryError:
+        """The same error, naming the line rather than the event index."""
+        if isinstance(exc, NotFoundError) and exc.index is not None:
+            return NotFoundError(f"{exc.name} (line {self.line_of(exc.index)})")
+        if isinstance(exc, ValidationError):
+            located = []
+            for path, message in exc.errors:
+                head, _, rest = path[1:].partition("/")
+                if head.isdigit():
+                    located.append((f"line {self.line_of(int(head))}: /{rest}", message))
+                else:
+                    located.append((path, message))
+            return type(exc)(located)
+        return exc
+
+
+@usage.command(name="import")
+@click.argument("file", type=click.File("r"))
+@_registry_options()
+@_token_option
+@click.pass_context
+def usage_import(
+    ctx: click.Context, file: IO[str], db: str | None, timeout: float, token: str | None
+) -> None:
+    """Record the events of a JSON Lines FILE (or -) all-or-nothing: one bad line rejects all."""
+    registry = _open_registry(ctx, db, False, timeout)
+    lines = _JsonLines(file)
+    events: Any = lines
+    size = _file_size(file)
+    if size and sys.stderr.isatty():
+        events = _with_progress(lines, file, size)
+    try:
+        written = registry.record_usage_many(events, token=token)
+    except RegistryError as exc:
+        raise lines.locate(exc) from None
+    click.echo(
+        f"read {lines.read} events from {file.name}: {written} new, "
+        f"{lines.read - written} recorded before",
+        err=True,
+    )
+    _emit({"read": lines.read, "written": written})
+
+
+def _file_size(file: IO[str]) -> int:
+    try:
+        return os.fstat(file.fileno()).st_size
+    except (OSError, ValueError):
+        return 0
+
+
+def _with_progress(events: _JsonLines, file: IO[str], size: int) -> Iterator[Any]:
+    with click.progressbar(length=size, label="importing", file=sys.stderr) as bar:
+        done = 0
+        for event in events:
+            yield event
+            if events.read % 1000 == 0:
+                position = os.lseek(file.fileno(), 0, os.SEEK_CUR)
+                bar.update(position - done)
+                done = position
+        bar.update(size - done)
+
+
+@cli.group()
+def token() -> None:
+    """Create and revoke bearer tokens."""
+
+
+@token.command(name="create")
+@click.argument("user_id")
+@_registry_options()
+@click.pass_context
+def token_create(ctx: click.Context, user_id: str, db: str | None, timeout: float) -> None:
+    """Create a token for USER_ID. It is printed once: store it now."""
+    secret = _open_registry(ctx, db, False, timeout).create_token(user_id)
+    _emit({"user_id": user_id, "token": secret})
+
+
+@token.command(name="revoke")
+@click.argument("secret", metavar="TOKEN")
+@_registry_options()
+@click.pass_context
+def token_revoke(ctx: click.Context, secret: str, db: str | None, timeout: float) -> None:
+    """Revoke TOKEN: from now on it is refused everywhere."""
+    _open_registry(ctx, db, False, timeout).revoke_token(secret)
+    _emit({"revoked": True, "at": times.render(times.now())})
+
+
+@cli.command(name="rebuild-rollups")
+@_registry_options()
+@click.pass_context
+def rebuild_rollups(ctx: click.Context, db: str | None, timeout: float) -> None:
+    """Recompute the hourly rollups from the usage events."""
+    _emit({"rollup_rows": _open_registry(ctx, db, False, timeout).rebuild_rollups()})
+
+
+@cli.command()
+@_registry_options()
+def where(db: str | None, timeout: float) -> None:
+    """Print the path of the registry file that commands use."""
+    click.echo(str(Path(db) if db else default_path()))
+
+
+def main() -> None:
+    cli(prog_name="qllm")

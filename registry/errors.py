@@ -1,0 +1,62 @@
+"""Every error a caller can cause is one of these; the CLI maps them to exit codes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+
+class RegistryError(Exception):
+    """Base class of every error the registry raises on purpose."""
+
+
+class ValidationError(RegistryError):
+    """Input broke a rule; ``errors`` lists every problem as ``(path, message)``."""
+
+    def __init__(self, errors: Iterable[tuple[str, str]]) -> None:
+        self.errors: list[tuple[str, str]] = list(errors)
+        super().__init__("\n".join(f"{path}: {message}" for path, message in self.errors))
+
+    @classmethod
+    def one(cls, path: str, message: str) -> ValidationError:
+        return cls([(path, message)])
+
+    def under(self, prefix: str) -> ValidationError:
+        """The same problems with ``prefix`` put in front of every path (``/3`` for event 3)."""
+        return type(self)((prefix + path, message) for path, message in self.errors)
+
+
+class ConflictError(ValidationError):
+    """A ``request_id`` was recorded before with different content."""
+
+
+class NotFoundError(RegistryError):
+    """No Query LLM is registered under that name; ``index`` is the event's, in a batch."""
+
+    def __init__(self, name: str, index: int | None = None) -> None:
+        self.name = name
+        self.index = index
+        where = "" if index is None else f"event {index}: "
+        super().__init__(f"{where}no Query LLM named {name}")
+
+
+class AuthenticationError(RegistryError):
+    """The token given is unknown or revoked."""
+
+
+class AuthorizationError(RegistryError):
+    """The call needs a token (``me``) and none was given."""
+
+
+class SchemaTooNewError(RegistryError):
+    """The file was migrated by a newer version of the registry; it is left untouched."""
+
+    def __init__(self, path: str, unknown: Sequence[str]) -> None:
+        self.unknown = list(unknown)
+        super().__init__(
+            f"{path} was written by a newer qllm (unknown migrations: "
+            f"{', '.join(self.unknown)}); upgrade qllm to use it"
+        )
+
+
+class StorageError(RegistryError):
+    """The database file cannot be used: locked too long, disk full, read-only or damaged."""

@@ -1,0 +1,246 @@
+"""The Query LLM domain model: spec sections 2 and 3, one field per line.
+
+Each field carries its rule in ``Annotated`` metadata (its range, its allowed
+values, the default that normalization drops); `registry._convert` reads the
+metadata to validate and normalize wire JSON. An instance is always in
+normalized form: dropped defaults are ``None``, sets are sorted tuples.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Annotated, Literal
+
+from attrs import field, frozen
+
+from registry.naming import Names, names
+
+INT32_MAX = 2_147_483_647
+WEIGHT_MAX = 1_000_000
+MAX_CANONICAL_BYTES = 64 * 1024  # spec 2.4
+
+Mode = Literal[
+    "generate",
+    "select_thinking",
+    "select_non_thinking",
+    "select_thinking_logprobs",
+    "select_non_thinking_logprobs",
+]
+LOGPROBS_MODES = frozenset({"select_thinking_logprobs", "select_non_thinking_logprobs"})
+Effort = Literal["none", "minimal", "low", "medium", "high", "xhigh"]
+Verbosity = Literal["low", "medium", "high"]
+DataCollection = Literal["allow", "deny"]
+ProviderSort = Literal["price", "throughput", "latency"]
+# Listed in the order normalization puts them in (spec 2.1).
+Quantization = Literal["int4", "int8", "fp4", "fp6", "fp8", "fp16", "bf16", "fp32", "unknown"]
+
+
+# --- field rules (read by registry._convert) ---------------------------------
+
+
+@frozen
+class Number:
+    """A JSON number (integral if ``integer``) in ``[lo, hi]``; ``drop`` holds the defaults."""
+
+    lo: float
+    hi: float
+    drop: tuple[float, ...] = ()
+    integer: bool = False
+    above_lo: bool = False  # the lower bound itself is not allowed
+
+
+def integer(lo: int, hi: int, drop: tuple[int, ...] = ()) -> Number:
+    return Number(lo, hi, drop, integer=True)
+
+
+@frozen
+class Choice:
+    """One of the strings of the field's ``Literal`` type; ``drop`` is the default."""
+
+    drop: str | None = None
+
+
+@frozen
+class Flag:
+    """A JSON boolean; ``drop`` is the default."""
+
+    drop: bool | None = None
+
+
+@frozen
+class Identifier:
+    """1 to 256 characters, no white space or control characters: model and user ids."""
+
+
+@frozen
+class Strings:
+    """An array of strings made into a set. ``order``: ``first`` keeps the first of
+    duplicates, ``sorted`` sorts by code point, ``listed`` follows the ``Literal``."""
+
+    order: Literal["first", "sorted", "listed"]
+    identifiers: bool = False
+
+
+@frozen
+class Stop:
+    """A non-empty string or an array of them; see spec section 2 on ``stop``."""
+
+
+@frozen
+class LogitBias:
+    """Token ids (decimal strings) to integers in [-100, 100]; zero entries are dropped."""
+
+
+# --- the model -----------------------------------------------------------------
+
+
+@frozen(kw_only=True)
+class Provider:
+    """OpenRouter provider preferences (spec 2.1)."""
+
+    order: Annotated[tuple[str, ...] | None, Strings("first")] = None
+    allow_fallbacks: Annotated[bool | None, Flag(drop=True)] = None
+    require_parameters: Annotated[bool | None, Flag(drop=False)] = None
+    data_collection: Annotated[DataCollection | None, Choice(drop="allow")] = None
+    only: Annotated[tuple[str, ...] | None, Strings("sorted")] = None
+    ignore: Annotated[tuple[str, ...] | None, Strings("sorted")] = None
+    quantizations: Annotated[tuple[Quantization, ...] | None, Strings("listed")] = None
+    sort: Annotated[ProviderSort | None, Choice()] = None
+
+
+@frozen(kw_only=True)
+class Reasoning:
+    """OpenRouter reasoning configuration (spec 2.2)."""
+
+    max_tokens: Annotated[int | None, integer(0, INT32_MAX, drop=(0,))] = None
+    effort: Annotated[Effort | None, Choice()] = None
+    enabled: Annotated[bool | None, Flag()] = None
+
+
+@frozen(kw_only=True)
+class StaticWeight:
+    """A fixed weight, 0 < weight <= 1e6."""
+
+    type: Literal["static"] = "static"
+    weight: Annotated[float, Number(0, WEIGHT_MAX, above_lo=True)]
+
+
+@frozen(kw_only=True)
+class TrainingTableWeight:
+    """A weight learned from a training table, between ``min_weight`` and ``max_weight``."""
+
+    type: Literal["training_table"] = "training_table"
+    base_weight: Annotated[float, Number(0, WEIGHT_MAX)]
+    min_weight: Annotated[float, Number(0, WEIGHT_MAX)]
+    max_weight: Annotated[float, Number(0, WEIGHT_MAX)]
+
+
+Weight = StaticWeight | TrainingTableWeight
+
+
+@frozen(kw_only=True)
+class QueryLlm:
+    """A validated Query LLM in normalized form; build one with `registry.validate`."""
+
+    id: Annotated[str, Identifier()]
+    mode: Annotated[Mode, Choice()]
+    select_top_logprobs: Annotated[int | None, integer(0, 20, drop=(0, 1))] = None
+    frequency_penalty: Annotated[float | None, Number(-2, 2, drop=(0,))] = None
+    logit_bias: Annotated[dict[str, int] | None, LogitBias()] = field(default=None, hash=False)
+    max_completion_tokens: Annotated[int | None, integer(0, INT32_MAX, drop=(0,))] = None
+    presence_penalty: Annotated[float | None, Number(-2, 2, drop=(0,))] = None
+    reasoning_effort: Annotated[Effort | None, Choice()] = None
+    stop: Annotated[str | tuple[str, ...] | None, Stop()] = None
+    temperature: Annotated[float | None, Number(0, 2, drop=(1,))] = None
+    top_p: Annotated[float | None, Number(0, 1, drop=(1,))] = None
+    max_tokens: Annotated[int | None, integer(0, INT32_MAX, drop=(0,))] = None
+    min_p: Annotated[float | None, Number(0, 1, drop=(0,))] = None
+    provider: Provider | None = None
+    reasoning: Reasoning | None = None
+    repetition_penalty: Annotated[float | None, Number(0, 2, drop=(1,))] = None
+    top_a: Annotated[float | None, Number(0, 1, drop=(0,))] = None
+    top_k: Annotated[int | None, integer(0, INT32_MAX, drop=(0,))] = None
+    verbosity: Annotated[Verbosity | None, Choice(drop="medium")] = None
+    models: Annotated[tuple[str, ...] | None, Strings("first", identifiers=True)] = None
+    weight: Weight
+
+    # The names are derived from the normalized form (spec section 4); the
+    # converter that writes that form imports this module, hence the late import.
+    @cached_property
+    def _names(self) -> Names:
+        from registry._convert import unstructure  # noqa: PLC0415 - see above
+
+        return names(unstructure(self))
+
+    @property
+    def canonical(self) -> bytes:
+        """The RFC 8785 bytes of the normalized form: what `name` hashes."""
+        return self._names.canonical
+
+    @property
+    def name(self) -> str:
+        """The 22-character content address of the whole Query LLM."""
+        return self._names.name
+
+    @property
+    def training_table_name(self) -> str | None:
+        """The content address of all but the weight; only for training-table weights."""
+        return self._names.training_table_name
+
+
+# --- usage events (spec section 6) ------------------------------------------------------
+
+MAX_TOKENS_PER_EVENT = 10**12
+MAX_CREDITS_PER_EVENT = 10**6
+NANO = 10**9  # costs are kept as integer nano-credits
+
+
+@frozen
+class Amount:
+    """A whole number of tokens, 0 to 10**12."""
+
+
+@frozen
+class Cost:
+    """Credits, 0 to 10**6, as an exact decimal (``str``, ``int``, ``float`` by its
+    shortest repr, or ``Decimal``) rounded half-even to 9 places: kept in nano-credits."""
+
+
+@frozen
+class Moment:
+    """An RFC 3339 time or aware ``datetime`` from 1970 to 9999, kept in UTC microseconds."""
+
+
+@frozen
+class Text:
+    """A non-empty string of at most 256 characters."""
+
+
+@frozen
+class QueryLlmName:
+    """A name: 22 base62 characters."""
+
+
+@frozen(kw_only=True)
+class UsageEvent:
+    """One request served with one registered Query LLM; the user comes from the token."""
+
+    name: Annotated[str, QueryLlmName()]
+    at: Annotated[int | None, Moment()] = None  # None: when it is recorded
+    request_id: Annotated[str | None, Text()] = None
+    chat_completion_tokens: Annotated[int, Amount()] = 0
+    chat_prompt_tokens: Annotated[int, Amount()] = 0
+    chat_cost: Annotated[int, Cost()] = 0
+    embedding_completion_tokens: Annotated[int, Amount()] = 0
+    embedding_prompt_tokens: Annotated[int, Amount()] = 0
+    embedding_cost: Annotated[int, Cost()] = 0
+
+
+AMOUNTS = (
+    "chat_completion_tokens",
+    "chat_prompt_tokens",
+    "chat_cost",
+    "embedding_completion_tokens",
+    "embedding_prompt_tokens",
+    "embedding_cost",
+)

@@ -1,0 +1,369 @@
+"""Usage events (spec 6) and the statistics over them (spec 7 and 9): all their SQL.
+
+Events are stored one row each, with costs in integer nano-credits. Every
+write also adds the events into ``usage_hourly`` (one row per Query LLM,
+hour and user) in the same transaction, so the two always agree. A window
+``[start, end)`` is answered from the whole hours inside it in the rollups,
+plus the raw events of the partial hours at its edges: the cost of a query
+grows with the hours it spans, not with the events in the file.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from datetime import datetime
+from decimal import Decimal
+from itertools import islice
+from typing import Any
+
+from attrs import frozen
+
+from registry import times
+from registry._convert import usage_event
+from registry.errors import ConflictError, NotFoundError, ValidationError
+from registry.model import AMOUNTS, NANO, UsageEvent
+
+HOUR = 3_600_000_000  # microseconds
+CHUNK = 2_000  # events validated and written per executemany
+SORTS = ("created", "requests", "tokens", "prompt_tokens", "completion_tokens", "cost")
+MAX_PAGE = 1000
+ANONYMOUS = ""  # the rollups' user_id for events recorded without a token
+
+_INSERT = f"""
+    INSERT INTO usage_events (name, user_id, at, request_id, {", ".join(AMOUNTS)})
+    VALUES ({", ".join("?" * (4 + len(AMOUNTS)))})"""
+_ROLL_UP = f"""
+    INSERT INTO usage_hourly (name, hour, user_id, requests, {", ".join(AMOUNTS)})
+    VALUES ({", ".join("?" * (4 + len(AMOUNTS)))})
+    ON CONFLICT (name, hour, user_id) DO UPDATE SET
+        requests = requests + excluded.requests,
+        {", ".join(f"{a} = {a} + excluded.{a}" for a in AMOUNTS)}"""
+_REBUILD = f"""
+    INSERT INTO usage_hourly (name, hour, user_id, requests, {", ".join(AMOUNTS)})
+    SELECT name, at - at % {HOUR}, COALESCE(user_id, '{ANONYMOUS}'), COUNT(*),
+        {", ".join(f"SUM({a})" for a in AMOUNTS)}
+    FROM usage_events GROUP BY 1, 2, 3"""
+
+Row = tuple[Any, ...]  # (name, user_id, at, request_id, *amounts): one usage_events row
+
+
+# --- recording ------------------------------------------------------------------------
+
+
+def record_many(
+    conn: sqlite3.Connection,
+    events: Iterable[Any],
+    user: str | None,
+    known_names: set[str],
+    *,
+    batch: bool = True,
+) -> int:
+    """Validate and insert ``events`` inside the caller's transaction; the number written.
+
+    Read in chunks, so a generator of any length is never held in memory.
+    With ``batch``, errors name the event's index (``/3/chat_cost``).
+    """
+    now = times.now()
+    written = 0
+    numbered = enumerate(events)
+    while chunk := list(islice(numbered, CHUNK)):
+        parsed = [(index, _parse(raw, index if batch else None)) for index, raw in chunk]
+        _check_names(conn, parsed, known_names, batch)
+        rows = _new_rows(conn, parsed, user, now, batch)
+        conn.executemany(_INSERT, rows)
+        conn.executemany(_ROLL_UP, _hourly(rows))
+        written += len(rows)
+    return written
+
+
+def _parse(raw: Any, index: int | None) -> UsageEvent:
+    try:
+        return usage_event(raw)
+    except ValidationError as exc:
+        raise (exc if index is None else exc.under(f"/{index}")) from None
+
+
+def _check_names(
+    conn: sqlite3.Connection,
+    parsed: list[tuple[int, UsageEvent]],
+    known: set[str],
+    batch: bool,
+) -> None:
+    # Names are never deleted, so a name seen once stays known for this process.
+    unseen = {event.name for _, event in parsed} - known
+    if unseen:
+        marks = ", ".join("?" * len(unseen))
+        found = conn.execute(f"SELECT name FROM query_llms WHERE name IN ({marks})", list(unseen))
+        known.update(name for (name,) in found)
+    for index, event in parsed:
+        if event.name not in known:
+            raise NotFoundError(event.name, index if batch else None)
+
+
+def _new_rows(
+    conn: sqlite3.Connection,
+    parsed: list[tuple[int, UsageEvent]],
+    user: str | None,
+    now: int,
+    batch: bool,
+) -> list[Row]:
+    """The rows to insert: a ``request_id`` seen before with the same content is skipped."""
+    ids = list({event.request_id for _, event in parsed if event.request_id is not None})
+    seen: dict[str, Row] = {}
+    if ids:
+        stored = conn.execute(
+            f"SELECT name, user_id, at, request_id, {', '.join(AMOUNTS)} FROM usage_events"
+            f" WHERE request_id IN ({', '.join('?' * len(ids))})",
+            ids,
+        )
+        seen = {row[3]: row for row in stored}
+    rows: list[Row] = []
+    for index, event in parsed:
+        row = (
+            event.name,
+            user,
+            now if event.at is None else event.at,
+            event.request_id,
+            event.chat_completion_tokens,
+            event.chat_prompt_tokens,
+            event.chat_cost,
+            event.embedding_completion_tokens,
+            event.embedding_prompt_tokens,
+            event.embedding_cost,
+        )
+        if event.request_id is None:
+            rows.append(row)
+            continue
+        before = seen.get(event.request_id)
+        if before is None:
+            seen[event.request_id] = row
+            rows.append(row)
+        elif not _same(before, row, event.at is None):
+            path = f"/{index}/request_id" if batch else "/request_id"
+            raise ConflictError.one(path, "was recorded before with different content")
+    return rows
+
+
+def _same(before: Row, row: Row, any_time: bool) -> bool:
+    # A retry that leaves out `at` means "the same request": its stored time stands.
+    if any_time:
+        return before[:2] == row[:2] and before[3:] == row[3:]
+    return before == row
+
+
+def _hourly(rows: list[Row]) -> list[Row]:
+    """The rows added up per Query LLM, hour and user: what the rollups gain."""
+    sums: dict[tuple[str, int, str], list[int]] = {}
+    for name, user, at, _, *amounts in rows:
+        key = (name, at - at % HOUR, ANONYMOUS if user is None else user)
+        total = sums.get(key)
+        if total is None:
+            sums[key] = [1, *amounts]
+        else:
+            total[0] += 1
+            for i, amount in enumerate(amounts, 1):
+                total[i] += amount
+    return [(*key, *total) for key, total in sums.items()]
+
+
+def rebuild_rollups(conn: sqlite3.Connection) -> int:
+    """Recompute ``usage_hourly`` from the events; the number of rollup rows."""
+    conn.execute("DELETE FROM usage_hourly")
+    conn.execute(_REBUILD)
+    (rows,) = conn.execute("SELECT COUNT(*) FROM usage_hourly").fetchone()
+    return int(rows)
+
+
+# --- windows -----------------------------------------------------------------------------
+
+
+@frozen
+class Window:
+    """The half-open range ``[start, end)`` of UTC microseconds; None is unbounded."""
+
+    start: int | None = None
+    end: int | None = None
+
+    @classmethod
+    def of(cls, start: str | datetime | None, end: str | datetime | None) -> Window:
+        problems: list[tuple[str, str]] = []
+        bounds: list[int | None] = []
+        for path, value in (("/from", start), ("/to", end)):
+            try:
+                bounds.append(None if value is None else times.parse(value))
+            except times.TimeError as exc:
+                problems.append((path, str(exc)))
+        if problems:
+            raise ValidationError(problems)
+        low, high = bounds
+        if low is not None and high is not None and low > high:
+            raise ValidationError.one("/from", "must not be later than to")
+        return cls(low, high)
+
+    def pieces(self) -> tuple[tuple[int | None, int | None] | None, list[tuple[int, int]]]:
+        """The whole hours for the rollups, and the partial hours for the raw events."""
+        start, end = self.start, self.end
+        first = None if start is None else -(-start // HOUR) * HOUR  # first whole hour
+        last = None if end is None else end - end % HOUR  # end of the last whole hour
+        if first is not None and last is not None and first >= last:
+            return None, [(start, end)] if start is not None and end is not None else []
+        edges = []
+        if start is not None and first is not None and start < first:
+            edges.append((start, first))
+        if end is not None and last is not None and last < end:
+            edges.append((last, end))
+        return (first, last), edges
+
+
+# --- statistics for one Query LLM ------------------------------------------------------------
+
+_SUMS = ", ".join(f"COALESCE(SUM({a}), 0)" for a in AMOUNTS)
+
+
+def totals(conn: sqlite3.Connection, name: str, user: str | None, window: Window) -> dict[str, Any]:
+    """Requests and sums for ``name`` in ``window`` (only ``user``'s events if given)."""
+    whole, edges = window.pieces()
+    mine = "" if user is None else " AND user_id = :user"
+    params: dict[str, Any] = {"name": name, "user": user}
+    result = [0] * (1 + len(AMOUNTS))
+    parts: list[Row] = []
+    if whole is not None:
+        hours = _range("hour", whole, params)
+        parts.append(
+            conn.execute(
+                f"SELECT COALESCE(SUM(requests), 0), {_SUMS} FROM usage_hourly"
+                f" WHERE name = :name{hours}{mine}",
+                params,
+            ).fetchone()
+        )
+    for low, high in edges:
+        parts.append(
+            conn.execute(
+                f"SELECT COUNT(*), {_SUMS} FROM usage_events"
+                f" WHERE name = :name AND at >= :low AND at < :high{mine}",
+                {**params, "low": low, "high": high},
+            ).fetchone()
+        )
+    for part in parts:
+        for i, value in enumerate(part):
+            result[i] += value
+    return {"requests": result[0]} | {
+        key: credits(value) if key.endswith("_cost") else value
+        for key, value in zip(AMOUNTS, result[1:], strict=True)
+    }
+
+
+def _range(column: str, bounds: tuple[int | None, int | None], params: dict[str, Any]) -> str:
+    sql = ""
+    if bounds[0] is not None:
+        params["first"] = bounds[0]
+        sql += f" AND {column} >= :first"
+    if bounds[1] is not None:
+        params["last"] = bounds[1]
+        sql += f" AND {column} < :last"
+    return sql
+
+
+def credits(nano: int) -> Decimal:
+    """Nano-credits as an exact Decimal of credits: 1000000000 is Decimal('1')."""
+    return Decimal(nano) / NANO
+
+
+# --- list and count -----------------------------------------------------------------------
+
+
+@frozen
+class Page:
+    """What `list` returns: ``count`` names from ``offset``, ordered by ``sort`` over ``window``."""
+
+    count: int
+    offset: int
+    sort: str
+    window: Window
+
+    @classmethod
+    def of(
+        cls,
+        count: Any,
+        offset: Any,
+        sort: Any,
+        start: str | datetime | None,
+        end: str | datetime | None,
+    ) -> Page:
+        problems = []
+        if count.__class__ is not int or not 1 <= count <= MAX_PAGE:
+            problems.append(("/count", f"must be an integer between 1 and {MAX_PAGE}"))
+        if offset.__class__ is not int or offset < 0:
+            problems.append(("/offset", "must be an integer, 0 or more"))
+        if sort not in SORTS:
+            problems.append(("/sort", "must be one of: " + ", ".join(SORTS)))
+        try:
+            window = Window.of(start, end)
+        except ValidationError as exc:
+            problems.extend(exc.errors)
+        if problems:
+            raise ValidationError(problems)
+        return cls(count, offset, sort, window)
+
+
+# Sort keys, summed per Query LLM: over rollup rows, and over raw event rows.
+_METRICS = {
+    "requests": ("requests", "1"),
+    "tokens": (
+        "chat_completion_tokens + chat_prompt_tokens"
+        " + embedding_completion_tokens + embedding_prompt_tokens",
+    )
+    * 2,
+    "prompt_tokens": ("chat_prompt_tokens + embedding_prompt_tokens",) * 2,
+    "completion_tokens": ("chat_completion_tokens + embedding_completion_tokens",) * 2,
+    "cost": ("chat_cost + embedding_cost",) * 2,
+}
+_MINE = (
+    " AND (q.user_id = :user OR q.name IN (SELECT name FROM usage_hourly WHERE user_id = :user))"
+)
+
+
+def ranked_names(conn: sqlite3.Connection, page: Page, user: str | None) -> list[str]:
+    """One page of names: newest first, or by usage over the window, largest first."""
+    params: dict[str, Any] = {"user": user, "count": page.count, "offset": page.offset}
+    mine = _MINE if user is not None else ""
+    if page.sort == "created":
+        sql = f"SELECT name FROM query_llms q WHERE 1 = 1{mine} ORDER BY created DESC, name"
+    else:
+        sql = (
+            f"SELECT q.name FROM query_llms q LEFT JOIN ({_usage_by_name(page, user, params)}) t"
+            f" ON t.name = q.name WHERE 1 = 1{mine} ORDER BY COALESCE(t.metric, 0) DESC, q.name"
+        )
+    rows = conn.execute(sql + " LIMIT :count OFFSET :offset", params)
+    return [name for (name,) in rows]
+
+
+def _usage_by_name(page: Page, user: str | None, params: dict[str, Any]) -> str:
+    rolled, raw = _METRICS[page.sort]
+    mine = "" if user is None else " AND user_id = :user"
+    whole, edges = page.window.pieces()
+    parts = []
+    if whole is not None:
+        hours = _range("hour", whole, params)
+        parts.append(f"SELECT name, {rolled} AS metric FROM usage_hourly WHERE 1 = 1{hours}{mine}")
+    mine = "" if user is None else " AND e.user_id = :user"
+    for i, (low, high) in enumerate(edges):
+        params[f"low{i}"], params[f"high{i}"] = low, high
+        # Joined with query_llms so that each name is a seek in (name, at).
+        parts.append(
+            f"SELECT e.name, {raw} AS metric FROM query_llms n JOIN usage_events e"
+            f" ON e.name = n.name AND e.at >= :low{i} AND e.at < :high{i}{mine}"
+        )
+    if not parts:
+        return "SELECT NULL AS name, 0 AS metric WHERE 0"
+    return f"SELECT name, SUM(metric) AS metric FROM ({' UNION ALL '.join(parts)}) GROUP BY name"
+
+
+def count_names(conn: sqlite3.Connection, user: str | None) -> int:
+    """How many Query LLMs are registered, or how many ``list(me=True)`` would return."""
+    mine = _MINE if user is not None else ""
+    (count,) = conn.execute(
+        f"SELECT COUNT(*) FROM query_llms q WHERE 1 = 1{mine}", {"user": user}
+    ).fetchone()
+    return int(count)
