@@ -11,6 +11,7 @@ fields and turn the collected errors into ``(path, message)`` pairs.
 from __future__ import annotations
 
 import difflib
+import json
 import math
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -590,8 +591,12 @@ def validate(body: Any) -> QueryLlm:
 
 
 def dump(llm: QueryLlm) -> dict[str, Any]:
-    """The response body of spec section 5 without metadata: normalized form and names."""
-    body = unstructure(llm)
+    """The response body of spec section 5 without metadata: normalized form and names.
+
+    The body is read back from the canonical bytes, so it is exactly what is
+    hashed and stored, keys in canonical order, and equal to what `get` returns.
+    """
+    body: dict[str, Any] = json.loads(llm.canonical)
     body["name"] = llm.name
     if llm.training_table_name is not None:
         body["training_table_name"] = llm.training_table_name

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The main job, end to end, on the default registry file (or $QLLM_DB):
+# register the example Query LLMs, import a week of usage by two users, then
+# ask for statistics. Safe to run again: nothing is registered or counted twice.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+run() {
+    printf '\n$ %s\n' "$*"
+    "$@"
+}
+field() {  # field KEY: read one key of the JSON object on stdin
+    python -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"
+}
+
+echo "registry file: $(qllm where)"
+
+printf '\n$ qllm token create alice   (and bob; a token is printed once, then only its hash is kept)\n'
+alice=$(qllm token create alice | field token)
+bob=$(qllm token create bob | field token)
+
+for body in query-llms/*.json; do
+    printf '\n$ qllm register %s --token "$alice"\n' "$body"
+    qllm register "$body" --token "$alice" | field name
+done
+name=$(qllm validate query-llms/claude-sonnet-select.json | field name)
+
+printf '\n$ qllm usage import usage-alice.jsonl --token "$alice"\n'
+qllm usage import usage-alice.jsonl --token "$alice" >/dev/null
+printf '\n$ qllm usage import usage-bob.jsonl --token "$bob"\n'
+qllm usage import usage-bob.jsonl --token "$bob" >/dev/null
+
+run qllm get "$name" --metadata --from 2026-11-18 --to 2026-11-20T12:00:00Z
+printf '\n$ qllm get %s --metadata --me --from 2026-11-18 --to 2026-11-20T12:00:00Z --token "$alice"\n' "$name"
+qllm get "$name" --metadata --me --from 2026-11-18 --to 2026-11-20T12:00:00Z --token "$alice"
+run qllm list --sort cost
+run qllm list --sort requests --from 2026-11-20 --to 2026-11-21 --count 3
+run qllm count
+
+printf '\n$ qllm token revoke "$alice"; qllm token revoke "$bob"\n'
+qllm token revoke "$alice" >/dev/null
+qllm token revoke "$bob" >/dev/null
+echo "done: the demo's tokens are revoked; the registry file keeps its Query LLMs and usage."
