@@ -308,12 +308,14 @@ def _amount_hook(rule: Amount, tp: Any) -> Callable[[Any, Any], int]:
     count = _number_hook(Number(0, MAX_TOKENS_PER_EVENT, integer=True), int)
 
     def hook(value: Any, _: Any) -> int:
+        if value.__class__ is int and 0 <= value <= MAX_TOKENS_PER_EVENT:
+            return value  # the common case, checked inline
         return 0 if value is None else int(count(value, None) or 0)
 
     return hook
 
 
-_PLAIN_DECIMAL = re.compile(r"(\d{1,7})(?:\.(\d{1,9}))?")
+_PLACE_SCALE = tuple(10 ** (9 - places) for places in range(10))
 _NINE_PLACES = Decimal("1e-9")
 _MAX_NANO = MAX_CREDITS_PER_EVENT * NANO
 
@@ -328,11 +330,8 @@ def nano_credits(value: Any) -> int:
             if not math.isfinite(value):
                 raise _Invalid.at(f"must be a number of credits, not {value}")
             value = repr(value)  # the shortest repr: 0.1 means one tenth
-        plain = _PLAIN_DECIMAL.fullmatch(value) if cls is not Decimal else None
-        if plain:  # the common case, without Decimal arithmetic
-            whole, places = plain.groups()
-            nano = int(whole) * NANO + (int(places.ljust(9, "0")) if places else 0)
-        else:
+        nano = _plain_nano(value) if cls is not Decimal else None
+        if nano is None:
             nano = _decimal_nano(value)
     else:
         raise _Invalid.at("must be a number of credits")
@@ -341,7 +340,24 @@ def nano_credits(value: Any) -> int:
     return int(nano)
 
 
+def _plain_nano(text: str) -> int | None:
+    """``123.456`` (ASCII digits, at most 9 places) in nano-credits; None for any other form."""
+    whole, dot, places = text.partition(".")
+    if not (whole.isascii() and whole.isdigit() and len(whole) <= 7):
+        return None
+    if not dot:
+        return int(whole) * NANO
+    if not (places.isascii() and places.isdigit() and len(places) <= 9):
+        return None
+    return int(whole) * NANO + int(places) * _PLACE_SCALE[len(places)]  # type: ignore[no-any-return]
+
+
+_DECIMAL_TEXT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
 def _decimal_nano(value: str | Decimal) -> int:
+    if isinstance(value, str) and not _DECIMAL_TEXT.fullmatch(value):
+        raise _Invalid.at("must be a number of credits, such as 0.0125")
     try:
         number = Decimal(value)
     except (InvalidOperation, ValueError):
@@ -459,12 +475,16 @@ def _problems(exc: ClassValidationError, fields: list[str]) -> list[tuple[Path, 
             problems.append((here, "is required"))
         elif isinstance(error, ForbiddenExtraKeysError):
             for key in sorted(error.extra_fields, key=str):
-                hint = difflib.get_close_matches(str(key), fields, n=1)
-                suffix = f" (did you mean {hint[0]!r}?)" if hint else ""
-                problems.append(((*here, str(key)), "unknown key" + suffix))
+                path, message = _unknown_key(key, fields)
+                problems.append(((*here, *path), message))
         else:  # a hook bug rather than bad input; still reported, never raised raw
             problems.append((here, f"invalid value ({error})"))
     return problems
+
+
+def _unknown_key(key: Any, fields: list[str]) -> tuple[Path, str]:
+    hint = difflib.get_close_matches(str(key), fields, n=1)
+    return (str(key),), "unknown key" + (f" (did you mean {hint[0]!r}?)" if hint else "")
 
 
 def _class_hook(
@@ -561,16 +581,42 @@ _converter.register_structure_hook(
 _query_llm = _class_hook(QueryLlm, _query_llm_rules)
 
 
-_usage_event = _class_hook(UsageEvent)
+# Usage events are the hot path (an import reads millions), so they skip the
+# generated class function and the attrs instance: the fields' own hooks fill
+# a list in `UsageEvent` field order directly. (resolve_types: the annotations are strings.)
+_EVENT: tuple[attrs.Attribute[Any], ...] = attrs.fields(attrs.resolve_types(UsageEvent))
+_EVENT_FIELDS = [a.name for a in _EVENT]
+_EVENT_HOOKS = {
+    a.name: (position, _converter.get_structure_hook(a.type), a.type)
+    for position, a in enumerate(_EVENT)
+}
+_EVENT_DEFAULTS = [None if a.default is attrs.NOTHING else a.default for a in _EVENT]
 
 
-def usage_event(raw: Any) -> UsageEvent:
-    """Validate one usage event (spec 6): amounts, costs in nano-credits, ``at`` in microseconds."""
-    try:
-        event = _usage_event(raw, None)
-    except _Invalid as exc:
-        raise ValidationError((pointer(path), message) for path, message in exc.problems) from None
-    return cast(UsageEvent, event)
+def usage_values(raw: Any) -> list[Any]:
+    """One usage event (spec 6), validated: the values of `UsageEvent`'s fields, in order.
+
+    Costs are in nano-credits; ``at`` is in UTC microseconds, or None for "now".
+    """
+    if not isinstance(raw, dict):
+        raise ValidationError.one("", "must be an object")
+    values = _EVENT_DEFAULTS.copy()
+    problems: list[tuple[Path, str]] = []
+    for key, value in raw.items():
+        field = _EVENT_HOOKS.get(key)
+        if field is None:
+            problems.append(_unknown_key(key, _EVENT_FIELDS))
+            continue
+        position, hook, tp = field
+        try:
+            values[position] = hook(value, tp)
+        except _Invalid as exc:
+            problems.extend(((key, *path), message) for path, message in exc.problems)
+    if values[0] is None and "name" not in raw:
+        problems.append((("name",), "is required"))
+    if problems:
+        raise ValidationError((pointer(path), message) for path, message in problems)
+    return values
 
 
 def validate(body: Any) -> QueryLlm:

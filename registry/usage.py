@@ -20,9 +20,9 @@ from typing import Any
 from attrs import frozen
 
 from registry import times
-from registry._convert import usage_event
+from registry._convert import usage_values
 from registry.errors import ConflictError, NotFoundError, ValidationError
-from registry.model import AMOUNTS, NANO, UsageEvent
+from registry.model import AMOUNTS, NANO
 
 HOUR = 3_600_000_000  # microseconds
 CHUNK = 2_000  # events validated and written per executemany
@@ -32,7 +32,8 @@ ANONYMOUS = ""  # the rollups' user_id for events recorded without a token
 
 _INSERT = f"""
     INSERT INTO usage_events (name, user_id, at, request_id, {", ".join(AMOUNTS)})
-    VALUES ({", ".join("?" * (4 + len(AMOUNTS)))})"""
+    VALUES ({", ".join("?" * (4 + len(AMOUNTS)))})
+    ON CONFLICT (request_id) DO NOTHING"""
 _ROLL_UP = f"""
     INSERT INTO usage_hourly (name, hour, user_id, requests, {", ".join(AMOUNTS)})
     VALUES ({", ".join("?" * (4 + len(AMOUNTS)))})
@@ -68,102 +69,103 @@ def record_many(
     written = 0
     numbered = enumerate(events)
     while chunk := list(islice(numbered, CHUNK)):
-        parsed = [(index, _parse(raw, index if batch else None)) for index, raw in chunk]
-        _check_names(conn, parsed, known_names, batch)
-        rows = _new_rows(conn, parsed, user, now, batch)
+        rows: list[Row] = []
+        timeless: set[int] = set()  # positions in the chunk of events without `at`
+        for index, raw in chunk:
+            try:
+                name, at, *rest = usage_values(raw)
+            except ValidationError as exc:
+                raise (exc.under(f"/{index}") if batch else exc) from None
+            if at is None:
+                timeless.add(len(rows))
+                at = now
+            rows.append((name, user, at, *rest))
+        _check_names(conn, chunk, rows, known_names, batch)
+        (last_id,) = conn.execute("SELECT COALESCE(MAX(id), 0) FROM usage_events").fetchone()
+        before = conn.total_changes
         conn.executemany(_INSERT, rows)
+        if conn.total_changes - before < len(rows):  # some request_ids were seen before
+            rows = _inserted(conn, chunk, rows, timeless, last_id, batch)
         conn.executemany(_ROLL_UP, _hourly(rows))
         written += len(rows)
     return written
 
 
-def _parse(raw: Any, index: int | None) -> UsageEvent:
-    try:
-        return usage_event(raw)
-    except ValidationError as exc:
-        raise (exc if index is None else exc.under(f"/{index}")) from None
-
-
 def _check_names(
     conn: sqlite3.Connection,
-    parsed: list[tuple[int, UsageEvent]],
+    chunk: list[tuple[int, Any]],
+    rows: list[Row],
     known: set[str],
     batch: bool,
 ) -> None:
     # Names are never deleted, so a name seen once stays known for this process.
-    unseen = {event.name for _, event in parsed} - known
-    if unseen:
-        marks = ", ".join("?" * len(unseen))
-        found = conn.execute(f"SELECT name FROM query_llms WHERE name IN ({marks})", list(unseen))
-        known.update(name for (name,) in found)
-    for index, event in parsed:
-        if event.name not in known:
-            raise NotFoundError(event.name, index if batch else None)
+    unseen = {row[0] for row in rows} - known
+    if not unseen:
+        return
+    marks = ", ".join("?" * len(unseen))
+    found = conn.execute(f"SELECT name FROM query_llms WHERE name IN ({marks})", list(unseen))
+    known.update(name for (name,) in found)
+    for (index, _), row in zip(chunk, rows, strict=True):
+        if row[0] not in known:
+            raise NotFoundError(row[0], index if batch else None)
 
 
-def _new_rows(
+def _inserted(
     conn: sqlite3.Connection,
-    parsed: list[tuple[int, UsageEvent]],
-    user: str | None,
-    now: int,
+    chunk: list[tuple[int, Any]],
+    rows: list[Row],
+    timeless: set[int],
+    last_id: int,
     batch: bool,
 ) -> list[Row]:
-    """The rows to insert: a ``request_id`` seen before with the same content is skipped."""
-    ids = list({event.request_id for _, event in parsed if event.request_id is not None})
-    seen: dict[str, Row] = {}
-    if ids:
+    """The rows the insert kept; each one it skipped must repeat its stored event exactly.
+
+    ``ON CONFLICT (request_id) DO NOTHING`` skipped them in order, so of rows
+    sharing a ``request_id`` the first new one is the one kept.
+    """
+    kept = {
+        request_id
+        for (request_id,) in conn.execute(
+            "SELECT request_id FROM usage_events WHERE id > ? AND request_id IS NOT NULL",
+            [last_id],
+        )
+    }
+    result = []
+    for position, ((index, _), row) in enumerate(zip(chunk, rows, strict=True)):
+        request_id = row[3]
+        if request_id is None or request_id in kept:
+            kept.discard(request_id)
+            result.append(row)
+            continue
         stored = conn.execute(
             f"SELECT name, user_id, at, request_id, {', '.join(AMOUNTS)} FROM usage_events"
-            f" WHERE request_id IN ({', '.join('?' * len(ids))})",
-            ids,
-        )
-        seen = {row[3]: row for row in stored}
-    rows: list[Row] = []
-    for index, event in parsed:
-        row = (
-            event.name,
-            user,
-            now if event.at is None else event.at,
-            event.request_id,
-            event.chat_completion_tokens,
-            event.chat_prompt_tokens,
-            event.chat_cost,
-            event.embedding_completion_tokens,
-            event.embedding_prompt_tokens,
-            event.embedding_cost,
-        )
-        if event.request_id is None:
-            rows.append(row)
-            continue
-        before = seen.get(event.request_id)
-        if before is None:
-            seen[event.request_id] = row
-            rows.append(row)
-        elif not _same(before, row, event.at is None):
+            " WHERE request_id = ?",
+            [request_id],
+        ).fetchone()
+        # A retry that leaves out `at` means "the same request": its stored time stands.
+        same = stored[:2] == row[:2] and stored[3:] == row[3:]
+        if not same or (position not in timeless and stored[2] != row[2]):
             path = f"/{index}/request_id" if batch else "/request_id"
             raise ConflictError.one(path, "was recorded before with different content")
-    return rows
-
-
-def _same(before: Row, row: Row, any_time: bool) -> bool:
-    # A retry that leaves out `at` means "the same request": its stored time stands.
-    if any_time:
-        return before[:2] == row[:2] and before[3:] == row[3:]
-    return before == row
+    return result
 
 
 def _hourly(rows: list[Row]) -> list[Row]:
     """The rows added up per Query LLM, hour and user: what the rollups gain."""
     sums: dict[tuple[str, int, str], list[int]] = {}
-    for name, user, at, _, *amounts in rows:
+    for name, user, at, _, a, b, c, d, e, f in rows:
         key = (name, at - at % HOUR, ANONYMOUS if user is None else user)
         total = sums.get(key)
         if total is None:
-            sums[key] = [1, *amounts]
+            sums[key] = [1, a, b, c, d, e, f]
         else:
             total[0] += 1
-            for i, amount in enumerate(amounts, 1):
-                total[i] += amount
+            total[1] += a
+            total[2] += b
+            total[3] += c
+            total[4] += d
+            total[5] += e
+            total[6] += f
     return [(*key, *total) for key, total in sums.items()]
 
 
