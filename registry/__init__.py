@@ -18,6 +18,7 @@ from registry.model import (
     StaticWeight,
     TrainingTableWeight,
 )
+from registry.storage import Registry, default_path
 
 __all__ = [
     "AuthenticationError",
@@ -27,12 +28,14 @@ __all__ = [
     "Provider",
     "QueryLlm",
     "Reasoning",
+    "Registry",
     "RegistryError",
     "SchemaTooNewError",
     "StaticWeight",
     "StorageError",
     "TrainingTableWeight",
     "ValidationError",
+    "default_path",
     "dump",
     "validate",
 ]

@@ -482,6 +482,11 @@ def _problems(exc: ClassValidationError, fields: list[str]) -> list[tuple[Path, 
     return problems
 
 
+def _error(problems: list[tuple[Path, str]]) -> ValidationError:
+    """The problems as a `ValidationError`, ordered by path so that reports are stable."""
+    return ValidationError(sorted((pointer(path), message) for path, message in problems))
+
+
 def _unknown_key(key: Any, fields: list[str]) -> tuple[Path, str]:
     hint = difflib.get_close_matches(str(key), fields, n=1)
     return (str(key),), "unknown key" + (f" (did you mean {hint[0]!r}?)" if hint else "")
@@ -615,7 +620,7 @@ def usage_values(raw: Any) -> list[Any]:
     if values[0] is None and "name" not in raw:
         problems.append((("name",), "is required"))
     if problems:
-        raise ValidationError((pointer(path), message) for path, message in problems)
+        raise _error(problems)
     return values
 
 
@@ -628,7 +633,7 @@ def validate(body: Any) -> QueryLlm:
     try:
         llm = _query_llm(body, None)
     except _Invalid as exc:
-        raise ValidationError((pointer(path), message) for path, message in exc.problems) from None
+        raise _error(exc.problems) from None
     assert isinstance(llm, QueryLlm)
     size = len(llm.canonical)
     if size > MAX_CANONICAL_BYTES:

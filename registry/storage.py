@@ -123,6 +123,9 @@ class Registry:
         # isolation_level=None: no implicit transactions; every one is explicit here.
         conn = sqlite3.connect(uri, uri=True, timeout=self.timeout, isolation_level=None)
         conn.execute("PRAGMA foreign_keys = ON")
+        # FULL: in WAL mode, each commit is synced, so a committed event survives
+        # a power cut too, not only a crash of the process.
+        conn.execute("PRAGMA synchronous = FULL")
         return conn
 
     def _create_file(self) -> None:
