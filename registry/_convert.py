@@ -296,7 +296,9 @@ def _logit_bias_hook(rule: LogitBias, tp: Any) -> Callable[[Any, Any], dict[str,
                 kept[key] = int(number)
         if problems:
             raise _Invalid(problems)
-        return {key: kept[key] for key in sorted(kept, key=int)} or None
+        # Token ids have no leading zeros, so (length, text) is numeric order; int() would
+        # refuse ids of more than 4300 digits.
+        return {key: kept[key] for key in sorted(kept, key=lambda k: (len(k), k))} or None
 
     return hook
 
@@ -325,6 +327,8 @@ def nano_credits(value: Any) -> int:
     cls = value.__class__
     if cls is int:
         nano = value * NANO
+    elif cls is float and 0 <= value <= MAX_CREDITS_PER_EVENT and _near_nano(value):
+        nano = round(value * 1e9)
     elif cls is float or cls is str or cls is Decimal:
         if cls is float:
             if not math.isfinite(value):
@@ -338,6 +342,19 @@ def nano_credits(value: Any) -> int:
     if not 0 <= nano <= _MAX_NANO:
         raise _Invalid.at(f"must be between 0 and {MAX_CREDITS_PER_EVENT} credits")
     return int(nano)
+
+
+def _near_nano(value: float) -> bool:
+    """Whether ``round(value * 1e9)`` is exactly what reading ``repr(value)`` would give.
+
+    For 0 <= value <= 1e6, the shortest repr is within half an ulp (1.2e-10) of
+    the float, and the product within 0.125 of its exact value; so when the
+    product lies within 0.001 of an integer, the repr scaled by 1e9 lies within
+    0.25 of that integer, and rounding it half-even to 9 places gives that
+    integer. (Tested against the repr path in tests/test_usage_values.py.)
+    """
+    scaled = value * 1e9
+    return abs(scaled - round(scaled)) < 1e-3
 
 
 def _plain_nano(text: str) -> int | None:
@@ -496,12 +513,15 @@ def _class_hook(
     cl: Any,
     cross: CrossRule | None = None,
     finish: Callable[[Any], Any] | None = None,
+    optional: bool = False,
 ) -> Callable[[Any, Any], Any]:
     base = make_dict_structure_fn(cl, _converter)
     fields = [a.name for a in attrs.fields(cl)]
     known = frozenset(fields)
 
     def hook(value: Any, _: Any) -> Any:
+        if value is None and optional:
+            return None  # null for an optional key means the same as leaving it out
         if not isinstance(value, dict):
             raise _Invalid.at("must be an object")
         problems: list[tuple[Path, str]] = []
@@ -578,9 +598,11 @@ def _weight(value: Any, _: Any) -> Weight | None:
 
 
 _converter.register_structure_hook(Weight, _weight)
-_converter.register_structure_hook(Provider | None, _class_hook(Provider, finish=_finish_provider))
 _converter.register_structure_hook(
-    Reasoning | None, _class_hook(Reasoning, _reasoning_rules, _finish_reasoning)
+    Provider | None, _class_hook(Provider, finish=_finish_provider, optional=True)
+)
+_converter.register_structure_hook(
+    Reasoning | None, _class_hook(Reasoning, _reasoning_rules, _finish_reasoning, optional=True)
 )
 # Last: a generated function binds the hooks registered when it is made.
 _query_llm = _class_hook(QueryLlm, _query_llm_rules)
@@ -591,17 +613,21 @@ _query_llm = _class_hook(QueryLlm, _query_llm_rules)
 # a list in `UsageEvent` field order directly. (resolve_types: the annotations are strings.)
 _EVENT: tuple[attrs.Attribute[Any], ...] = attrs.fields(attrs.resolve_types(UsageEvent))
 _EVENT_FIELDS = [a.name for a in _EVENT]
+# Row positions: the user (slot 1) is not an event field; it comes from the token.
 _EVENT_HOOKS = {
-    a.name: (position, _converter.get_structure_hook(a.type), a.type)
+    a.name: (position + (position > 0), _converter.get_structure_hook(a.type), a.type)
     for position, a in enumerate(_EVENT)
 }
 _EVENT_DEFAULTS = [None if a.default is attrs.NOTHING else a.default for a in _EVENT]
+_EVENT_DEFAULTS.insert(1, None)
 
 
 def usage_values(raw: Any) -> list[Any]:
-    """One usage event (spec 6), validated: the values of `UsageEvent`'s fields, in order.
+    """One usage event (spec 6), validated, as a ``usage_events`` row to complete:
+    ``[name, None, at, request_id, *amounts]``.
 
-    Costs are in nano-credits; ``at`` is in UTC microseconds, or None for "now".
+    The caller fills in the user (slot 1) and, where ``at`` is None, the time of
+    recording. Costs are in nano-credits; ``at`` is in UTC microseconds.
     """
     if not isinstance(raw, dict):
         raise ValidationError.one("", "must be an object")

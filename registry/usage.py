@@ -46,7 +46,7 @@ _REBUILD = f"""
         {", ".join(f"SUM({a})" for a in AMOUNTS)}
     FROM usage_events GROUP BY 1, 2, 3"""
 
-Row = tuple[Any, ...]  # (name, user_id, at, request_id, *amounts): one usage_events row
+Row = list[Any]  # [name, user_id, at, request_id, *amounts]: one usage_events row
 
 
 # --- recording ------------------------------------------------------------------------
@@ -73,13 +73,14 @@ def record_many(
         timeless: set[int] = set()  # positions in the chunk of events without `at`
         for index, raw in chunk:
             try:
-                name, at, *rest = usage_values(raw)
+                row = usage_values(raw)
             except ValidationError as exc:
                 raise (exc.under(f"/{index}") if batch else exc) from None
-            if at is None:
+            row[1] = user
+            if row[2] is None:
                 timeless.add(len(rows))
-                at = now
-            rows.append((name, user, at, *rest))
+                row[2] = now
+            rows.append(row)
         _check_names(conn, chunk, rows, known_names, batch)
         (last_id,) = conn.execute("SELECT COALESCE(MAX(id), 0) FROM usage_events").fetchone()
         before = conn.total_changes
@@ -143,7 +144,7 @@ def _inserted(
             [request_id],
         ).fetchone()
         # A retry that leaves out `at` means "the same request": its stored time stands.
-        same = stored[:2] == row[:2] and stored[3:] == row[3:]
+        same = stored[:2] == tuple(row[:2]) and stored[3:] == tuple(row[3:])
         if not same or (position not in timeless and stored[2] != row[2]):
             path = f"/{index}/request_id" if batch else "/request_id"
             raise ConflictError.one(path, "was recorded before with different content")
@@ -166,7 +167,7 @@ def _hourly(rows: list[Row]) -> list[Row]:
             total[4] += d
             total[5] += e
             total[6] += f
-    return [(*key, *total) for key, total in sums.items()]
+    return [[*key, *total] for key, total in sums.items()]
 
 
 def rebuild_rollups(conn: sqlite3.Connection) -> int:
@@ -229,7 +230,7 @@ def totals(conn: sqlite3.Connection, name: str, user: str | None, window: Window
     mine = "" if user is None else " AND user_id = :user"
     params: dict[str, Any] = {"name": name, "user": user}
     result = [0] * (1 + len(AMOUNTS))
-    parts: list[Row] = []
+    parts: list[tuple[int, ...]] = []
     if whole is not None:
         hours = _range("hour", whole, params)
         parts.append(

@@ -1,0 +1,462 @@
+"""``make bench``: the registry's figures next to raw ``sqlite3`` doing the same work, in one run.
+
+Raw sqlite3 is the floor: the same rows into the same schema with the same
+pragmas (WAL, synchronous=FULL, foreign keys on), with no validation; for
+queries, a covering index on ``(name, at, user_id, amounts)`` that the
+registry does not have (it keeps hourly rollups instead). Ratios are
+registry speed / raw speed (above 1: the registry is faster).
+
+    python bench/bench.py            # the full run (several minutes)
+    python bench/bench.py --quick    # small sizes, to check the script works
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import rfc8785
+import xxhash
+
+import registry
+from registry import times, usage
+
+ROOT = Path(__file__).resolve().parent.parent
+START = times.parse("2026-01-01T00:00:00Z")
+HOUR = 3_600_000_000
+COVERING = (
+    "CREATE INDEX events_covering ON usage_events (name, at, user_id, chat_completion_tokens,"
+    " chat_prompt_tokens, chat_cost, embedding_completion_tokens, embedding_prompt_tokens,"
+    " embedding_cost)"
+)
+SUMS = (
+    "SELECT COUNT(*), SUM(chat_completion_tokens), SUM(chat_prompt_tokens), SUM(chat_cost),"
+    " SUM(embedding_completion_tokens), SUM(embedding_prompt_tokens), SUM(embedding_cost)"
+    " FROM usage_events INDEXED BY events_covering WHERE name = ?"
+)
+
+Row = tuple[Any, ...]
+results: list[tuple[str, str, str, float, str, bool | None]] = []
+
+
+def record(what: str, ours: str, raw: str, ratio: float, goal: str, ok: bool | None) -> None:
+    results.append((what, ours, raw, ratio, goal, ok))
+    mark = "" if ok is None else ("  ok" if ok else "  MISSED")
+    print(f"  {what}: qllm {ours}, raw {raw}, ratio {ratio:.2f} (goal {goal}){mark}", flush=True)
+
+
+def body(i: int) -> dict[str, Any]:
+    return {"id": f"bench/model-{i}", "mode": "generate", "weight": {"type": "static", "weight": 1}}
+
+
+def events(names: list[str], count: int, hours: int, seed: int = 1) -> Iterator[dict[str, Any]]:
+    """``count`` events spread evenly over ``hours``, as a gateway would log them."""
+    rng = random.Random(seed)
+    step = hours * HOUR // count
+    for i in range(count):
+        prompt = rng.randrange(100, 4000)
+        yield {
+            "name": names[rng.randrange(len(names))],
+            "at": times.render(START + i * step + rng.randrange(step)),
+            "request_id": f"req-{seed}-{i}",
+            "chat_prompt_tokens": prompt,
+            "chat_completion_tokens": rng.randrange(10, 800),
+            "chat_cost": f"{prompt * 25 / 10**7:.7f}",
+            "embedding_prompt_tokens": 64,
+            "embedding_cost": 0.0000013,
+        }
+
+
+def raw_row(event: dict[str, Any], user: str | None) -> Row:
+    """The same event as the row the registry writes, computed without validation."""
+    return (
+        event["name"],
+        user,
+        times.parse(event["at"]),
+        event["request_id"],
+        event["chat_completion_tokens"],
+        event["chat_prompt_tokens"],
+        round(float(event["chat_cost"]) * 10**9),
+        0,
+        event["embedding_prompt_tokens"],
+        round(event["embedding_cost"] * 10**9),
+    )
+
+
+def raw_connection(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+def fresh(work: Path, label: str, llms: int) -> tuple[registry.Registry, list[str]]:
+    """A new registry file with ``llms`` Query LLMs registered."""
+    path = work / f"{label}.db"
+    reg = registry.Registry(path)
+    names = [reg.register(body(i)).name for i in range(llms)]
+    return reg, names
+
+
+def timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> float:
+    start = time.perf_counter()
+    fn(*args, **kwargs)
+    return time.perf_counter() - start
+
+
+def median_time(runs: int, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> float:
+    return statistics.median(timed(fn, *args, **kwargs) for _ in range(runs))
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.2f} ms"
+
+
+def per_second(count: int, seconds: float) -> str:
+    return f"{count / seconds:,.0f}/s"
+
+
+# --- the measurements ----------------------------------------------------------------------
+
+
+def repeat(rounds: int, fn: Callable[[], None]) -> None:
+    for _ in range(rounds):
+        fn()
+
+
+def bench_validate(count: int) -> None:
+    """Validate-and-name against the bare rfc8785 + XXH3-128 of the same normalized dicts."""
+    bodies = [json.loads(p.read_text()) for p in sorted((ROOT / "examples/query-llms").glob("*"))]
+    vectors = json.loads((ROOT / "tests/fixtures/vectors.json").read_text())
+    bodies += [case["body"] for case in vectors["valid"]]
+    normalized = []
+    for b in bodies:
+        d = registry.dump(registry.validate(b))
+        d.pop("name")
+        training = d.pop("training_table_name", None) is not None
+        normalized.append((d, training))
+    rounds = max(1, count // len(bodies))
+
+    def ours() -> None:
+        for b in bodies:
+            llm = registry.validate(b)
+            llm.name  # noqa: B018 - computing the names is the point
+            llm.training_table_name  # noqa: B018
+
+    def floor() -> None:
+        for d, training in normalized:
+            xxhash.xxh3_128_intdigest(rfc8785.dumps(d))
+            if training:
+                xxhash.xxh3_128_intdigest(
+                    rfc8785.dumps({k: v for k, v in d.items() if k != "weight"})
+                )
+
+    t_ours = min(timed(repeat, rounds, ours) for _ in range(3))
+    t_floor = min(timed(repeat, rounds, floor) for _ in range(3))
+    n = rounds * len(bodies)
+    ratio = t_floor / t_ours
+    record(
+        "validate + name (bodies/s)",
+        per_second(n, t_ours),
+        per_second(n, t_floor),
+        ratio,
+        ">= 0.5",
+        ratio >= 0.5,
+    )
+
+
+def bench_batch_ingest(work: Path, count: int) -> registry.Registry:
+    """record_usage_many from a generator vs raw executemany, one transaction each."""
+    reg, names = fresh(work, "ingest", 20)
+    hours = 24 * 10
+    # Making the input is neither side's work: its cost is measured and taken out.
+    t_input = timed(lambda: sum(1 for _ in events(names, count, hours)))
+    t_rows = timed(lambda: sum(1 for e in events(names, count, hours) if raw_row(e, None)))
+    t_ours = timed(lambda: reg.record_usage_many(events(names, count, hours))) - t_input
+    raw_path = work / "ingest-raw.db"
+    registry.Registry(raw_path).close()  # the same schema
+    conn = raw_connection(raw_path)
+    conn.executemany(
+        "INSERT INTO query_llms (name, body, model, mode, weight_type, created)"
+        " VALUES (?, '{}', 'm', 'generate', 'static', 0)",
+        [(n,) for n in names],
+    )
+
+    def raw() -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(usage._INSERT, (raw_row(e, None) for e in events(names, count, hours)))
+        conn.execute("COMMIT")
+
+    t_raw = timed(raw) - t_rows
+    conn.close()
+    ratio = t_raw / t_ours
+    record(
+        f"batch ingest, {count:,} events (events/s)",
+        per_second(count, t_ours),
+        per_second(count, t_raw),
+        ratio,
+        ">= 0.5",
+        ratio >= 0.5,
+    )
+    return reg
+
+
+def bench_single(work: Path, count: int) -> None:
+    """record_usage, one transaction each, vs raw one-row transactions."""
+    reg, names = fresh(work, "single", 1)
+    token = reg.create_token("alice")
+    at = "2026-01-01T10:00:00Z"
+    t_ours = timed(
+        lambda: [
+            reg.record_usage(
+                names[0],
+                token=token,
+                at=at,
+                request_id=f"s{i}",
+                chat_prompt_tokens=10,
+                chat_cost="0.001",
+            )
+            for i in range(count)
+        ]
+    )
+    conn = raw_connection(reg.path)
+    micros = times.parse(at)
+
+    def raw() -> None:
+        for i in range(count):
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(
+                usage._INSERT, (names[0], "alice", micros, f"raw{i}", 0, 10, 1_000_000, 0, 0, 0)
+            )
+            conn.execute("COMMIT")
+
+    t_raw = timed(raw)
+    conn.close()
+    reg.close()
+    ratio = t_raw / t_ours
+    record(
+        f"single events, {count:,} transactions (events/s)",
+        per_second(count, t_ours),
+        per_second(count, t_raw),
+        ratio,
+        ">= 0.5",
+        ratio >= 0.5,
+    )
+
+
+def covering_copy(reg: registry.Registry, work: Path, label: str) -> sqlite3.Connection:
+    """The registry's events in a file of their own, with a covering index (the raw baseline)."""
+    path = work / f"{label}-covering.db"
+    shutil.copy(reg.path, path)
+    for suffix in ("-wal", "-shm"):
+        if Path(str(reg.path) + suffix).exists():
+            shutil.copy(str(reg.path) + suffix, str(path) + suffix)
+    conn = raw_connection(path)
+    conn.execute(COVERING)
+    conn.execute("ANALYZE")
+    return conn
+
+
+def raw_window(conn: sqlite3.Connection, name: str, start: int, end: int) -> Row:
+    return conn.execute(SUMS + " AND at >= ? AND at < ?", (name, start, end)).fetchone()  # type: ignore[no-any-return]
+
+
+def bench_window(reg: registry.Registry, work: Path, runs: int) -> None:
+    """One Query LLM's statistics over a one-day window with ragged edges."""
+    conn = covering_copy(reg, work, "window")
+    name = reg.list(count=1, sort="requests")[0]
+    start, end = START + 3 * 24 * HOUR + HOUR // 2, START + 4 * 24 * HOUR + HOUR // 2 + 17_000_000
+    text = (times.render(start), times.render(end))
+    got = reg.get(name, metadata=True, start=text[0], end=text[1])
+    assert got["requests"] == raw_window(conn, name, start, end)[0], "the two disagree"
+    t_ours = median_time(runs, reg.get, name, metadata=True, start=text[0], end=text[1])
+    t_raw = median_time(runs, raw_window, conn, name, start, end)
+    conn.close()
+    ratio = t_raw / t_ours
+    record(
+        "window statistics, 1 of 20 Query LLMs, 1M-event file",
+        ms(t_ours),
+        ms(t_raw),
+        ratio,
+        "<= 2x raw (>= 0.5)",
+        ratio >= 0.5,
+    )
+
+
+def raw_all_time(conn: sqlite3.Connection, name: str) -> Row:
+    return conn.execute(SUMS, (name,)).fetchone()  # type: ignore[no-any-return]
+
+
+def bench_hot(work: Path, count: int, runs: int) -> None:
+    """All-time statistics of a Query LLM holding every event of the file."""
+    reg, names = fresh(work, "hot", 1)
+    reg.record_usage_many(events(names, count, 24 * 30))
+    conn = covering_copy(reg, work, "hot")
+    assert reg.get(names[0], metadata=True)["requests"] == conn.execute(SUMS, names).fetchone()[0]
+    t_ours = median_time(runs, reg.get, names[0], metadata=True)
+    t_raw = median_time(max(3, runs // 10), raw_all_time, conn, names[0])
+    conn.close()
+    reg.close()
+    ratio = t_raw / t_ours
+    record(
+        f"all-time statistics, hot Query LLM, {count:,} events",
+        ms(t_ours),
+        ms(t_raw),
+        ratio,
+        "> 1 (faster than raw)",
+        ratio > 1,
+    )
+
+
+def bench_list(work: Path, count: int, runs: int) -> None:
+    """list sorted by cost over 1,000 Query LLMs, all time and over a window."""
+    reg, names = fresh(work, "list", 1000)
+    reg.record_usage_many(events(names, count, 24 * 10))
+    conn = covering_copy(reg, work, "list")
+    start, end = START + 2 * 24 * HOUR + HOUR // 3, START + 5 * 24 * HOUR + HOUR // 5
+    raw_sql = (
+        "SELECT q.name FROM query_llms q LEFT JOIN"
+        " (SELECT name, SUM(chat_cost + embedding_cost) AS m FROM usage_events"
+        " INDEXED BY events_covering WHERE at >= ? AND at < ? GROUP BY name) t"
+        " ON t.name = q.name ORDER BY COALESCE(t.m, 0) DESC, q.name LIMIT 100"
+    )
+    for label, window in (("all time", None), ("3-day window", (start, end))):
+        low, high = window if window else (-(2**62), 2**62)
+        first, last = (times.render(low), times.render(high)) if window else (None, None)
+        expected = [n for (n,) in conn.execute(raw_sql, (low, high))]
+        assert reg.list(sort="cost", start=first, end=last) == expected, "the two disagree"
+        t_ours = median_time(runs, reg.list, sort="cost", start=first, end=last)
+        t_raw = median_time(max(3, runs // 10), raw_list, conn, raw_sql, low, high)
+        record(
+            f"list by cost, 1,000 Query LLMs, {label}",
+            ms(t_ours),
+            ms(t_raw),
+            t_raw / t_ours,
+            "measured",
+            None,
+        )
+    conn.close()
+    reg.close()
+
+
+def raw_list(conn: sqlite3.Connection, sql: str, low: int, high: int) -> list[Row]:
+    return conn.execute(sql, (low, high)).fetchall()
+
+
+def bench_scaling(work: Path, sizes: list[int], runs: int) -> None:
+    """The same one-day window as history grows: events outside it must not cost time."""
+    print(
+        "  scaling: one Query LLM's one-day window, 20 Query LLMs, ~5,000 events an hour",
+        flush=True,
+    )
+    rate = 5_000  # events an hour
+    for size in sizes:
+        reg, names = fresh(work, f"scale-{size}", 20)
+        hours = max(48, size // rate)
+        reg.record_usage_many(events(names, size, hours))
+        conn = covering_copy(reg, work, f"scale-{size}")
+        start, end = START + 24 * HOUR + HOUR // 2, START + 48 * HOUR + HOUR // 2
+        text = (times.render(start), times.render(end))
+        t_ours = median_time(runs, reg.get, names[0], metadata=True, start=text[0], end=text[1])
+        t_raw = median_time(runs, raw_window, conn, names[0], start, end)
+        record(f"  window at {size:,} events", ms(t_ours), ms(t_raw), t_raw / t_ours, "flat", None)
+        conn.close()
+        reg.close()
+        for path in work.glob(f"scale-{size}*"):
+            path.unlink()
+
+
+def bench_import_memory(work: Path, count: int) -> None:
+    """Peak memory (RSS) of ``qllm usage import`` reading a JSON Lines file."""
+    reg, names = fresh(work, "import", 20)
+    reg.close()
+    path = work / "usage.jsonl"
+    with path.open("w") as out:
+        for event in events(names, count, 24 * 10, seed=7):
+            out.write(json.dumps(event) + "\n")
+    qllm = Path(sys.executable).with_name("qllm")
+    probe = (
+        "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True,"
+        " stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL);"
+        " print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    start = time.perf_counter()
+    probed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            probe,
+            str(qllm),
+            "usage",
+            "import",
+            str(path),
+            "--db",
+            str(reg.path),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    seconds = time.perf_counter() - start
+    peak_mb = int(probed.stdout) / 1024
+    size_mb = path.stat().st_size / 2**20
+    record(
+        f"qllm usage import, {count:,} lines ({size_mb:.0f} MB): peak RSS",
+        f"{peak_mb:.0f} MB",
+        f"{per_second(count, seconds)}",
+        peak_mb / 200,
+        "< 200 MB",
+        peak_mb < 200,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes: check the script runs")
+    args = parser.parse_args()
+    quick = args.quick
+    big = 20_000 if quick else 1_000_000
+    runs = 5 if quick else 50
+    work = Path(tempfile.mkdtemp(prefix="qllm-bench-"))
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores,"
+        f" Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}"
+    )
+    print(f"files in {work}")
+    try:
+        bench_validate(2_000 if quick else 20_000)
+        reg = bench_batch_ingest(work, big)
+        bench_single(work, 200 if quick else 2_000)
+        bench_window(reg, work, runs)
+        reg.close()
+        bench_hot(work, big, runs)
+        bench_list(work, big, runs)
+        bench_scaling(work, [5_000, 20_000] if quick else [100_000, 1_000_000, 5_000_000], runs)
+        bench_import_memory(work, big)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print("\n| measurement | qllm | raw sqlite3 | ratio | goal |")
+    print("|---|---|---|---|---|")
+    for what, ours, raw, ratio, goal, ok in results:
+        mark = "" if ok is None else (" ✓" if ok else " ✗")
+        print(f"| {what.strip()} | {ours} | {raw} | {ratio:.2f} | {goal}{mark} |")
+    missed = [r for r in results if r[5] is False]
+    sys.exit(1 if missed and not quick else 0)
+
+
+if __name__ == "__main__":
+    main()
