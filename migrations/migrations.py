@@ -88,8 +88,9 @@ def m001_initial(db: Database) -> None:
 
 
 @migrations()
-def m002_hourly_rollups(db: Database) -> None:
-    """Per-hour totals kept in step with the events, so statistics need not scan history."""
+def m002_rollups(db: Database) -> None:
+    """Totals kept in step with the events, so that statistics need not scan history:
+    per hour (for windows) and all-time (for all-time statistics and list sorts)."""
     amounts = (
         "chat_completion_tokens, chat_prompt_tokens, chat_cost,"
         " embedding_completion_tokens, embedding_prompt_tokens, embedding_cost"
@@ -107,24 +108,35 @@ def m002_hourly_rollups(db: Database) -> None:
             requests INTEGER NOT NULL CHECK (requests >= 0),{_AMOUNT_COLUMNS},
             PRIMARY KEY (name, hour, user_id)
         ) WITHOUT ROWID""",
-        "CREATE INDEX usage_hourly_by_user ON usage_hourly(user_id, name)",
+        f"""
+        CREATE TABLE usage_totals (
+            name TEXT NOT NULL REFERENCES query_llms(name),
+            user_id TEXT NOT NULL DEFAULT '',
+            requests INTEGER NOT NULL CHECK (requests >= 0),{_AMOUNT_COLUMNS},
+            PRIMARY KEY (name, user_id)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX usage_totals_by_user ON usage_totals(user_id, name)",
         f"""
         INSERT INTO usage_hourly (name, hour, user_id, requests, {amounts})
         SELECT name, at - at % 3600000000, COALESCE(user_id, ''), COUNT(*), {sums}
         FROM usage_events GROUP BY 1, 2, 3""",
-        # The rollups answer the per-user questions this index served.
+        f"""
+        INSERT INTO usage_totals (name, user_id, requests, {amounts})
+        SELECT name, COALESCE(user_id, ''), COUNT(*), {sums}
+        FROM usage_events GROUP BY 1, 2""",
+        # The totals answer the per-user questions this index served.
         "DROP INDEX usage_events_by_user",
         f"""
         CREATE VIEW query_llm_stats AS
         SELECT q.name, q.model, q.mode, q.weight_type, q.training_table_name, q.user_id,
             {_RFC3339.format("q.created")} AS created,
-            COALESCE(SUM(h.requests), 0) AS requests,
-            COALESCE(SUM(h.chat_completion_tokens), 0) AS chat_completion_tokens,
-            COALESCE(SUM(h.chat_prompt_tokens), 0) AS chat_prompt_tokens,
-            COALESCE(SUM(h.chat_cost), 0) / 1e9 AS chat_cost,
-            COALESCE(SUM(h.embedding_completion_tokens), 0) AS embedding_completion_tokens,
-            COALESCE(SUM(h.embedding_prompt_tokens), 0) AS embedding_prompt_tokens,
-            COALESCE(SUM(h.embedding_cost), 0) / 1e9 AS embedding_cost
-        FROM query_llms q LEFT JOIN usage_hourly h ON h.name = q.name
+            COALESCE(SUM(t.requests), 0) AS requests,
+            COALESCE(SUM(t.chat_completion_tokens), 0) AS chat_completion_tokens,
+            COALESCE(SUM(t.chat_prompt_tokens), 0) AS chat_prompt_tokens,
+            COALESCE(SUM(t.chat_cost), 0) / 1e9 AS chat_cost,
+            COALESCE(SUM(t.embedding_completion_tokens), 0) AS embedding_completion_tokens,
+            COALESCE(SUM(t.embedding_prompt_tokens), 0) AS embedding_prompt_tokens,
+            COALESCE(SUM(t.embedding_cost), 0) / 1e9 AS embedding_cost
+        FROM query_llms q LEFT JOIN usage_totals t ON t.name = q.name
         GROUP BY q.name""",
     )

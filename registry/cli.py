@@ -42,8 +42,8 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except ValidationError as exc:
-            for path, message in exc.errors:
-                click.echo(f"{path or '/'}: {message}", err=True)
+            for line in exc.lines():
+                click.echo(line, err=True)
             ctx.exit(EXIT_INVALID)
         except NotFoundError as exc:
             click.echo(str(exc), err=True)
@@ -54,6 +54,9 @@ class _Group(click.Group):
         except RegistryError as exc:
             click.echo(str(exc), err=True)
             ctx.exit(EXIT_STORAGE)
+        except UnicodeDecodeError as exc:  # a FILE or stdin that is not UTF-8 text
+            click.echo(f"/: input is not UTF-8 text: {exc.reason}", err=True)
+            ctx.exit(EXIT_INVALID)
 
 
 def to_json(value: Any, indent: str = "") -> str:
@@ -388,8 +391,8 @@ def token_revoke(ctx: click.Context, secret: str, db: str | None, timeout: float
 @_registry_options()
 @click.pass_context
 def rebuild_rollups(ctx: click.Context, db: str | None, timeout: float) -> None:
-    """Recompute the hourly rollups from the usage events."""
-    _emit({"rollup_rows": _open_registry(ctx, db, False, timeout).rebuild_rollups()})
+    """Recompute the hourly and all-time rollups from the usage events."""
+    _emit(_open_registry(ctx, db, False, timeout).rebuild_rollups())
 
 
 @cli.command()

@@ -14,7 +14,11 @@ class ValidationError(RegistryError):
 
     def __init__(self, errors: Iterable[tuple[str, str]]) -> None:
         self.errors: list[tuple[str, str]] = list(errors)
-        super().__init__("\n".join(f"{path}: {message}" for path, message in self.errors))
+        super().__init__("\n".join(self.lines()))
+
+    def lines(self) -> list[str]:
+        """One ``path: message`` line per problem; the whole input's path ``""`` shows as ``/``."""
+        return [f"{path or '/'}: {message}" for path, message in self.errors]
 
     @classmethod
     def one(cls, path: str, message: str) -> ValidationError:

@@ -15,6 +15,7 @@ import importlib.util
 import json
 import os
 import sqlite3
+import time
 import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -144,9 +145,7 @@ class Registry:
             if migrations.pending(self.db):
                 raise StorageError(f"{self.path} needs migrating: open it once without readonly")
             return
-        # WAL lets readers go on while one process writes; it is a property of
-        # the file, so this is a no-op after the first open.
-        self._conn.execute("PRAGMA journal_mode = WAL")
+        self._use_wal()
         if not migrations.pending(self.db):
             return
         # Several processes may open a brand-new file at once: the write lock
@@ -154,6 +153,26 @@ class Registry:
         with self._transaction():
             self._check_version(known)
             migrations.apply(self.db)
+
+    def _use_wal(self) -> None:
+        """Put the file in WAL mode, so that readers go on while one process writes.
+
+        WAL is a property of the file: set once, by whichever process opens a
+        new file first. The switch does not wait for the busy timeout: when
+        several processes open a new file at once, the losers get "database is
+        locked" at once; they retry until the timeout, and find WAL set.
+        """
+        deadline = time.monotonic() + self.timeout
+        while True:
+            (mode,) = self._conn.execute("PRAGMA journal_mode").fetchone()
+            if mode == "wal":
+                return
+            try:
+                self._conn.execute("PRAGMA journal_mode = WAL")
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     def _check_version(self, known: list[str]) -> None:
         applied = self._conn.execute(
@@ -408,8 +427,8 @@ class Registry:
             user = self._caller(conn, token)
             return usage.record_many(conn, events, user, self._known_names)
 
-    def rebuild_rollups(self) -> int:
-        """Recompute the hourly rollups from the events; returns the number of rollup rows."""
+    def rebuild_rollups(self) -> dict[str, int]:
+        """Recompute the rollups from the usage events; how many rows each rollup has."""
         with self._errors(), self._transaction() as conn:
             return usage.rebuild_rollups(conn)
 

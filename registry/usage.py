@@ -1,11 +1,13 @@
 """Usage events (spec 6) and the statistics over them (spec 7 and 9): all their SQL.
 
 Events are stored one row each, with costs in integer nano-credits. Every
-write also adds the events into ``usage_hourly`` (one row per Query LLM,
-hour and user) in the same transaction, so the two always agree. A window
-``[start, end)`` is answered from the whole hours inside it in the rollups,
-plus the raw events of the partial hours at its edges: the cost of a query
-grows with the hours it spans, not with the events in the file.
+write also adds them into two rollups in the same transaction, so that the
+three always agree: ``usage_hourly`` (per Query LLM, hour and user) and
+``usage_totals`` (per Query LLM and user). All-time statistics read the
+totals. A window ``[start, end)`` is answered from the whole hours inside it
+in the hourly rollup, plus the raw events of the partial hours at its edges:
+the cost of a query grows with the hours it spans, not with the events in the
+file.
 """
 
 from __future__ import annotations
@@ -34,17 +36,28 @@ _INSERT = f"""
     INSERT INTO usage_events (name, user_id, at, request_id, {", ".join(AMOUNTS)})
     VALUES ({", ".join("?" * (4 + len(AMOUNTS)))})
     ON CONFLICT (request_id) DO NOTHING"""
-_ROLL_UP = f"""
+_ADD = ", ".join(f"{a} = {a} + excluded.{a}" for a in ("requests", *AMOUNTS))
+_ROLL_UP_HOURS = f"""
     INSERT INTO usage_hourly (name, hour, user_id, requests, {", ".join(AMOUNTS)})
     VALUES ({", ".join("?" * (4 + len(AMOUNTS)))})
-    ON CONFLICT (name, hour, user_id) DO UPDATE SET
-        requests = requests + excluded.requests,
-        {", ".join(f"{a} = {a} + excluded.{a}" for a in AMOUNTS)}"""
-_REBUILD = f"""
+    ON CONFLICT (name, hour, user_id) DO UPDATE SET {_ADD}"""
+_ROLL_UP_TOTALS = f"""
+    INSERT INTO usage_totals (name, user_id, requests, {", ".join(AMOUNTS)})
+    VALUES ({", ".join("?" * (3 + len(AMOUNTS)))})
+    ON CONFLICT (name, user_id) DO UPDATE SET {_ADD}"""
+_REBUILD = (
+    "DELETE FROM usage_hourly",
+    "DELETE FROM usage_totals",
+    f"""
     INSERT INTO usage_hourly (name, hour, user_id, requests, {", ".join(AMOUNTS)})
     SELECT name, at - at % {HOUR}, COALESCE(user_id, '{ANONYMOUS}'), COUNT(*),
         {", ".join(f"SUM({a})" for a in AMOUNTS)}
-    FROM usage_events GROUP BY 1, 2, 3"""
+    FROM usage_events GROUP BY 1, 2, 3""",
+    f"""
+    INSERT INTO usage_totals (name, user_id, requests, {", ".join(AMOUNTS)})
+    SELECT name, user_id, SUM(requests), {", ".join(f"SUM({a})" for a in AMOUNTS)}
+    FROM usage_hourly GROUP BY 1, 2""",
+)
 
 Row = list[Any]  # [name, user_id, at, request_id, *amounts]: one usage_events row
 
@@ -67,7 +80,10 @@ def record_many(
     """
     now = times.now()
     written = 0
-    numbered = enumerate(events)
+    try:
+        numbered = enumerate(events)
+    except TypeError:
+        raise ValidationError.one("", "must be an iterable of usage events") from None
     while chunk := list(islice(numbered, CHUNK)):
         rows: list[Row] = []
         timeless: set[int] = set()  # positions in the chunk of events without `at`
@@ -87,7 +103,7 @@ def record_many(
         conn.executemany(_INSERT, rows)
         if conn.total_changes - before < len(rows):  # some request_ids were seen before
             rows = _inserted(conn, chunk, rows, timeless, last_id, batch)
-        conn.executemany(_ROLL_UP, _hourly(rows))
+        _roll_up(conn, rows)
         written += len(rows)
     return written
 
@@ -151,14 +167,14 @@ def _inserted(
     return result
 
 
-def _hourly(rows: list[Row]) -> list[Row]:
-    """The rows added up per Query LLM, hour and user: what the rollups gain."""
-    sums: dict[tuple[str, int, str], list[int]] = {}
+def _roll_up(conn: sqlite3.Connection, rows: list[Row]) -> None:
+    """Add the inserted rows into the hourly and all-time rollups."""
+    hours: dict[tuple[str, int, str], list[int]] = {}
     for name, user, at, _, a, b, c, d, e, f in rows:
         key = (name, at - at % HOUR, ANONYMOUS if user is None else user)
-        total = sums.get(key)
+        total = hours.get(key)
         if total is None:
-            sums[key] = [1, a, b, c, d, e, f]
+            hours[key] = [1, a, b, c, d, e, f]
         else:
             total[0] += 1
             total[1] += a
@@ -167,15 +183,23 @@ def _hourly(rows: list[Row]) -> list[Row]:
             total[4] += d
             total[5] += e
             total[6] += f
-    return [[*key, *total] for key, total in sums.items()]
+    totals: dict[tuple[str, str], list[int]] = {}
+    for (name, _, user), sums in hours.items():
+        total = totals.setdefault((name, user), [0] * 7)
+        for i, value in enumerate(sums):
+            total[i] += value
+    conn.executemany(_ROLL_UP_HOURS, [[*key, *sums] for key, sums in hours.items()])
+    conn.executemany(_ROLL_UP_TOTALS, [[*key, *sums] for key, sums in totals.items()])
 
 
-def rebuild_rollups(conn: sqlite3.Connection) -> int:
-    """Recompute ``usage_hourly`` from the events; the number of rollup rows."""
-    conn.execute("DELETE FROM usage_hourly")
-    conn.execute(_REBUILD)
-    (rows,) = conn.execute("SELECT COUNT(*) FROM usage_hourly").fetchone()
-    return int(rows)
+def rebuild_rollups(conn: sqlite3.Connection) -> dict[str, int]:
+    """Recompute both rollups from the events; how many rows each now has."""
+    for statement in _REBUILD:
+        conn.execute(statement)
+    return {
+        table: conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+        for table in ("usage_hourly", "usage_totals")
+    }
 
 
 # --- windows -----------------------------------------------------------------------------
@@ -221,7 +245,8 @@ class Window:
 
 # --- statistics for one Query LLM ------------------------------------------------------------
 
-_SUMS = ", ".join(f"COALESCE(SUM({a}), 0)" for a in AMOUNTS)
+# BIGINT: 64 bits in PostgreSQL too, where SUM of integers is NUMERIC.
+_SUMS = ", ".join(f"COALESCE(CAST(SUM({a}) AS BIGINT), 0)" for a in AMOUNTS)
 
 
 def totals(conn: sqlite3.Connection, name: str, user: str | None, window: Window) -> dict[str, Any]:
@@ -233,9 +258,10 @@ def totals(conn: sqlite3.Connection, name: str, user: str | None, window: Window
     parts: list[tuple[int, ...]] = []
     if whole is not None:
         hours = _range("hour", whole, params)
+        table = "usage_hourly" if hours else "usage_totals"
         parts.append(
             conn.execute(
-                f"SELECT COALESCE(SUM(requests), 0), {_SUMS} FROM usage_hourly"
+                f"SELECT COALESCE(CAST(SUM(requests) AS BIGINT), 0), {_SUMS} FROM {table}"
                 f" WHERE name = :name{hours}{mine}",
                 params,
             ).fetchone()
@@ -323,7 +349,7 @@ _METRICS = {
     "cost": ("chat_cost + embedding_cost",) * 2,
 }
 _MINE = (
-    " AND (q.user_id = :user OR q.name IN (SELECT name FROM usage_hourly WHERE user_id = :user))"
+    " AND (q.user_id = :user OR q.name IN (SELECT name FROM usage_totals WHERE user_id = :user))"
 )
 
 
@@ -349,7 +375,8 @@ def _usage_by_name(page: Page, user: str | None, params: dict[str, Any]) -> str:
     parts = []
     if whole is not None:
         hours = _range("hour", whole, params)
-        parts.append(f"SELECT name, {rolled} AS metric FROM usage_hourly WHERE 1 = 1{hours}{mine}")
+        table = "usage_hourly" if hours else "usage_totals"
+        parts.append(f"SELECT name, {rolled} AS metric FROM {table} WHERE 1 = 1{hours}{mine}")
     mine = "" if user is None else " AND e.user_id = :user"
     for i, (low, high) in enumerate(edges):
         params[f"low{i}"], params[f"high{i}"] = low, high
