@@ -80,11 +80,17 @@ def _emit(value: Any) -> None:
     click.echo(to_json(value))
 
 
-def _read_json(source: IO[str], label: str) -> Any:
+def _parse_json(text: str, where: str) -> Any:
     try:
-        return json.load(source)
+        return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ValidationError.one("", f"{label} is not valid JSON: {exc}") from None
+        raise ValidationError.one("", f"{where}: not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ValidationError.one("", f"{where}: JSON nested too deeply") from None
+
+
+def _read_json(source: IO[str], label: str) -> Any:
+    return _parse_json(source.read(), label)
 
 
 def _open_registry(ctx: click.Context, db: str | None, readonly: bool, timeout: float) -> Registry:
@@ -290,10 +296,7 @@ class _JsonLines:
             if not line.strip():
                 self._blank_before.append(self.read)
                 continue
-            try:
-                event = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValidationError.one("", f"line {number}: not valid JSON: {exc}") from None
+            event = _parse_json(line, f"line {number}")
             self.read += 1
             yield event
 
