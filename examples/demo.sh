@@ -13,7 +13,7 @@ field() {  # field KEY: read one key of the JSON object on stdin
     python -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"
 }
 
-echo "registry file: $(qllm where)"
+echo "registry file: $(qllm where | field db)"
 
 printf '\n$ qllm token create alice   (and bob; a token is printed once, then only its hash is kept)\n'
 alice=$(qllm token create alice | field token)

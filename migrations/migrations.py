@@ -96,6 +96,12 @@ def m002_rollups(db: Database) -> None:
         " embedding_completion_tokens, embedding_prompt_tokens, embedding_cost"
     )
     sums = ", ".join(f"SUM({a.strip()})" for a in amounts.split(","))
+    # SQLite turns an integer sum past 2**63 into an inexact REAL without a
+    # word; these checks refuse the write instead, as PostgreSQL's BIGINT would.
+    exact = ", ".join(
+        f"CHECK (typeof({column.strip()}) = 'integer')"
+        for column in ("requests", *amounts.split(","))
+    )
     _run(
         db,
         # user_id is '' for events recorded without a token: a primary key
@@ -106,14 +112,14 @@ def m002_rollups(db: Database) -> None:
             hour INTEGER NOT NULL,
             user_id TEXT NOT NULL DEFAULT '',
             requests INTEGER NOT NULL CHECK (requests >= 0),{_AMOUNT_COLUMNS},
-            PRIMARY KEY (name, hour, user_id)
+            PRIMARY KEY (name, hour, user_id), {exact}
         ) WITHOUT ROWID""",
         f"""
         CREATE TABLE usage_totals (
             name TEXT NOT NULL REFERENCES query_llms(name),
             user_id TEXT NOT NULL DEFAULT '',
             requests INTEGER NOT NULL CHECK (requests >= 0),{_AMOUNT_COLUMNS},
-            PRIMARY KEY (name, user_id)
+            PRIMARY KEY (name, user_id), {exact}
         ) WITHOUT ROWID""",
         "CREATE INDEX usage_totals_by_user ON usage_totals(user_id, name)",
         f"""

@@ -381,7 +381,9 @@ def _decimal_nano(value: str | Decimal) -> int:
         raise _Invalid.at("must be a number of credits") from None
     if not number.is_finite():
         raise _Invalid.at(f"must be a number of credits, not {value}")
-    if abs(number) > 2 * MAX_CREDITS_PER_EVENT:  # keep the arithmetic below small
+    # Negative before rounding: -0.0000000001 is refused, not rounded to 0.
+    # The size bound also keeps the arithmetic below small.
+    if number < 0 or number > 2 * MAX_CREDITS_PER_EVENT:
         raise _Invalid.at(f"must be between 0 and {MAX_CREDITS_PER_EVENT} credits")
     with localcontext(prec=40):
         return int(number.quantize(_NINE_PLACES, ROUND_HALF_EVEN).scaleb(9))

@@ -1,8 +1,8 @@
 """``qllm``: the command line, a thin layer over `registry.Registry` (spec section 11).
 
 JSON goes to stdout. Errors go to stderr, one line per problem, and set the
-exit status: 1 invalid input, 3 not found, 4 authentication or authorization,
-5 the database cannot be used; 2 is click's, for a malformed command line.
+exit status: 1 invalid input (a malformed command line included), 3 not
+found, 4 authentication or authorization, 5 the database cannot be used.
 """
 
 from __future__ import annotations
@@ -38,9 +38,25 @@ EXIT_INVALID, EXIT_NOT_FOUND, EXIT_AUTH, EXIT_STORAGE = 1, 3, 4, 5
 class _Group(click.Group):
     """Runs a command and turns a `RegistryError` into stderr lines and an exit status."""
 
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as exc:
+            exc.exit_code = EXIT_INVALID  # type: ignore[misc] # click's own way to set it
+            raise
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:  # a malformed command line is invalid input (spec 11)
+            exc.exit_code = EXIT_INVALID  # type: ignore[misc] # click's own way to set it
+            raise
         except ValidationError as exc:
             for line in exc.lines():
                 click.echo(line, err=True)
@@ -402,7 +418,7 @@ def rebuild_rollups(ctx: click.Context, db: str | None, timeout: float) -> None:
 @_registry_options()
 def where(db: str | None, timeout: float) -> None:
     """Print the path of the registry file that commands use."""
-    click.echo(str(Path(db) if db else default_path()))
+    _emit({"db": str(Path(db) if db else default_path())})
 
 
 def main() -> None:

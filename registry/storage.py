@@ -23,7 +23,7 @@ from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, Protocol, Self
+from typing import Any, Protocol, Self
 
 from sqlite_utils import Database
 
@@ -78,7 +78,15 @@ def migration_set() -> _MigrationSet:
     raise StorageError("the migration set is missing from this installation of qllm")
 
 
-Sort = Literal["created", "requests", "tokens", "prompt_tokens", "completion_tokens", "cost"]
+# What SQLite says, and what it means for the caller.
+_EXPLANATIONS = (
+    (("locked", "busy"), "{path} is locked by another process (gave up after {timeout:g} s)"),
+    (("disk is full", "disk I/O"), "cannot write {path}: {text}"),
+    (("readonly", "read-only"), "{path} cannot be written: {text}"),
+    (("unable to open",), "cannot open {path}: {text}"),
+    (("integer overflow",), "{path}: the totals asked for exceed 64-bit integers"),
+    (("not a database", "malformed"), "{path} is not a usable registry: {text}"),
+)
 
 
 class Registry:
@@ -131,11 +139,14 @@ class Registry:
 
     def _create_file(self) -> None:
         """Create the file readable by its owner only; SQLite gives -wal and -shm the same mode."""
-        if self.path.exists():
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        with contextlib.suppress(FileExistsError):  # another process made it first: fine
-            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        try:
+            if self.path.exists():
+                return
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            with contextlib.suppress(FileExistsError):  # another process made it first: fine
+                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except OSError as exc:  # e.g. a parent is a regular file, or no permission
+            raise StorageError(f"cannot create {self.path}: {exc.strerror or exc}") from exc
 
     def _migrate(self) -> None:
         migrations = migration_set()
@@ -216,16 +227,9 @@ class Registry:
 
     def _explain(self, exc: sqlite3.Error) -> str:
         text = str(exc)
-        if "locked" in text or "busy" in text:
-            return f"{self.path} is locked by another process (gave up after {self.timeout:g} s)"
-        if "disk is full" in text or "disk I/O" in text:
-            return f"cannot write {self.path}: {text}"
-        if "readonly" in text or "read-only" in text:
-            return f"{self.path} cannot be written: {text}"
-        if "unable to open" in text:
-            return f"cannot open {self.path}: {text}"
-        if "not a database" in text or "malformed" in text:
-            return f"{self.path} is not a usable registry: {text}"
+        for clues, explanation in _EXPLANATIONS:
+            if any(clue in text for clue in clues):
+                return explanation.format(path=self.path, timeout=self.timeout, text=text)
         return f"{self.path}: {text}"
 
     def close(self) -> None:

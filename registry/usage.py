@@ -188,8 +188,13 @@ def _roll_up(conn: sqlite3.Connection, rows: list[Row]) -> None:
         total = totals.setdefault((name, user), [0] * 7)
         for i, value in enumerate(sums):
             total[i] += value
-    conn.executemany(_ROLL_UP_HOURS, [[*key, *sums] for key, sums in hours.items()])
-    conn.executemany(_ROLL_UP_TOTALS, [[*key, *sums] for key, sums in totals.items()])
+    try:
+        conn.executemany(_ROLL_UP_HOURS, [[*key, *sums] for key, sums in hours.items()])
+        conn.executemany(_ROLL_UP_TOTALS, [[*key, *sums] for key, sums in totals.items()])
+    except sqlite3.IntegrityError as exc:  # the rollups' checks for exact 64-bit sums
+        raise ValidationError.one(
+            "", "these events would take a Query LLM's totals past 2**63 (9.2e9 credits)"
+        ) from exc
 
 
 def rebuild_rollups(conn: sqlite3.Connection) -> dict[str, int]:
@@ -355,7 +360,10 @@ _MINE = (
 
 def ranked_names(conn: sqlite3.Connection, page: Page, user: str | None) -> list[str]:
     """One page of names: newest first, or by usage over the window, largest first."""
-    params: dict[str, Any] = {"user": user, "count": page.count, "offset": page.offset}
+    # An offset past SQLite's largest integer is past the last row all the same (an empty
+    # page); bound as is, it would raise OverflowError.
+    offset = min(page.offset, 2**63 - 1)
+    params: dict[str, Any] = {"user": user, "count": page.count, "offset": offset}
     mine = _MINE if user is not None else ""
     if page.sort == "created":
         sql = f"SELECT name FROM query_llms q WHERE 1 = 1{mine} ORDER BY created DESC, name"
