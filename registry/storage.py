@@ -23,9 +23,9 @@ from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Self, cast
 
-from sqlite_utils import Database
+from sqlite_utils import Database, Migrations
 
 from registry import auth, times, usage
 from registry._convert import dump, validate
@@ -42,14 +42,6 @@ from registry.model import QueryLlm
 from registry.naming import is_name
 
 DEFAULT_TIMEOUT = 10.0
-MIGRATION_SET = "qllm"
-
-
-class _MigrationSet(Protocol):
-    name: str
-
-    def apply(self, db: Database) -> None: ...
-    def pending(self, db: Database) -> list[Any]: ...
 
 
 def default_path() -> Path:
@@ -61,7 +53,7 @@ def default_path() -> Path:
 
 
 @functools.cache
-def migration_set() -> _MigrationSet:
+def migration_set() -> Migrations:
     """The migration set: ``registry/_migrations`` in a wheel, ``migrations/`` in a checkout."""
     package = Path(__file__).parent
     for path in (
@@ -74,8 +66,14 @@ def migration_set() -> _MigrationSet:
             assert spec.loader is not None
             module = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(module)
-            return module.migrations  # type: ignore[no-any-return]
+            return cast(Migrations, module.migrations)
     raise StorageError("the migration set is missing from this installation of qllm")
+
+
+@functools.cache
+def known_migrations() -> frozenset[str]:
+    """The names of the migrations this version has: all of them are pending on no file."""
+    return frozenset(m.name for m in migration_set().pending(Database(memory=True)))
 
 
 # What SQLite says, and what it means for the caller.
@@ -150,8 +148,7 @@ class Registry:
 
     def _migrate(self) -> None:
         migrations = migration_set()
-        known = [m.name for m in migrations._migrations]  # type: ignore[attr-defined]
-        self._check_version(known)
+        self._refuse_newer(migrations)
         if self.readonly:
             if migrations.pending(self.db):
                 raise StorageError(f"{self.path} needs migrating: open it once without readonly")
@@ -162,7 +159,7 @@ class Registry:
         # Several processes may open a brand-new file at once: the write lock
         # makes them take turns, and the ones that come later find nothing pending.
         with self._transaction():
-            self._check_version(known)
+            self._refuse_newer(migrations)
             migrations.apply(self.db)
 
     def _use_wal(self) -> None:
@@ -185,18 +182,11 @@ class Registry:
                     raise
                 time.sleep(0.01)
 
-    def _check_version(self, known: list[str]) -> None:
-        applied = self._conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlite_migrations'"
-        ).fetchone()
-        if applied is None:
-            return
-        rows = self._conn.execute(
-            "SELECT name FROM _sqlite_migrations WHERE migration_set = ?", [MIGRATION_SET]
-        )
-        unknown = sorted({name for (name,) in rows} - set(known))
+    def _refuse_newer(self, migrations: Migrations) -> None:
+        """A file migrated by a newer version is left alone: its schema may mean other things."""
+        unknown = {m.name for m in migrations.applied(self.db)} - known_migrations()
         if unknown:
-            raise SchemaTooNewError(str(self.path), unknown)
+            raise SchemaTooNewError(str(self.path), sorted(unknown))
 
     # --- transactions and errors -------------------------------------------------------
 

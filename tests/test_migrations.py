@@ -16,7 +16,9 @@ from conftest import ROOT, body
 from sqlite_utils import Database, Migrations
 
 import registry
-from registry.storage import MIGRATION_SET, Registry, migration_set
+from registry.storage import Registry, migration_set
+
+MIGRATION_SET = migration_set().name
 
 SNAPSHOT = ROOT / "tests" / "fixtures" / "schema.sql"
 SQLITE_UTILS = Path(sys.executable).with_name("sqlite-utils")
