@@ -8,11 +8,10 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
-from typing import cast
 
 import pytest
 from conftest import ROOT, load_vectors
-from sqlite_utils import Database, Migrations
+from sqlite_utils import Database
 
 from registry.storage import Registry, migration_set
 
@@ -71,7 +70,7 @@ def _applied_in_checkout(tmp_path: Path) -> list[str]:
     path = tmp_path / "checkout.db"
     with Registry(path):
         pass
-    migrations = cast(Migrations, migration_set())
+    migrations = migration_set()
     return [m.name for m in migrations.applied(Database(path))]
 
 
