@@ -79,7 +79,9 @@ def known_migrations() -> frozenset[str]:
 # What SQLite says, and what it means for the caller.
 _EXPLANATIONS = (
     (("locked", "busy"), "{path} is locked by another process (gave up after {timeout:g} s)"),
-    (("disk is full", "disk I/O"), "cannot write {path}: {text}"),
+    (("disk is full",), "cannot write {path}: {text}"),
+    # A write that failed part-way, such as one past a file size limit (EFBIG).
+    (("disk I/O",), "cannot write {path}: {text} (is the disk full, or the file too large?)"),
     (("readonly", "read-only"), "{path} cannot be written: {text}"),
     (("unable to open",), "cannot open {path}: {text}"),
     (("integer overflow",), "{path}: the totals asked for exceed 64-bit integers"),
