@@ -424,10 +424,20 @@ def bench_import_memory(work: Path, count: int) -> None:
     )
 
 
+MEASUREMENTS = ["validate", "ingest", "single", "window", "hot", "list", "scaling", "import"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes: check the script runs")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=MEASUREMENTS,
+        help="run only these measurements",
+    )
     args = parser.parse_args()
+    wanted = set(args.only or MEASUREMENTS)
     quick = args.quick
     big = 20_000 if quick else 1_000_000
     runs = 5 if quick else 50
@@ -438,15 +448,24 @@ def main() -> None:
     )
     print(f"files in {work}")
     try:
-        bench_validate(2_000 if quick else 20_000)
-        reg = bench_batch_ingest(work, big)
-        bench_single(work, 200 if quick else 2_000)
-        bench_window(reg, work, runs)
-        reg.close()
-        bench_hot(work, big, runs)
-        bench_list(work, big, runs)
-        bench_scaling(work, [5_000, 20_000] if quick else [100_000, 1_000_000, 5_000_000], runs)
-        bench_import_memory(work, big)
+        if "validate" in wanted:
+            bench_validate(2_000 if quick else 20_000)
+        if wanted & {"ingest", "window"}:
+            reg = bench_batch_ingest(work, big)  # the window is measured on its file
+            if "window" in wanted:
+                bench_window(reg, work, runs)
+            reg.close()
+        if "single" in wanted:
+            bench_single(work, 200 if quick else 2_000)
+        if "hot" in wanted:
+            bench_hot(work, big, runs)
+        if "list" in wanted:
+            bench_list(work, big, runs)
+        if "scaling" in wanted:
+            sizes = [5_000, 20_000] if quick else [100_000, 1_000_000, 5_000_000]
+            bench_scaling(work, sizes, runs)
+        if "import" in wanted:
+            bench_import_memory(work, big)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print("\n| measurement | qllm | raw sqlite3 | ratio | goal |")

@@ -365,18 +365,19 @@ def ranked_names(conn: sqlite3.Connection, page: Page, user: str | None) -> list
     offset = min(page.offset, 2**63 - 1)
     params: dict[str, Any] = {"user": user, "count": page.count, "offset": offset}
     mine = _MINE if user is not None else ""
-    if page.sort == "created":
-        sql = f"SELECT name FROM query_llms q WHERE 1 = 1{mine} ORDER BY created DESC, name"
-    else:
-        sql = (
-            f"SELECT q.name FROM query_llms q LEFT JOIN ({_usage_by_name(page, user, params)}) t"
-            f" ON t.name = q.name WHERE 1 = 1{mine} ORDER BY COALESCE(t.metric, 0) DESC, q.name"
-        )
+    key = "created" if page.sort == "created" else _usage_of_q(page, user, params)
+    sql = f"SELECT name FROM query_llms q WHERE 1 = 1{mine} ORDER BY {key} DESC, name"
     rows = conn.execute(sql + " LIMIT :count OFFSET :offset", params)
     return [name for (name,) in rows]
 
 
-def _usage_by_name(page: Page, user: str | None, params: dict[str, Any]) -> str:
+def _usage_of_q(page: Page, user: str | None, params: dict[str, Any]) -> str:
+    """The sort key of Query LLM ``q`` over the window, as a SQL expression.
+
+    Each piece is a subquery on ``q.name``, so that every Query LLM costs a few
+    seeks in the rollups' and events' ``(name, ...)`` keys, rather than a scan
+    of the whole window grouped afterwards.
+    """
     rolled, raw = _METRICS[page.sort]
     mine = "" if user is None else " AND user_id = :user"
     whole, edges = page.window.pieces()
@@ -384,18 +385,14 @@ def _usage_by_name(page: Page, user: str | None, params: dict[str, Any]) -> str:
     if whole is not None:
         hours = _range("hour", whole, params)
         table = "usage_hourly" if hours else "usage_totals"
-        parts.append(f"SELECT name, {rolled} AS metric FROM {table} WHERE 1 = 1{hours}{mine}")
-    mine = "" if user is None else " AND e.user_id = :user"
+        parts.append(f"SELECT SUM({rolled}) FROM {table} WHERE name = q.name{hours}{mine}")
     for i, (low, high) in enumerate(edges):
         params[f"low{i}"], params[f"high{i}"] = low, high
-        # Joined with query_llms so that each name is a seek in (name, at).
         parts.append(
-            f"SELECT e.name, {raw} AS metric FROM query_llms n JOIN usage_events e"
-            f" ON e.name = n.name AND e.at >= :low{i} AND e.at < :high{i}{mine}"
+            f"SELECT SUM({raw}) FROM usage_events"
+            f" WHERE name = q.name AND at >= :low{i} AND at < :high{i}{mine}"
         )
-    if not parts:
-        return "SELECT NULL AS name, 0 AS metric WHERE 0"
-    return f"SELECT name, SUM(metric) AS metric FROM ({' UNION ALL '.join(parts)}) GROUP BY name"
+    return " + ".join(f"COALESCE(({part}), 0)" for part in parts) or "0"
 
 
 def count_names(conn: sqlite3.Connection, user: str | None) -> int:
