@@ -16,7 +16,7 @@ import math
 import re
 from collections.abc import Callable, Iterator, Mapping
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation, localcontext
-from typing import Annotated, Any, Literal, TypeVar, cast, get_args, get_origin
+from typing import Annotated, Any, Literal, cast, get_args, get_origin
 
 import attrs
 from cattrs import Converter
@@ -53,7 +53,6 @@ from registry.model import (
 )
 from registry.naming import is_name
 
-T = TypeVar("T")
 Path = tuple[str | int, ...]
 
 _converter = Converter(forbid_extra_keys=True, detailed_validation=True)
@@ -431,12 +430,15 @@ def _text_hook(rule: Text, tp: Any) -> Callable[[Any, Any], str | None]:
     return hook
 
 
+NOT_A_NAME = "must be a Query LLM name: 22 base62 characters"
+
+
 def _name_hook(rule: QueryLlmName, tp: Any) -> Callable[[Any, Any], str]:
     def hook(value: Any, _: Any) -> str:
         if value is None:
             raise _Invalid.at("is required")
         if not is_name(value):
-            raise _Invalid.at("must be a Query LLM name: 22 base62 characters")
+            raise _Invalid.at(NOT_A_NAME)
         return value  # type: ignore[no-any-return]
 
     return hook

@@ -11,7 +11,7 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Annotated, Literal
 
-from attrs import field, frozen
+from attrs import field, fields, frozen
 
 from registry.naming import Names, names
 
@@ -236,11 +236,5 @@ class UsageEvent:
     embedding_cost: Annotated[int, Cost()] = 0
 
 
-AMOUNTS = (
-    "chat_completion_tokens",
-    "chat_prompt_tokens",
-    "chat_cost",
-    "embedding_completion_tokens",
-    "embedding_prompt_tokens",
-    "embedding_cost",
-)
+# The six amounts: the fields after name, at and request_id, in usage_events column order.
+AMOUNTS = tuple(a.name for a in fields(UsageEvent))[3:]

@@ -28,7 +28,7 @@ from typing import Any, Self, cast
 from sqlite_utils import Database, Migrations
 
 from registry import auth, times, usage
-from registry._convert import dump, validate
+from registry._convert import NOT_A_NAME, validate
 from registry.errors import (
     AuthenticationError,
     AuthorizationError,
@@ -342,7 +342,7 @@ class Registry:
             else:
                 self._caller(conn, token)
             if not is_name(name):
-                raise ValidationError.one("/name", "must be a Query LLM name: 22 base62 characters")
+                raise ValidationError.one("/name", NOT_A_NAME)
             row = conn.execute(
                 "SELECT body, training_table_name, created, user_id FROM query_llms WHERE name = ?",
                 [name],
@@ -433,6 +433,3 @@ def _flag(path: str, value: Any) -> bool:
     if value.__class__ is not bool:
         raise ValidationError.one(path, "must be true or false")
     return bool(value)
-
-
-__all__ = ["Registry", "default_path", "dump"]
