@@ -13,6 +13,7 @@ registry speed / raw speed (above 1: the registry is faster).
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -180,29 +181,37 @@ def bench_validate(count: int) -> None:
 
 
 def bench_batch_ingest(work: Path, count: int) -> registry.Registry:
-    """record_usage_many from a generator vs raw executemany, one transaction each."""
-    reg, names = fresh(work, "ingest", 20)
+    """record_usage_many from a generator vs raw executemany, one transaction each.
+
+    Both inputs are made before the clock starts (dicts for the registry, the
+    finished rows for raw), each side runs twice on a new file, alternating,
+    and the faster run of each counts: one run is at the mercy of the disk.
+    """
     hours = 24 * 10
-    # Making the input is neither side's work: its cost is measured and taken out.
-    t_input = timed(lambda: sum(1 for _ in events(names, count, hours)))
-    t_rows = timed(lambda: sum(1 for e in events(names, count, hours) if raw_row(e, None)))
-    t_ours = timed(lambda: reg.record_usage_many(events(names, count, hours))) - t_input
-    raw_path = work / "ingest-raw.db"
-    registry.Registry(raw_path).close()  # the same schema
-    conn = raw_connection(raw_path)
-    conn.executemany(
-        "INSERT INTO query_llms (name, body, model, mode, weight_type, created)"
-        " VALUES (?, '{}', 'm', 'generate', 'static', 0)",
-        [(n,) for n in names],
-    )
-
-    def raw() -> None:
-        conn.execute("BEGIN IMMEDIATE")
-        conn.executemany(usage._INSERT, (raw_row(e, None) for e in events(names, count, hours)))
-        conn.execute("COMMIT")
-
-    t_raw = timed(raw) - t_rows
-    conn.close()
+    names = [registry.validate(body(i)).name for i in range(20)]
+    given = list(events(names, count, hours))
+    rows = [raw_row(e, None) for e in given]
+    gc.freeze()  # the inputs are not the work: keep the collector off them
+    t_ours = t_raw = float("inf")
+    for attempt in range(2):
+        reg, _ = fresh(work, f"ingest-{attempt}", 20)
+        t_ours = min(t_ours, timed(reg.record_usage_many, (e for e in given)))
+        if attempt == 0:
+            kept = reg  # its file serves the window measurement
+        else:
+            reg.close()
+        raw_path = work / f"ingest-raw-{attempt}.db"
+        registry.Registry(raw_path).close()  # the same schema
+        conn = raw_connection(raw_path)
+        conn.executemany(
+            "INSERT INTO query_llms (name, body, model, mode, weight_type, created)"
+            " VALUES (?, '{}', 'm', 'generate', 'static', 0)",
+            [(n,) for n in names],
+        )
+        t_raw = min(t_raw, timed(raw_ingest, conn, rows))
+        conn.close()
+    del given, rows
+    gc.unfreeze()
     ratio = t_raw / t_ours
     record(
         f"batch ingest, {count:,} events (events/s)",
@@ -212,7 +221,13 @@ def bench_batch_ingest(work: Path, count: int) -> registry.Registry:
         ">= 0.5",
         ratio >= 0.5,
     )
-    return reg
+    return kept
+
+
+def raw_ingest(conn: sqlite3.Connection, rows: list[Row]) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    conn.executemany(usage._INSERT, iter(rows))
+    conn.execute("COMMIT")
 
 
 def bench_single(work: Path, count: int) -> None:

@@ -618,8 +618,9 @@ _query_llm = _class_hook(QueryLlm, _query_llm_rules)
 _EVENT: tuple[attrs.Attribute[Any], ...] = attrs.fields(attrs.resolve_types(UsageEvent))
 _EVENT_FIELDS = [a.name for a in _EVENT]
 # Row positions: the user (slot 1) is not an event field; it comes from the token.
+# (Every hook here ignores its second argument, the type: it is called with None.)
 _EVENT_HOOKS = {
-    a.name: (position + (position > 0), _converter.get_structure_hook(a.type), a.type)
+    a.name: (position + (position > 0), _converter.get_structure_hook(a.type))
     for position, a in enumerate(_EVENT)
 }
 _EVENT_DEFAULTS = [None if a.default is attrs.NOTHING else a.default for a in _EVENT]
@@ -642,9 +643,9 @@ def usage_values(raw: Any) -> list[Any]:
         if field is None:
             problems.append(_unknown_key(key, _EVENT_FIELDS))
             continue
-        position, hook, tp = field
+        position, hook = field
         try:
-            values[position] = hook(value, tp)
+            values[position] = hook(value, None)
         except _Invalid as exc:
             problems.extend(((key, *path), message) for path, message in exc.problems)
     if values[0] is None and "name" not in raw:

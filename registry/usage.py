@@ -81,40 +81,40 @@ def record_many(
     now = times.now()
     written = 0
     try:
-        numbered = enumerate(events)
+        iterator = iter(events)
     except TypeError:
         raise ValidationError.one("", "must be an iterable of usage events") from None
-    while chunk := list(islice(numbered, CHUNK)):
+    first = 0  # the index of the chunk's first event
+    while chunk := list(islice(iterator, CHUNK)):
         rows: list[Row] = []
         timeless: set[int] = set()  # positions in the chunk of events without `at`
-        for index, raw in chunk:
+        for raw in chunk:
             try:
                 row = usage_values(raw)
             except ValidationError as exc:
-                raise (exc.under(f"/{index}") if batch else exc) from None
+                raise (exc.under(f"/{first + len(rows)}") if batch else exc) from None
             row[1] = user
             if row[2] is None:
                 timeless.add(len(rows))
                 row[2] = now
             rows.append(row)
-        _check_names(conn, chunk, rows, known_names, batch)
+        where = first if batch else None
+        _check_names(conn, rows, known_names, where)
         (last_id,) = conn.execute("SELECT COALESCE(MAX(id), 0) FROM usage_events").fetchone()
         before = conn.total_changes
         conn.executemany(_INSERT, rows)
         if conn.total_changes - before < len(rows):  # some request_ids were seen before
-            rows = _inserted(conn, chunk, rows, timeless, last_id, batch)
+            rows = _inserted(conn, rows, timeless, last_id, where)
         _roll_up(conn, rows)
         written += len(rows)
+        first += len(chunk)
     return written
 
 
 def _check_names(
-    conn: sqlite3.Connection,
-    chunk: list[tuple[int, Any]],
-    rows: list[Row],
-    known: set[str],
-    batch: bool,
+    conn: sqlite3.Connection, rows: list[Row], known: set[str], first: int | None
 ) -> None:
+    """Every row names a registered Query LLM. ``first``: the batch index of ``rows[0]``."""
     # Names are never deleted, so a name seen once stays known for this process.
     unseen = {row[0] for row in rows} - known
     if not unseen:
@@ -122,18 +122,17 @@ def _check_names(
     marks = ", ".join("?" * len(unseen))
     found = conn.execute(f"SELECT name FROM query_llms WHERE name IN ({marks})", list(unseen))
     known.update(name for (name,) in found)
-    for (index, _), row in zip(chunk, rows, strict=True):
+    for position, row in enumerate(rows):
         if row[0] not in known:
-            raise NotFoundError(row[0], index if batch else None)
+            raise NotFoundError(row[0], None if first is None else first + position)
 
 
 def _inserted(
     conn: sqlite3.Connection,
-    chunk: list[tuple[int, Any]],
     rows: list[Row],
     timeless: set[int],
     last_id: int,
-    batch: bool,
+    first: int | None,
 ) -> list[Row]:
     """The rows the insert kept; each one it skipped must repeat its stored event exactly.
 
@@ -148,7 +147,7 @@ def _inserted(
         )
     }
     result = []
-    for position, ((index, _), row) in enumerate(zip(chunk, rows, strict=True)):
+    for position, row in enumerate(rows):
         request_id = row[3]
         if request_id is None or request_id in kept:
             kept.discard(request_id)
@@ -162,7 +161,7 @@ def _inserted(
         # A retry that leaves out `at` means "the same request": its stored time stands.
         same = stored[:2] == tuple(row[:2]) and stored[3:] == tuple(row[3:])
         if not same or (position not in timeless and stored[2] != row[2]):
-            path = f"/{index}/request_id" if batch else "/request_id"
+            path = "/request_id" if first is None else f"/{first + position}/request_id"
             raise ConflictError.one(path, "was recorded before with different content")
     return result
 
