@@ -18,6 +18,18 @@ ROOT = Path(__file__).resolve().parent.parent
 VECTORS = ROOT / "tests" / "fixtures" / "vectors.json"
 
 
+# The six amounts of a usage event and the counters of spec 5, as the spec lists them.
+AMOUNTS = (
+    "chat_completion_tokens",
+    "chat_prompt_tokens",
+    "chat_cost",
+    "embedding_completion_tokens",
+    "embedding_prompt_tokens",
+    "embedding_cost",
+)
+COUNTERS = ("requests", *AMOUNTS)
+
+
 def load_vectors() -> dict[str, Any]:
     return json.loads(VECTORS.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
 

@@ -8,9 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import body
+from conftest import COUNTERS, body
 from workers import (
-    COUNTERS,
     all_migrations,
     batch_events,
     brute_force_rollups,

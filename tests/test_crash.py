@@ -10,9 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT, body
+from conftest import COUNTERS, ROOT, body
 from workers import (
-    COUNTERS,
     all_migrations,
     event,
     integrity,

@@ -9,21 +9,12 @@ from typing import Any
 
 import pytest
 from attrs import frozen
-from conftest import body
+from conftest import AMOUNTS, COUNTERS, body
 
 import registry
 from registry import times
 from registry.storage import Registry
 
-AMOUNTS = (
-    "chat_completion_tokens",
-    "chat_prompt_tokens",
-    "chat_cost",
-    "embedding_completion_tokens",
-    "embedding_prompt_tokens",
-    "embedding_cost",
-)
-COUNTERS = ("requests", *AMOUNTS)
 BASE = datetime(2026, 11, 1, tzinfo=UTC)
 HOUR = timedelta(hours=1)
 

@@ -26,6 +26,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent)]  # the checkout's `registry`, when run as a script
 
+from conftest import AMOUNTS, COUNTERS  # noqa: E402
 from sqlite_utils import Database  # noqa: E402
 
 import registry  # noqa: E402
@@ -37,15 +38,6 @@ HOUR = 3_600_000_000
 HOURS = 30  # events are spread over this many hours from BASE
 PROMPT_TOKENS = 7  # every event has exactly this many chat prompt tokens...
 CHAT_COST = "0.000000123"  # ...and this chat cost, so sums are multiples of requests
-AMOUNTS = (
-    "chat_completion_tokens",
-    "chat_prompt_tokens",
-    "chat_cost",
-    "embedding_completion_tokens",
-    "embedding_prompt_tokens",
-    "embedding_cost",
-)
-COUNTERS = ("requests", *AMOUNTS)
 Params = dict[str, Any]
 
 
