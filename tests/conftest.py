@@ -28,6 +28,8 @@ AMOUNTS = (
     "embedding_cost",
 )
 COUNTERS = ("requests", *AMOUNTS)
+# The counters of a Query LLM with no usage in range.
+ZERO_METADATA = dict.fromkeys(COUNTERS, 0)
 
 
 def load_vectors() -> dict[str, Any]:
@@ -62,3 +64,13 @@ def reg(db_path: Path) -> Iterator[Registry]:
 def llm(reg: Registry) -> registry.QueryLlm:
     """One registered Query LLM."""
     return reg.register(body())
+
+
+@pytest.fixture
+def filled(db_path: Path) -> tuple[Path, str, str]:
+    """A closed registry file with a Query LLM, a token and one event: path, name, token."""
+    with Registry(db_path) as reg:
+        name = reg.register(body()).name
+        token = reg.create_token("alice")
+        reg.record_usage(name, token=token, request_id="r1", chat_prompt_tokens=7)
+    return db_path, name, token

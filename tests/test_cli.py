@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from conftest import body
+from conftest import ZERO_METADATA, body
 
 import registry
 from registry.cli import cli
@@ -216,13 +216,7 @@ def test_get_with_metadata(db: str) -> None:
     assert {k: v for k, v in got.items() if k != "created"} == {
         **registry.dump(registry.validate(body())),
         "user_id": None,
-        "requests": 0,
-        "chat_completion_tokens": 0,
-        "chat_prompt_tokens": 0,
-        "chat_cost": 0,
-        "embedding_completion_tokens": 0,
-        "embedding_prompt_tokens": 0,
-        "embedding_cost": 0,
+        **ZERO_METADATA,
     }
 
 

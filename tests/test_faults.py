@@ -34,16 +34,6 @@ TIMEOUT = 0.3  # the callers' busy timeout, in seconds
 FIRST_SCHEMA = ROOT / "tests" / "fixtures" / "first_schema.sql"
 
 
-@pytest.fixture
-def filled(db_path: Path) -> tuple[Path, str, str]:
-    """A closed registry file with a Query LLM, a token and one event: path, name, token."""
-    with Registry(db_path) as reg:
-        name = reg.register(body()).name
-        token = reg.create_token("alice")
-        reg.record_usage(name, token=token, request_id="r1", chat_prompt_tokens=7)
-    return db_path, name, token
-
-
 @contextmanager
 def lock_held(db: Path, mode: str, name: str | None = None) -> Iterator[None]:
     """Another process holds the write lock (``BEGIN mode``), with an uncommitted event."""

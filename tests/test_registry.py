@@ -15,22 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import body
+from conftest import ZERO_METADATA, body
 
 import registry
 from registry import times
 from registry.storage import DEFAULT_TIMEOUT, Registry, default_path
 
 CREATED = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
-ZERO_METADATA = {
-    "requests": 0,
-    "chat_completion_tokens": 0,
-    "chat_prompt_tokens": 0,
-    "chat_cost": 0,
-    "embedding_completion_tokens": 0,
-    "embedding_prompt_tokens": 0,
-    "embedding_cost": 0,
-}
 TRAINING_TABLE = {"type": "training_table", "base_weight": 1, "min_weight": 0.5, "max_weight": 2}
 
 

@@ -248,16 +248,6 @@ def test_new_files_are_owner_only(tmp_path: Path) -> None:
 # --- read-only ----------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def filled(db_path: Path) -> tuple[Path, str, str]:
-    """A closed registry file with a Query LLM, a token and one event: path, name, token."""
-    with Registry(db_path) as reg:
-        name = reg.register(body()).name
-        token = reg.create_token("alice")
-        reg.record_usage(name, token=token, request_id="r1", chat_prompt_tokens=7)
-    return db_path, name, token
-
-
 def test_readonly_registry_cannot_write(filled: tuple[Path, str, str]) -> None:
     """Every write through a readonly registry is a StorageError, and the file keeps every byte."""
     db, name, token = filled

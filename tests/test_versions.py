@@ -25,6 +25,7 @@ from sqlite_utils import Database
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent)]  # the checkout's `registry`, when run as a script
 
+from conftest import AMOUNTS, COUNTERS  # noqa: E402
 from workers import all_migrations, digests, unchanged  # noqa: E402
 
 import registry  # noqa: E402
@@ -38,14 +39,6 @@ QLLM = Path(sys.executable).with_name("qllm")
 BASE = times.parse("2026-11-01T00:00:00Z")
 HOUR = 3_600_000_000
 NANO = 10**9
-AMOUNTS = (
-    "chat_completion_tokens",
-    "chat_prompt_tokens",
-    "chat_cost",
-    "embedding_completion_tokens",
-    "embedding_prompt_tokens",
-    "embedding_cost",
-)
 # The Query LLMs of the fixture, each with the user who registered it.
 BODIES: list[tuple[dict[str, Any], str | None]] = [
     ({"id": "openai/gpt-4o", "mode": "generate", "weight": {"type": "static", "weight": 1}}, None),
@@ -211,7 +204,7 @@ def expected(
     """Requests and sums of ``name``'s events in ``window`` (``user``'s only, if given)."""
     low = None if window[0] is None else times.parse(window[0])
     high = None if window[1] is None else times.parse(window[1])
-    result: dict[str, Any] = dict.fromkeys(("requests", *AMOUNTS), 0)
+    result: dict[str, Any] = dict.fromkeys(COUNTERS, 0)
     for _, event_name, event_user, at, _, *amounts in events:
         if event_name != name or (user is not None and event_user != user):
             continue
@@ -381,9 +374,10 @@ def test_first_schema_rollups_are_backfilled(first: Path) -> None:
         for name in names:
             for window in WINDOWS:
                 got = reg.get(name, metadata=True, start=window[0], end=window[1])
-                assert {k: got[k] for k in ("requests", *AMOUNTS)} == expected(
-                    events, name, None, window
-                ), (name, window)
+                assert {k: got[k] for k in COUNTERS} == expected(events, name, None, window), (
+                    name,
+                    window,
+                )
                 for user in ("alice", "bob"):
                     mine = reg.get(
                         name,
@@ -393,9 +387,11 @@ def test_first_schema_rollups_are_backfilled(first: Path) -> None:
                         start=window[0],
                         end=window[1],
                     )
-                    assert {k: mine[k] for k in ("requests", *AMOUNTS)} == expected(
-                        events, name, user, window
-                    ), (name, user, window)
+                    assert {k: mine[k] for k in COUNTERS} == expected(events, name, user, window), (
+                        name,
+                        user,
+                        window,
+                    )
         for window in WINDOWS:  # list by usage over a window, ties by name: brute force too
             by_requests = sorted(
                 names, key=lambda n: (-expected(events, n, None, window)["requests"], n)
