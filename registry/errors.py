@@ -64,3 +64,21 @@ class SchemaTooNewError(RegistryError):
 
 class StorageError(RegistryError):
     """The database file cannot be used: locked too long, disk full, read-only or damaged."""
+
+
+class NotARegistryError(StorageError):
+    """The file is a database of something else (or no database): it is left untouched."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        super().__init__(f"{path} is not a qllm registry ({reason}); it was left untouched")
+
+
+class NoRegistryError(StorageError):
+    """A command that only reads was given a path where no file exists: none is created."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(
+            f"no registry at {path}: check the path (commands that only read never create one)"
+        )

@@ -32,6 +32,8 @@ from registry._convert import NOT_A_NAME, validate
 from registry.errors import (
     AuthenticationError,
     AuthorizationError,
+    NoRegistryError,
+    NotARegistryError,
     NotFoundError,
     RegistryError,
     SchemaTooNewError,
@@ -42,6 +44,9 @@ from registry.model import QueryLlm
 from registry.naming import is_name
 
 DEFAULT_TIMEOUT = 10.0
+# SQLite's header field for "which application's file is this": "QLLM" in ASCII.
+# Set on every registry, checked before anything is written to a file.
+APPLICATION_ID = 0x514C4C4D
 
 
 def default_path() -> Path:
@@ -93,9 +98,13 @@ class Registry:
     """A registry in one SQLite file, shared safely by many processes.
 
     ``Registry(path)`` opens or creates the file (mode 0600) and applies
-    pending migrations. ``readonly=True`` opens it with SQLite's ``mode=ro``:
-    nothing can be written through it, even by mistake. ``timeout`` is how
-    long a call waits for another process's write lock before failing.
+    pending migrations; with ``create=False`` a missing file is a
+    `NoRegistryError` instead. A file that is another application's database
+    is refused untouched (`NotARegistryError`). ``readonly=True`` opens it with
+    SQLite's ``mode=ro``: nothing can be written through it, even by mistake;
+    a file whose directory the caller cannot write is read as it is on disk
+    (SQLite's ``immutable=1``) when it has no pending write-ahead log.
+    ``timeout`` is how long a call waits for another process's write lock.
     """
 
     def __init__(
@@ -104,10 +113,14 @@ class Registry:
         *,
         readonly: bool = False,
         timeout: float = DEFAULT_TIMEOUT,
+        create: bool = True,
     ) -> None:
         self.path = Path(path) if path is not None else default_path()
         self.readonly = readonly
         self.timeout = timeout
+        self.create = create and not readonly
+        # How long the last `record_usage_many` held the write lock (seconds).
+        self.last_lock_seconds = 0.0
         self._known_names: set[str] = set()
         with self._errors():
             self._conn = self._connect()
@@ -122,20 +135,56 @@ class Registry:
     # --- opening ----------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
-        if self.readonly:
-            if not self.path.is_file():
-                raise StorageError(f"no registry at {self.path}")
-            uri = "file:" + urllib.parse.quote(str(self.path.resolve())) + "?mode=ro"
-        else:
+        if self.create:
             self._create_file()
-            uri = "file:" + urllib.parse.quote(str(self.path.resolve())) + "?mode=rw"
-        # isolation_level=None: no implicit transactions; every one is explicit here.
-        conn = sqlite3.connect(uri, uri=True, timeout=self.timeout, isolation_level=None)
+        elif not self.path.is_file():
+            raise NoRegistryError(str(self.path))
+        uri = "file:" + urllib.parse.quote(str(self.path.resolve()))
+        conn = self._open(uri + ("?mode=ro" if self.readonly else "?mode=rw"))
+        if self.readonly:
+            try:
+                conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            except sqlite3.OperationalError:
+                # A WAL file needs its -shm index, which SQLite creates beside
+                # the file: impossible in a directory the caller cannot write.
+                conn.close()
+                conn = self._open(uri + "?" + self._unshared_read())
         conn.execute("PRAGMA foreign_keys = ON")
+        # Batches are staged in temporary tables: on disk, so memory stays flat.
+        conn.execute("PRAGMA temp_store = FILE")
         # FULL: in WAL mode, each commit is synced, so a committed event survives
         # a power cut too, not only a crash of the process.
         conn.execute("PRAGMA synchronous = FULL")
         return conn
+
+    def _open(self, uri: str) -> sqlite3.Connection:
+        # isolation_level=None: no implicit transactions; every one is explicit here.
+        return sqlite3.connect(uri, uri=True, timeout=self.timeout, isolation_level=None)
+
+    def _unshared_read(self) -> str:
+        """The URI query to read a file that cannot be opened as shared; or why not.
+
+        ``immutable=1`` reads the file alone, with no locks and no -shm: right
+        for a backup, a copy or a read-only mount, and safe whenever there is no
+        write-ahead log to apply. With one (a non-empty -wal beside the file),
+        the file alone may miss committed writes, so that is refused.
+        """
+        wal = Path(f"{self.path}-wal")
+        try:
+            pending = wal.stat().st_size > 0
+        except FileNotFoundError:
+            pending = False
+        except OSError as exc:
+            raise StorageError(f"cannot read {wal}: {exc.strerror or exc}") from exc
+        if pending:
+            raise StorageError(
+                f"cannot read {self.path} read-only: its recent writes are still in {wal}, and "
+                f"reading them needs {self.path}-shm, which cannot be created in "
+                f"{self.path.parent}. Ask a user who can write that directory to open it once "
+                "(e.g. `qllm count`, which folds the log into the file), or copy the file "
+                "with its -wal into a directory you can write"
+            )
+        return "mode=ro&immutable=1"
 
     def _create_file(self) -> None:
         """Create the file readable by its owner only; SQLite gives -wal and -shm the same mode."""
@@ -150,19 +199,50 @@ class Registry:
 
     def _migrate(self) -> None:
         migrations = migration_set()
+        stamped = self._identify()
         self._refuse_newer(migrations)
         if self.readonly:
             if migrations.pending(self.db):
                 raise StorageError(f"{self.path} needs migrating: open it once without readonly")
             return
         self._use_wal()
-        if not migrations.pending(self.db):
+        if stamped and not migrations.pending(self.db):
             return
         # Several processes may open a brand-new file at once: the write lock
         # makes them take turns, and the ones that come later find nothing pending.
-        with self._transaction():
+        with self._transaction() as conn:
+            self._identify()
             self._refuse_newer(migrations)
             migrations.apply(self.db)
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+
+    def _identify(self) -> bool:
+        """Whether the file is stamped as a registry; `NotARegistryError` if it is another's.
+
+        Reads only, so a foreign file is refused exactly as it was found. An
+        empty database becomes a registry; a file of the first release (no
+        stamp yet, but our migration set applied) is recognised, and stamped
+        by the caller.
+        """
+        (application_id,) = self._conn.execute("PRAGMA application_id").fetchone()
+        if application_id == APPLICATION_ID:
+            return True
+        if application_id != 0:
+            raise NotARegistryError(
+                str(self.path),
+                f"its application_id is {application_id:#x}, a registry's is {APPLICATION_ID:#x}",
+            )
+        tables = {name for (name,) in self._conn.execute("SELECT name FROM sqlite_master")}
+        if not tables:
+            return False
+        if (
+            "_sqlite_migrations" in tables
+            and self._conn.execute(
+                "SELECT 1 FROM _sqlite_migrations WHERE migration_set = 'qllm' LIMIT 1"
+            ).fetchone()
+        ):
+            return False
+        raise NotARegistryError(str(self.path), "it holds other tables and no registry stamp")
 
     def _use_wal(self) -> None:
         """Put the file in WAL mode, so that readers go on while one process writes.
@@ -417,11 +497,25 @@ class Registry:
         """Record a batch all-or-nothing; returns how many events were new.
 
         ``events`` may be any iterable, a generator included: it is read once,
-        in chunks, inside one transaction. An error names the event's index.
+        in chunks, validated and staged in a temporary table of this connection
+        before the write lock is taken, so a long or slow input never blocks
+        other writers; then one short transaction moves the events in (see
+        ``last_lock_seconds``). An error names the event's index.
         """
-        with self._errors(), self._transaction() as conn:
-            user = self._caller(conn, token)
-            return usage.record_many(conn, events, user, self._known_names)
+        if self.readonly:
+            raise StorageError(f"{self.path} is open read-only")
+        with self._errors():
+            with self._transaction(write=False) as conn:
+                user = self._caller(conn, token)
+            with usage.staging(self._conn):
+                staged = usage.stage(self._conn, events, user, self._known_names)
+                if not staged:
+                    return 0
+                with self._transaction() as conn:
+                    locked = time.monotonic()
+                    written = usage.commit_stage(conn, staged)
+                self.last_lock_seconds = time.monotonic() - locked
+        return written
 
     def rebuild_rollups(self) -> dict[str, int]:
         """Recompute the rollups from the usage events; how many rows each rollup has."""

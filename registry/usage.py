@@ -13,7 +13,8 @@ file.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
 from itertools import islice
@@ -106,8 +107,145 @@ def record_many(
         if conn.total_changes - before < len(rows):  # some request_ids were seen before
             rows = _inserted(conn, rows, timeless, last_id, where)
         _roll_up(conn, rows)
+        check_totals(conn, {row[0] for row in rows})
         written += len(rows)
         first += len(chunk)
+    return written
+
+
+# --- staged batches: validated before the write lock, moved in one short transaction ---------
+
+# A TEMP table belongs to this connection alone, in SQLite's temp schema: filling
+# it takes no lock on the registry file, so other processes write meanwhile.
+_STAGE_AMOUNTS = ", ".join(f"{a} INTEGER NOT NULL" for a in AMOUNTS)
+_STAGING = (
+    f"""
+    CREATE TEMP TABLE qllm_stage (
+        name TEXT NOT NULL, user_id TEXT, at INTEGER NOT NULL, request_id TEXT,
+        {_STAGE_AMOUNTS}, timeless INTEGER NOT NULL)""",
+    f"""
+    CREATE TEMP TABLE qllm_stage_hours (
+        name TEXT NOT NULL, hour INTEGER NOT NULL, user_id TEXT NOT NULL,
+        requests INTEGER NOT NULL, {_STAGE_AMOUNTS})""",
+)
+_STAGE_ROW = f"""
+    INSERT INTO temp.qllm_stage (name, user_id, at, request_id, {", ".join(AMOUNTS)}, timeless)
+    VALUES ({", ".join("?" * (5 + len(AMOUNTS)))})"""
+_HOURS_OF = f"""
+    INSERT INTO temp.qllm_stage_hours
+    SELECT name, at - at % {HOUR}, COALESCE(user_id, '{ANONYMOUS}'), COUNT(*),
+        {", ".join(f"SUM({a})" for a in AMOUNTS)}
+    FROM {{source}} GROUP BY 1, 2, 3"""
+# ORDER BY rowid: of staged rows sharing a request_id, the first is the one kept.
+# WHERE true: without it SQLite would read ON CONFLICT as a join's ON.
+_MOVE_STAGED = f"""
+    INSERT INTO main.usage_events (name, user_id, at, request_id, {", ".join(AMOUNTS)})
+    SELECT name, user_id, at, request_id, {", ".join(AMOUNTS)} FROM temp.qllm_stage
+    WHERE true ORDER BY rowid
+    ON CONFLICT (request_id) DO NOTHING"""
+_FIRST_CONFLICT = f"""
+    SELECT s.rowid - 1 FROM temp.qllm_stage s JOIN main.usage_events e
+        ON e.request_id = s.request_id
+    WHERE NOT (e.name = s.name AND e.user_id IS s.user_id AND (s.timeless OR e.at = s.at)
+        AND {" AND ".join(f"e.{a} = s.{a}" for a in AMOUNTS)})
+    ORDER BY s.rowid LIMIT 1"""
+_ROLL_UP_STAGED = (
+    f"""
+    INSERT INTO usage_hourly (name, hour, user_id, requests, {", ".join(AMOUNTS)})
+    SELECT * FROM temp.qllm_stage_hours WHERE true
+    ON CONFLICT (name, hour, user_id) DO UPDATE SET {_ADD}""",
+    f"""
+    INSERT INTO usage_totals (name, user_id, requests, {", ".join(AMOUNTS)})
+    SELECT name, user_id, SUM(requests), {", ".join(f"SUM({a})" for a in AMOUNTS)}
+    FROM temp.qllm_stage_hours WHERE true GROUP BY 1, 2
+    ON CONFLICT (name, user_id) DO UPDATE SET {_ADD}""",
+)
+
+
+@contextmanager
+def staging(conn: sqlite3.Connection) -> Iterator[None]:
+    """Empty stage tables on ``conn`` for one batch, dropped afterwards whatever happens."""
+    _drop_stage(conn)
+    for statement in _STAGING:
+        conn.execute(statement)
+    try:
+        yield
+    finally:
+        _drop_stage(conn)
+
+
+def _drop_stage(conn: sqlite3.Connection) -> None:
+    conn.execute("DROP TABLE IF EXISTS temp.qllm_stage")
+    conn.execute("DROP TABLE IF EXISTS temp.qllm_stage_hours")
+
+
+def stage(
+    conn: sqlite3.Connection, events: Iterable[Any], user: str | None, known_names: set[str]
+) -> int:
+    """Validate ``events`` into the stage, outside any transaction; how many were staged.
+
+    Read in chunks, so memory stays flat however long the input is (or however
+    slowly it comes). Errors name the event's index (``/3/chat_cost``); names
+    are checked here too, since a registered name is never removed.
+    """
+    now = times.now()
+    try:
+        iterator = iter(events)
+    except TypeError:
+        raise ValidationError.one("", "must be an iterable of usage events") from None
+    first = 0
+    while chunk := list(islice(iterator, CHUNK)):
+        rows: list[Row] = []
+        for raw in chunk:
+            try:
+                row = usage_values(raw)
+            except ValidationError as exc:
+                raise exc.under(f"/{first + len(rows)}") from None
+            row[1] = user
+            if row[2] is None:  # "now", remembered so that a retry's time need not match
+                row[2] = now
+                row.append(1)
+            else:
+                row.append(0)
+            rows.append(row)
+        _check_names(conn, rows, known_names, first)
+        conn.executemany(_STAGE_ROW, rows)
+        first += len(chunk)
+    try:
+        conn.execute(_HOURS_OF.format(source="temp.qllm_stage"))
+    except sqlite3.OperationalError as exc:  # SUM past 64 bits within the batch itself
+        if "integer overflow" not in str(exc):
+            raise
+        raise _too_large("Query LLM") from exc
+    return first
+
+
+def commit_stage(conn: sqlite3.Connection, staged: int) -> int:
+    """Move the staged events in, inside the caller's write transaction; the number new.
+
+    The only work done under the write lock: one INSERT ... SELECT, the
+    request_id checks when some were recorded before, the rollups and the
+    64-bit check.
+    """
+    (last_id,) = conn.execute("SELECT COALESCE(MAX(id), 0) FROM main.usage_events").fetchone()
+    before = conn.total_changes
+    conn.execute(_MOVE_STAGED)
+    written = conn.total_changes - before
+    if written < staged:  # some request_ids were seen before: each must repeat its event
+        conflict = conn.execute(_FIRST_CONFLICT).fetchone()
+        if conflict is not None:
+            raise ConflictError.one(
+                f"/{conflict[0]}/request_id", "was recorded before with different content"
+            )
+        conn.execute("DELETE FROM temp.qllm_stage_hours")
+        conn.execute(_HOURS_OF.format(source="main.usage_events WHERE id > ?"), [last_id])
+    try:
+        for statement in _ROLL_UP_STAGED:
+            conn.execute(statement)
+    except sqlite3.IntegrityError as exc:  # the rollups' checks for exact 64-bit sums
+        raise _too_large("Query LLM") from exc
+    touched = conn.execute("SELECT DISTINCT name FROM temp.qllm_stage_hours").fetchall()
+    check_totals(conn, [name for (name,) in touched])
     return written
 
 
@@ -190,10 +328,72 @@ def _roll_up(conn: sqlite3.Connection, rows: list[Row]) -> None:
     try:
         conn.executemany(_ROLL_UP_HOURS, [[*key, *sums] for key, sums in hours.items()])
         conn.executemany(_ROLL_UP_TOTALS, [[*key, *sums] for key, sums in totals.items()])
-    except sqlite3.IntegrityError as exc:  # the rollups' checks for exact 64-bit sums
-        raise ValidationError.one(
-            "", "these events would take a Query LLM's totals past 2**63 (9.2e9 credits)"
-        ) from exc
+    except (sqlite3.IntegrityError, OverflowError) as exc:  # the rollups' 64-bit checks
+        raise _too_large("Query LLM") from exc
+
+
+# --- the 64-bit guarantee -------------------------------------------------------------------
+
+INT64_MAX = 2**63 - 1
+# Every total a reader can ask for is a sum of these over one group's events:
+# one amount (metadata, windows, the stats view) or a list sort key (spec 9).
+# Windows are parts of the all-time totals (amounts are never negative), so
+# bounding each group's all-time sums bounds every total anyone can ask for.
+_COMBINED = {
+    "tokens": (
+        "chat_completion_tokens",
+        "chat_prompt_tokens",
+        "embedding_completion_tokens",
+        "embedding_prompt_tokens",
+    ),
+    "prompt_tokens": ("chat_prompt_tokens", "embedding_prompt_tokens"),
+    "completion_tokens": ("chat_completion_tokens", "embedding_completion_tokens"),
+    "cost": ("chat_cost", "embedding_cost"),
+}
+
+
+def _too_large(group: str) -> ValidationError:
+    return ValidationError.one(
+        "", f"these events would take a {group}'s totals past 2**63 (9.2e9 credits)"
+    )
+
+
+def check_totals(
+    conn: sqlite3.Connection,
+    touched: Iterable[str],
+    *,
+    column: str = "name",
+    table: str = "usage_totals",
+    group: str = "Query LLM",
+) -> None:
+    """Refuse (ValidationError) a write that took a touched group's totals past 64 bits.
+
+    Call it inside the write's transaction, after the write: raising rolls it
+    all back. ``touched`` are the values of ``column`` (the group key: a
+    Query LLM's name, or another grouping) that the write added events to;
+    ``table`` holds one or more rows per group with the amount columns
+    (``usage_totals``: one per user). Each amount summed over the group, and
+    each combined sort key, must stay a 64-bit integer.
+    """
+    keys = sorted(set(touched))
+    sums = ", ".join(f"SUM({amount})" for amount in AMOUNTS)
+    for start in range(0, len(keys), 500):  # SQLite binds at most 32766 values
+        part = keys[start : start + 500]
+        marks = ", ".join("?" * len(part))
+        try:
+            found = conn.execute(
+                f"SELECT {sums} FROM {table} WHERE {column} IN ({marks}) GROUP BY {column}",
+                part,
+            ).fetchall()
+        except sqlite3.OperationalError as exc:
+            if "integer overflow" not in str(exc):
+                raise
+            raise _too_large(group) from exc
+        for amounts in found:
+            by_amount = dict(zip(AMOUNTS, amounts, strict=True))
+            for columns in _COMBINED.values():
+                if sum(by_amount[c] for c in columns) > INT64_MAX:
+                    raise _too_large(group)
 
 
 def rebuild_rollups(conn: sqlite3.Connection) -> dict[str, int]:
