@@ -109,8 +109,12 @@ def _read_json(source: IO[str], label: str) -> Any:
     return _parse_json(source.read(), label)
 
 
-def _open_registry(ctx: click.Context, db: str | None, readonly: bool, timeout: float) -> Registry:
-    registry = Registry(db, readonly=readonly, timeout=timeout)
+def _open_registry(
+    ctx: click.Context, db: str | None, readonly: bool, timeout: float, *, create: bool = True
+) -> Registry:
+    """The registry at ``db``; commands that only read pass ``create=False``: a missing
+    file is then an error (exit 5), never a new empty registry answering 0."""
+    registry = Registry(db, readonly=readonly, timeout=timeout, create=create)
     ctx.call_on_close(registry.close)
     return registry
 
@@ -199,7 +203,7 @@ def get(
     token: str | None,
 ) -> None:
     """Print a registered Query LLM, with --metadata its statistics."""
-    registry = _open_registry(ctx, db, readonly, timeout)
+    registry = _open_registry(ctx, db, readonly, timeout, create=False)
     _emit(registry.get(name, metadata=metadata, me=me, start=start, end=end, token=token))
 
 
@@ -225,7 +229,7 @@ def list_command(
     token: str | None,
 ) -> None:
     """List names: newest first, or by usage (largest first) over --from/--to."""
-    registry = _open_registry(ctx, db, readonly, timeout)
+    registry = _open_registry(ctx, db, readonly, timeout, create=False)
     _emit(
         registry.list(
             count=count_, offset=offset, sort=sort, me=me, start=start, end=end, token=token
@@ -247,7 +251,7 @@ def count(
     token: str | None,
 ) -> None:
     """Print how many Query LLMs are registered (with --me: the caller's)."""
-    _emit(_open_registry(ctx, db, readonly, timeout).count(me=me, token=token))
+    _emit(_open_registry(ctx, db, readonly, timeout, create=False).count(me=me, token=token))
 
 
 @cli.group()

@@ -87,7 +87,10 @@ _EXPLANATIONS = (
     (("disk is full",), "cannot write {path}: {text}"),
     # A write that failed part-way, such as one past a file size limit (EFBIG).
     (("disk I/O",), "cannot write {path}: {text} (is the disk full, or the file too large?)"),
-    (("readonly", "read-only"), "{path} cannot be written: {text}"),
+    (
+        ("readonly", "read-only"),
+        "{path} cannot be written: {text} (to read it only, open it read-only: --readonly)",
+    ),
     (("unable to open",), "cannot open {path}: {text}"),
     (("integer overflow",), "{path}: the totals asked for exceed 64-bit integers"),
     (("not a database", "malformed"), "{path} is not a usable registry: {text}"),
@@ -180,9 +183,10 @@ class Registry:
             raise StorageError(
                 f"cannot read {self.path} read-only: its recent writes are still in {wal}, and "
                 f"reading them needs {self.path}-shm, which cannot be created in "
-                f"{self.path.parent}. Ask a user who can write that directory to open it once "
-                "(e.g. `qllm count`, which folds the log into the file), or copy the file "
-                "with its -wal into a directory you can write"
+                f"{self.path.parent}. Either copy the file and its -wal into a directory you can "
+                "write and read the copy, or ask a user who can write that directory to open it "
+                "(e.g. `qllm count`) once no process has it open: the last to close it folds "
+                "the log into the file"
             )
         return "mode=ro&immutable=1"
 

@@ -572,7 +572,8 @@ def test_db_that_cannot_be_created_exits_5(tmp_path: Path) -> None:
     """A --db path under a regular file exits 5 with one line, not a traceback."""
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
-    (line,) = fails(["count", "--db", str(blocker / "registry.db")], 5)
+    # A command that writes: read commands never create the file at all.
+    (line,) = fails(["token", "create", "someone", "--db", str(blocker / "registry.db")], 5)
     assert line.startswith(f"cannot create {blocker / 'registry.db'}: ")
 
 
