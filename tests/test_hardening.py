@@ -148,7 +148,7 @@ def test_staged_batch_keeps_request_id_rules(reg: Registry) -> None:
     """Repeats are no-ops, a changed repeat names its index, a retry without ``at`` matches."""
     name = reg.register(body()).name
     reg.record_usage(name, request_id="a", chat_prompt_tokens=1)  # at: now
-    batch = [
+    batch: list[dict[str, Any]] = [
         {"name": name, "request_id": "a", "chat_prompt_tokens": 1},  # retry, time left out
         {"name": name, "request_id": "b", "at": AT, "chat_cost": "0.1"},
         {"name": name, "request_id": "b", "at": AT, "chat_cost": "0.1"},  # same in the batch
