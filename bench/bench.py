@@ -192,10 +192,11 @@ def bench_batch_ingest(work: Path, count: int) -> registry.Registry:
     given = list(events(names, count, hours))
     rows = [raw_row(e, None) for e in given]
     gc.freeze()  # the inputs are not the work: keep the collector off them
-    t_ours = t_raw = float("inf")
+    t_ours = t_raw = locked = float("inf")
     for attempt in range(2):
         reg, _ = fresh(work, f"ingest-{attempt}", 20)
         t_ours = min(t_ours, timed(reg.record_usage_many, (e for e in given)))
+        locked = min(locked, reg.last_lock_seconds)
         if attempt == 0:
             kept = reg  # its file serves the window measurement
         else:
@@ -220,6 +221,17 @@ def bench_batch_ingest(work: Path, count: int) -> registry.Registry:
         ratio,
         ">= 0.5",
         ratio >= 0.5,
+    )
+    # Validation and staging happen before the write lock: other writers wait
+    # only for the move of the staged rows (the "raw" column: the whole import).
+    share = locked / t_ours
+    record(
+        f"write lock held per import, {count:,} events",
+        ms(locked),
+        ms(t_ours),
+        share,
+        "<= 0.5 of the import",
+        share <= 0.5,
     )
     return kept
 

@@ -194,6 +194,7 @@ def stage(
     except TypeError:
         raise ValidationError.one("", "must be an iterable of usage events") from None
     first = 0
+    hours: dict[tuple[str, int], list[int]] = {}  # (name, hour) -> requests, *amounts
     while chunk := list(islice(iterator, CHUNK)):
         rows: list[Row] = []
         for raw in chunk:
@@ -209,15 +210,58 @@ def stage(
                 row.append(0)
             rows.append(row)
         _check_names(conn, rows, known_names, first)
-        conn.executemany(_STAGE_ROW, rows)
+        for name, _, at, _, a, b, c, d, e, f, _ in rows:
+            key = (name, at - at % HOUR)
+            total = hours.get(key)
+            if total is None:
+                hours[key] = [1, a, b, c, d, e, f]
+            else:
+                total[0] += 1
+                total[1] += a
+                total[2] += b
+                total[3] += c
+                total[4] += d
+                total[5] += e
+                total[6] += f
+        # One transaction per chunk (without one, every row would be a commit of
+        # its own); it writes only the temp schema, so the file's lock stays free.
+        with _temp_transaction(conn):
+            conn.executemany(_STAGE_ROW, rows)
+            if len(hours) >= _MAX_HOURS_HELD:
+                _flush_hours(conn, hours, user)
         first += len(chunk)
-    try:
-        conn.execute(_HOURS_OF.format(source="temp.qllm_stage"))
-    except sqlite3.OperationalError as exc:  # SUM past 64 bits within the batch itself
-        if "integer overflow" not in str(exc):
-            raise
-        raise _too_large("Query LLM") from exc
+    with _temp_transaction(conn):
+        _flush_hours(conn, hours, user)
     return first
+
+
+# Hourly sums are added up in memory and written out (to be added once more by
+# the rollups' upsert) when this many are held: memory stays flat either way.
+_MAX_HOURS_HELD = 50_000
+_STAGE_HOURS = f"""
+    INSERT INTO temp.qllm_stage_hours VALUES ({", ".join("?" * (4 + len(AMOUNTS)))})"""
+
+
+def _flush_hours(
+    conn: sqlite3.Connection, hours: dict[tuple[str, int], list[int]], user: str | None
+) -> None:
+    rolled = ANONYMOUS if user is None else user
+    try:
+        conn.executemany(_STAGE_HOURS, [[n, h, rolled, *sums] for (n, h), sums in hours.items()])
+    except OverflowError as exc:  # one hour's sum in the batch itself is past 64 bits
+        raise _too_large("Query LLM") from exc
+    hours.clear()
+
+
+@contextmanager
+def _temp_transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    conn.execute("BEGIN")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 def commit_stage(conn: sqlite3.Connection, staged: int) -> int:
@@ -237,12 +281,17 @@ def commit_stage(conn: sqlite3.Connection, staged: int) -> int:
             raise ConflictError.one(
                 f"/{conflict[0]}/request_id", "was recorded before with different content"
             )
-        conn.execute("DELETE FROM temp.qllm_stage_hours")
-        conn.execute(_HOURS_OF.format(source="main.usage_events WHERE id > ?"), [last_id])
     try:
+        if written < staged:  # the hours of the events actually written
+            conn.execute("DELETE FROM temp.qllm_stage_hours")
+            conn.execute(_HOURS_OF.format(source="main.usage_events WHERE id > ?"), [last_id])
         for statement in _ROLL_UP_STAGED:
             conn.execute(statement)
     except sqlite3.IntegrityError as exc:  # the rollups' checks for exact 64-bit sums
+        raise _too_large("Query LLM") from exc
+    except sqlite3.OperationalError as exc:  # SUM() past 64 bits
+        if "integer overflow" not in str(exc):
+            raise
         raise _too_large("Query LLM") from exc
     touched = conn.execute("SELECT DISTINCT name FROM temp.qllm_stage_hours").fetchall()
     check_totals(conn, [name for (name,) in touched])
