@@ -147,10 +147,13 @@ class Registry:
         if self.readonly:
             try:
                 conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
-            except sqlite3.OperationalError:
+            except sqlite3.OperationalError as exc:
                 # A WAL file needs its -shm index, which SQLite creates beside
                 # the file: impossible in a directory the caller cannot write.
+                # A busy file is another matter: reported as it is.
                 conn.close()
+                if "locked" in str(exc) or "busy" in str(exc):
+                    raise
                 conn = self._open(uri + "?" + self._unshared_read())
         conn.execute("PRAGMA foreign_keys = ON")
         # Batches are staged in temporary tables: on disk, so memory stays flat.
@@ -514,6 +517,7 @@ class Registry:
             with usage.staging(self._conn):
                 staged = usage.stage(self._conn, events, user, self._known_names)
                 if not staged:
+                    self.last_lock_seconds = 0.0
                     return 0
                 with self._transaction() as conn:
                     locked = time.monotonic()
