@@ -24,6 +24,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import urllib.parse
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, NoReturn
@@ -151,10 +152,9 @@ class Postgres:
             migrate.migrate(conn, self.template)
 
     def dsn(self, dbname: str) -> str:
-        """The URL of database ``dbname`` on this server."""
-        from psycopg.conninfo import make_conninfo
-
-        return make_conninfo(self.admin_dsn, dbname=dbname)
+        """The URL of database ``dbname`` on this server: a location `Registry` takes."""
+        parts = urllib.parse.urlsplit(self.admin_dsn)
+        return urllib.parse.urlunsplit(parts._replace(path="/" + dbname))
 
     def admin(self) -> Any:
         """An autocommit connection to the server's maintenance database."""
@@ -200,6 +200,8 @@ def postgres() -> Iterator[Postgres]:
         _unavailable("psycopg is not installed (pip install -e '.[dev]')")
     server = None
     dsn = os.environ.get("QLLM_TEST_PG")
+    if dsn is not None and not dsn.startswith(("postgresql://", "postgres://")):
+        pytest.exit("QLLM_TEST_PG must be a postgresql:// URL", returncode=1)
     if dsn is None:
         try:
             server = Server.start()
