@@ -13,6 +13,7 @@ import sys
 import textwrap
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import ExitStack
 from decimal import Decimal
@@ -20,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pg import Postgres
 
 from registry import times
@@ -471,3 +474,18 @@ def test_a_restarted_server_is_reconnected_through_the_pool(
         with store.transaction(write=False) as conn:
             users = [name for (name,) in conn.execute("SELECT id FROM users ORDER BY id")]
     assert users == ["after", "before0", "before1", "before2"]
+
+
+@given(
+    user=st.text(min_size=1, max_size=12),
+    password=st.text(min_size=1, max_size=12),
+    host=st.from_regex(r"[a-z][a-z0-9.-]{0,20}", fullmatch=True),
+    port=st.integers(1, 65535),
+)
+def test_descriptions_never_carry_the_password(
+    user: str, password: str, host: str, port: int
+) -> None:
+    quoted = urllib.parse.quote(user, safe="")
+    secret = urllib.parse.quote(password, safe="")
+    location = f"postgresql://{quoted}:{secret}@{host}:{port}/db?password={secret}&sslmode=x"
+    assert describe(location) == f"postgresql://{quoted}@{host}:{port}/db?sslmode=x"
