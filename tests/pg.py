@@ -185,6 +185,15 @@ class Postgres:
                 self.drop(name)
 
 
+def import_psycopg() -> Any:
+    """psycopg, for a test module that needs it at import: skipped without it, unless required."""
+    if REQUIRE:
+        import psycopg
+
+        return psycopg
+    return pytest.importorskip("psycopg", reason="psycopg is not installed")
+
+
 def _unavailable(reason: str) -> NoReturn:
     if REQUIRE:
         pytest.exit(f"QLLM_REQUIRE_PG=1 but no PostgreSQL: {reason}", returncode=1)

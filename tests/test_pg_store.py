@@ -8,6 +8,8 @@ checked on psycopg's own exception class.
 
 from __future__ import annotations
 
+import os
+import pwd
 import subprocess
 import sys
 import textwrap
@@ -23,14 +25,14 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from pg import Postgres
+from pg import Postgres, import_psycopg
 
 from registry import times
 from registry.errors import SchemaTooNewError, StorageError, ValidationError
 from registry.storage import known_migrations
 from registry.store.errors import StorageBusyError, StorageFullError
 
-psycopg = pytest.importorskip("psycopg")
+psycopg = import_psycopg()
 
 from registry.store.postgres import INSTALL, describe, is_location, migrate, open_store  # noqa: E402
 from registry.store.postgres.store import OVERFLOW, PostgresStore, translate  # noqa: E402
@@ -489,3 +491,51 @@ def test_descriptions_never_carry_the_password(
     secret = urllib.parse.quote(password, safe="")
     location = f"postgresql://{quoted}:{secret}@{host}:{port}/db?password={secret}&sslmode=x"
     assert describe(location) == f"postgresql://{quoted}@{host}:{port}/db?sslmode=x"
+
+
+@pytest.fixture
+def small_tablespace(postgres: Postgres) -> Iterator[str]:
+    """A tablespace on a 1 MiB tmpfs: a disk that fills up for real (root only)."""
+    if postgres.server is None or os.geteuid() != 0:
+        pytest.skip("needs a server of its own and root, to mount a small tmpfs")
+    where = postgres.server.base / "small"
+    where.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(where)], check=False
+    )
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        account = pwd.getpwnam("postgres")
+        os.chown(where, account.pw_uid, account.pw_gid)
+        name = f"small_{os.getpid()}"
+        with postgres.admin() as conn:
+            conn.execute(f"CREATE TABLESPACE {name} LOCATION '{where}'")
+        try:
+            yield name
+        finally:
+            with postgres.admin() as conn:
+                conn.execute(f"DROP TABLESPACE IF EXISTS {name}")
+    finally:
+        subprocess.run(["umount", str(where)], check=False)
+
+
+def test_a_full_disk_is_a_full_error(pg_location: str, small_tablespace: str) -> None:
+    with connect(pg_location) as conn:
+        conn.execute(f"CREATE TABLE filler (x TEXT) TABLESPACE {small_tablespace}")
+    try:
+        with open_store(pg_location) as store:
+            fill = (
+                "INSERT INTO filler SELECT repeat(md5(g::text), 30) FROM generate_series(1, 5000) g"
+            )
+            with (
+                pytest.raises(StorageFullError, match="No space left") as caught,
+                store.transaction(write=True) as conn,
+            ):
+                conn.execute(fill)
+            assert isinstance(caught.value.__cause__, psycopg.errors.DiskFull)
+            with store.transaction(write=False) as conn:  # nothing of it was kept
+                assert conn.execute("SELECT COUNT(*) FROM filler").fetchone() == (0,)
+    finally:
+        with connect(pg_location) as conn:
+            conn.execute("DROP TABLE filler")
