@@ -187,6 +187,7 @@ class PostgresStore:
         failures = 0
         while True:
             stack = ExitStack()
+            conn: Connection | None = None
             try:
                 conn = stack.enter_context(self._pool.connection(timeout=self.timeout))
                 # Attributes only: psycopg puts them in the BEGIN it sends.
@@ -199,12 +200,16 @@ class PostgresStore:
             except psycopg.OperationalError as exc:
                 stack.close()  # a broken connection goes back to the pool, which drops it
                 failures += 1
-                if isinstance(exc, psycopg_pool.PoolTimeout) or failures > self.max_size:
+                dead = conn is not None and conn.broken  # not an answer of a live server
+                if isinstance(exc, psycopg_pool.PoolTimeout) or not dead:
+                    raise
+                if failures > self.max_size:
                     raise
                 continue
             except BaseException:
                 stack.close()
                 raise
+            assert conn is not None
             return stack, conn
 
     @contextmanager
