@@ -74,3 +74,11 @@ def filled(db_path: Path) -> tuple[Path, str, str]:
         token = reg.create_token("alice")
         reg.record_usage(name, token=token, request_id="r1", chat_prompt_tokens=7)
     return db_path, name, token
+
+
+# A real PostgreSQL, per session: the `postgres` and `pg_location` fixtures.
+from pg import Postgres, pg_location, postgres, report_header  # noqa: E402, F401
+
+
+def pytest_report_header() -> str:
+    return report_header()

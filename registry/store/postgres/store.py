@@ -1,0 +1,362 @@
+"""A registry's PostgreSQL database: the pool, transactions with retries, and errors.
+
+One `psycopg_pool.ConnectionPool` per store, opened once at start (a bad
+location fails there, with libpq's reason). Every call borrows a connection
+for ONE transaction and hands it back idle. Writes run at READ COMMITTED,
+PostgreSQL's way for ``INSERT ... ON CONFLICT`` upserts: each statement sees
+what concurrent writers committed, and unique keys make them wait for each
+other rather than fail. Reads run at REPEATABLE READ, READ ONLY: one
+snapshot for all the statements of a call, and never a serialization
+failure. psycopg errors are mapped by class, once, in `translate`.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import psycopg
+import psycopg_pool
+from attrs import frozen
+from psycopg import IsolationLevel, errors
+from psycopg.conninfo import conninfo_to_dict
+
+from registry.errors import RegistryError, StorageError, ValidationError
+from registry.store.errors import StorageBusyError, StorageFullError
+from registry.store.postgres import describe, migrate
+
+Connection = psycopg.Connection[tuple[Any, ...]]
+T = TypeVar("T")
+
+DEFAULT_TIMEOUT = 10.0
+DEFAULT_RETRIES = 5
+DEFAULT_MAX_SIZE = 10
+# The same words as SQLite's rollup checks, for the same refusal.
+OVERFLOW = "these events would take a Query LLM's totals past 2**63 (9.2e9 credits)"
+
+# Errors after which the whole transaction may simply run again.
+RETRYABLE: tuple[type[psycopg.Error], ...] = (errors.SerializationFailure, errors.DeadlockDetected)
+
+
+class PostgresStore:
+    """A registry in a PostgreSQL database, shared safely by many processes and machines.
+
+    ``timeout`` (seconds) bounds the wait for a row or table lock
+    (``lock_timeout``), for a connection from the pool and for connecting.
+    ``statement_timeout`` (seconds, None for none) bounds one statement.
+    ``retries``: how many times a transaction that hit a serialization
+    failure or a deadlock runs again before `StorageBusyError`.
+    ``readonly``: the server refuses every write (``default_transaction_read_only``),
+    and a database with pending migrations is refused.
+    """
+
+    def __init__(
+        self,
+        location: str,
+        *,
+        readonly: bool = False,
+        timeout: float = DEFAULT_TIMEOUT,
+        statement_timeout: float | None = None,
+        retries: int = DEFAULT_RETRIES,
+        max_size: int = DEFAULT_MAX_SIZE,
+    ) -> None:
+        self.location = location
+        self.where = describe(location)
+        self.readonly = readonly
+        self.timeout = timeout
+        self.statement_timeout = statement_timeout
+        self.retries = retries
+        self.max_size = max_size
+        self.attempts_made = 0  # transactions started, retries included: for tests and figures
+        kwargs = self._connection_kwargs()
+        self._migrate(kwargs)
+        self._pool: psycopg_pool.ConnectionPool[Connection] = psycopg_pool.ConnectionPool(
+            location,
+            kwargs=kwargs,
+            min_size=1,
+            max_size=max_size,
+            open=False,
+            timeout=timeout,
+            name="qllm",
+        )
+        try:
+            self._pool.open(wait=True, timeout=max(timeout, 1.0))
+        except psycopg.Error as exc:
+            self._pool.close()
+            raise StorageError(f"cannot connect to {self.where}: {_text(exc)}") from exc
+
+    # --- opening ----------------------------------------------------------------------
+
+    def _connection_kwargs(self) -> dict[str, Any]:
+        """Session settings sent with the startup packet: no extra round trip per connection."""
+        try:
+            given = conninfo_to_dict(self.location)
+        except psycopg.Error as exc:
+            raise StorageError(f"not a PostgreSQL location: {self.where}: {_text(exc)}") from exc
+        settings = [f"-c lock_timeout={_ms(self.timeout)}"]
+        if self.statement_timeout is not None:
+            settings.append(f"-c statement_timeout={_ms(self.statement_timeout)}")
+        if self.readonly:
+            settings.append("-c default_transaction_read_only=on")
+        options = " ".join(filter(None, [str(given.get("options") or ""), *settings]))
+        kwargs: dict[str, Any] = {"autocommit": True, "options": options}
+        if "application_name" not in given:
+            kwargs["application_name"] = "qllm"
+        if "connect_timeout" not in given:  # libpq's minimum is 2 s
+            kwargs["connect_timeout"] = max(2, math.ceil(self.timeout))
+        return kwargs
+
+    def _migrate(self, kwargs: dict[str, Any]) -> None:
+        """Connect once, outside the pool, so that a bad location fails with libpq's reason."""
+        try:
+            conn = psycopg.connect(self.location, **kwargs)
+        except psycopg.Error as exc:
+            raise StorageError(f"cannot connect to {self.where}: {_text(exc)}") from exc
+        with conn, self._errors(write=not self.readonly):
+            if not self.readonly:
+                migrate.migrate(conn, self.where)
+            elif migrate.pending(conn, self.where):
+                raise StorageError(f"{self.where} needs migrating: open it once without readonly")
+
+    # --- transactions ------------------------------------------------------------------
+
+    def transaction(self, *, write: bool) -> AbstractContextManager[Connection]:
+        """One transaction on a pooled connection, committed at the end of the block.
+
+        Any exception rolls it back. psycopg errors come out as `StorageError`s
+        (`translate`); a serialization failure or deadlock is NOT retried here,
+        since a ``with`` block cannot run twice: use `attempts` or `run`.
+        """
+        return self._translated(write)
+
+    def attempts(self, *, write: bool) -> Iterator[AbstractContextManager[Connection]]:
+        """Transactions to run the same block in until one commits::
+
+            for attempt in store.attempts(write=True):
+                with attempt as conn:
+                    ...
+
+        A serialization failure or deadlock in an attempt rolls it back and
+        the loop goes on, after a short random pause, at most ``retries``
+        times; then `StorageBusyError`. Other errors end the loop as in
+        `transaction`. The block must be safe to run again: it must not
+        consume input it cannot read a second time.
+        """
+        for number in range(self.retries + 1):
+            attempt = _Attempt(self, write, last=number == self.retries)
+            yield attempt
+            if attempt.committed:
+                return
+            # Jitter, so that writers who collided do not collide again in step.
+            time.sleep(random.uniform(0, min(0.002 * 2**number, 0.1)))  # noqa: S311
+        raise AssertionError("unreachable: the last attempt raises or commits")
+
+    def run(self, work: Callable[[Connection], T], *, write: bool) -> T:
+        """``work(conn)`` in a transaction, run again after a serialization failure or deadlock."""
+        for attempt in self.attempts(write=write):
+            with attempt as conn:
+                result = work(conn)
+        return result
+
+    @contextmanager
+    def _translated(self, write: bool) -> Iterator[Connection]:
+        with self._errors(write=write), self._raw_transaction(write) as conn:
+            yield conn
+
+    @contextmanager
+    def _raw_transaction(self, write: bool) -> Iterator[Connection]:
+        if write and self.readonly:
+            raise StorageError(f"{self.where} is open read-only")
+        stack, conn = self._begin(write)
+        with stack:
+            yield conn
+
+    def _begin(self, write: bool) -> tuple[ExitStack, Connection]:
+        """A pooled connection in a new transaction.
+
+        After a server restart, the pool's idle connections are dead; each
+        fails at BEGIN, before anything was done, so another one is tried
+        (the pool replaces the dead ones) until a connection works or
+        ``max_size + 1`` have failed.
+        """
+        failures = 0
+        while True:
+            stack = ExitStack()
+            conn: Connection | None = None
+            try:
+                conn = stack.enter_context(self._pool.connection(timeout=self.timeout))
+                # Attributes only: psycopg puts them in the BEGIN it sends.
+                conn.read_only = not write
+                conn.isolation_level = (
+                    IsolationLevel.READ_COMMITTED if write else IsolationLevel.REPEATABLE_READ
+                )
+                stack.enter_context(conn.transaction())
+                self.attempts_made += 1
+            except psycopg.OperationalError as exc:
+                stack.close()  # a broken connection goes back to the pool, which drops it
+                failures += 1
+                dead = conn is not None and conn.broken  # not an answer of a live server
+                if isinstance(exc, psycopg_pool.PoolTimeout) or not dead:
+                    raise
+                if failures > self.max_size:
+                    raise
+                continue
+            except BaseException:
+                stack.close()
+                raise
+            assert conn is not None
+            return stack, conn
+
+    @contextmanager
+    def _errors(self, *, write: bool) -> Iterator[None]:
+        try:
+            yield
+        except RegistryError:
+            raise
+        except psycopg.Error as exc:
+            raise translate(exc, self.where, write=write, timeout=self.timeout) from exc
+
+    # --- closing ----------------------------------------------------------------------
+
+    def close(self) -> None:
+        self._pool.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<PostgresStore {self.where!r}{' readonly' if self.readonly else ''}>"
+
+
+class _Attempt:
+    """One transaction of `PostgresStore.attempts`; swallows a retryable error unless last."""
+
+    def __init__(self, store: PostgresStore, write: bool, *, last: bool) -> None:
+        self._store = store
+        self._write = write
+        self._last = last
+        self._inner: AbstractContextManager[Connection] | None = None
+        self.committed = False
+
+    def __enter__(self) -> Connection:
+        self._inner = self._store._raw_transaction(self._write)
+        try:
+            return self._inner.__enter__()
+        except psycopg.Error as exc:
+            raise self._translate(exc) from exc
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        assert self._inner is not None
+        try:
+            self._inner.__exit__(exc_type, exc, tb)  # COMMIT, or ROLLBACK on exc
+        except psycopg.Error as failure:  # COMMIT failed (or the rollback of exc did)
+            exc = failure
+        if exc is None:
+            self.committed = True
+            return False
+        if isinstance(exc, RETRYABLE) and not self._last:
+            return True  # swallowed: the loop runs the block again
+        if isinstance(exc, psycopg.Error):
+            raise self._translate(exc, retried=self._store.retries) from exc
+        return False  # any other exception goes on as it is
+
+    def _translate(self, exc: psycopg.Error, retried: int = 0) -> RegistryError:
+        store = self._store
+        return translate(
+            exc, store.where, write=self._write, timeout=store.timeout, retried=retried
+        )
+
+
+# --- errors --------------------------------------------------------------------------------
+
+
+def translate(
+    exc: psycopg.Error, where: str, *, write: bool, timeout: float, retried: int = 0
+) -> RegistryError:
+    """The registry's error for a psycopg error: chosen by class, along its MRO.
+
+    The most specific class of the table wins, as exception handlers are
+    found: `errors.DiskFull` before its parent `psycopg.OperationalError`.
+    """
+    for cls in type(exc).__mro__:
+        explain = _MEANINGS.get(cls)
+        if explain is not None:
+            return explain(_Failure(exc, where, write, timeout, retried))
+    return StorageError(f"{where}: {_text(exc)}")
+
+
+@frozen
+class _Failure:
+    exc: psycopg.Error
+    where: str
+    write: bool
+    timeout: float
+    retried: int
+
+    @property
+    def text(self) -> str:
+        return _text(self.exc)
+
+
+def _conflicts(f: _Failure) -> RegistryError:
+    tries = f"after {f.retried + 1} attempts" if f.retried else "at once"
+    return StorageBusyError(
+        f"{f.where} is busy: the transaction kept conflicting with concurrent writers"
+        f" ({f.text}); gave up {tries}, try again"
+    )
+
+
+def _overflow(f: _Failure) -> RegistryError:
+    if f.write:  # only the rollups' sums can pass 2**63 in a write: the input's fault
+        return ValidationError.one("", OVERFLOW)
+    return StorageError(f"{f.where}: the totals asked for exceed 64-bit integers")
+
+
+_MEANINGS: dict[type[BaseException], Callable[[_Failure], RegistryError]] = {
+    errors.SerializationFailure: _conflicts,
+    errors.DeadlockDetected: _conflicts,
+    errors.LockNotAvailable: lambda f: StorageBusyError(
+        f"{f.where} is locked by another session (gave up after {f.timeout:g} s)"
+    ),
+    errors.QueryCanceled: lambda f: StorageBusyError(
+        f"{f.where}: the statement was cancelled ({f.text}); try again, or with a longer timeout"
+    ),
+    errors.DiskFull: lambda f: StorageFullError(f"cannot write {f.where}: {f.text}"),
+    errors.NumericValueOutOfRange: _overflow,
+    errors.ReadOnlySqlTransaction: lambda f: StorageError(f"{f.where} cannot be written: {f.text}"),
+    psycopg_pool.PoolTimeout: lambda f: StorageBusyError(
+        f"{f.where} is busy: no connection free within {f.timeout:g} s"
+    ),
+    # Connection lost, server shutting down or restarting, too many
+    # connections, out of memory: the same call may succeed later.
+    psycopg.OperationalError: lambda f: StorageBusyError(f"{f.where} is unavailable: {f.text}"),
+}
+
+
+def _text(exc: BaseException) -> str:
+    """The first line of the error: the server's primary message, without the SQL context."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def _ms(seconds: float) -> int:
+    """Seconds as the whole milliseconds a PostgreSQL setting takes (0 would mean no limit)."""
+    return max(1, round(seconds * 1000))
