@@ -323,7 +323,8 @@ def bench_realistic_ingest(work: Path, count: int) -> None:
         conn.close()
         for path in work.glob(f"realistic*-{attempt}.db*"):
             path.unlink()
-    del shares, rows
+    shares.clear()
+    rows.clear()
     gc.unfreeze()
     ratio = t_raw / t_ours
     record(
