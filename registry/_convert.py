@@ -316,26 +316,36 @@ def _amount_hook(rule: Amount, tp: Any) -> Callable[[Any, Any], int]:
     return hook
 
 
-_PLACE_SCALE = tuple(10 ** (9 - places) for places in range(10))
 _NINE_PLACES = Decimal("1e-9")
 _MAX_NANO = MAX_CREDITS_PER_EVENT * NANO
 
 
 def nano_credits(value: Any) -> int:
-    """Credits as integer nano-credits: exact, rounded half-even to 9 places (spec 6)."""
+    """Credits as integer nano-credits: exact, rounded half-even to 9 places (spec 6).
+
+    Decimal text and floats usually take a fast path (`_text_nano`, `_near_nano`);
+    what it does not read goes to `_decimal_nano`, the reference, which the fast
+    paths always agree with (tests/test_fast_parse.py).
+    """
     cls = value.__class__
-    if cls is int:
-        nano = value * NANO
-    elif cls is float and 0 <= value <= MAX_CREDITS_PER_EVENT and _near_nano(value):
-        nano = round(value * 1e9)
-    elif cls is float or cls is str or cls is Decimal:
-        if cls is float:
-            if not math.isfinite(value):
-                raise _Invalid.at(f"must be a number of credits, not {value}")
-            value = repr(value)  # the shortest repr: 0.1 means one tenth
-        nano = _plain_nano(value) if cls is not Decimal else None
+    if cls is str:
+        nano = _text_nano(value)
         if nano is None:
             nano = _decimal_nano(value)
+    elif cls is int:
+        nano = value * NANO
+    elif cls is float:
+        if 0 <= value <= MAX_CREDITS_PER_EVENT and _near_nano(value):
+            nano = round(value * 1e9)
+        elif not math.isfinite(value):
+            raise _Invalid.at(f"must be a number of credits, not {value}")
+        else:
+            text = repr(value)  # the shortest repr: 0.1 means one tenth
+            nano = _text_nano(text)
+            if nano is None:
+                nano = _decimal_nano(text)
+    elif cls is Decimal:
+        nano = _decimal_nano(value)
     else:
         raise _Invalid.at("must be a number of credits")
     if not 0 <= nano <= _MAX_NANO:
@@ -356,16 +366,49 @@ def _near_nano(value: float) -> bool:
     return abs(scaled - round(scaled)) < 1e-3
 
 
-def _plain_nano(text: str) -> int | None:
-    """``123.456`` (ASCII digits, at most 9 places) in nano-credits; None for any other form."""
-    whole, dot, places = text.partition(".")
-    if not (whole.isascii() and whole.isdigit() and len(whole) <= 7):
+# 10**k for the shifts of `_text_nano`; its bounds keep k below 60.
+_POWERS: tuple[int, ...] = tuple(10**k for k in range(60))
+_MAX_DIGITS = 40  # longer text goes to the reference (and int() of it stays cheap)
+
+
+def _text_nano(text: str) -> int | None:  # noqa: PLR0911 - a chain of bail-outs
+    """Decimal text in nano-credits by splitting digits, exactly as `_decimal_nano` reads
+    it: ``12``, ``+0.5``, ``.5``, ``5.``, ``1.25e-7``, any number of places (rounded
+    half-even to 9). None for anything else (signs other than ``+``, non-ASCII digits,
+    very long text, big exponents): the caller then asks the reference."""
+    if not text.isascii() or len(text) > _MAX_DIGITS:
         return None
-    if not dot:
-        return int(whole) * NANO
-    if not (places.isascii() and places.isdigit() and len(places) <= 9):
+    if text[:1] == "+":
+        text = text[1:]
+    mantissa, e, exponent = text.partition("e")
+    if not e:
+        mantissa, e, exponent = text.partition("E")
+    whole, _, fraction = mantissa.partition(".")
+    digits = whole + fraction
+    if not digits.isdigit():  # also refuses "", "-1", "1.2.3", " 1", "1_0"
         return None
-    return int(whole) * NANO + int(places) * _PLACE_SCALE[len(places)]  # type: ignore[no-any-return]
+    places = len(fraction)
+    if e:
+        sign = exponent[:1]
+        magnitude = exponent[1:] if sign in ("+", "-") else exponent
+        if not magnitude.isdigit() or len(magnitude) > 2:
+            return None
+        places = places - int(magnitude) if sign != "-" else places + int(magnitude)
+    if places <= 9:
+        if len(digits) - places > 7:  # 10**7 credits or more: the reference says why
+            return None
+        return int(digits) * _POWERS[9 - places]
+    if places >= 50:
+        return None
+    # More than 9 places: divide away the extra ones, ties to the even nano-credit.
+    unit = _POWERS[places - 9]
+    nano, rest = divmod(int(digits), unit)
+    if nano > _MAX_NANO:
+        return None
+    half = unit >> 1
+    if rest > half or (rest == half and nano & 1):
+        nano += 1
+    return nano
 
 
 _DECIMAL_TEXT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")

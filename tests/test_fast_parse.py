@@ -1,0 +1,209 @@
+"""The fast paths of the usage-event parse agree with the reference parsers, value for
+value and error for error: costs (`nano_credits` against the Decimal reading) and times
+(`times.parse` against `times.parse_reference`)."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from registry import times
+from registry._convert import _decimal_nano, _Invalid, nano_credits
+from registry.model import MAX_CREDITS_PER_EVENT, NANO
+
+# --- costs ----------------------------------------------------------------------------
+
+
+def reference_nano(value: Any) -> int:
+    """Spec 6 the slow, obvious way: every text, float (by its shortest repr) and Decimal
+    read by `decimal.Decimal`, rounded half-even to 9 places; no fast path."""
+    cls = value.__class__
+    if cls is float:
+        if not math.isfinite(value):
+            raise _Invalid.at(f"must be a number of credits, not {value}")
+        nano = _decimal_nano(repr(value))
+    elif cls is str or cls is Decimal:
+        nano = _decimal_nano(value)
+    elif cls is int:
+        nano = value * NANO
+    else:
+        raise _Invalid.at("must be a number of credits")
+    if not 0 <= nano <= MAX_CREDITS_PER_EVENT * NANO:
+        raise _Invalid.at(f"must be between 0 and {MAX_CREDITS_PER_EVENT} credits")
+    return nano
+
+
+def outcome(parse: Any, value: Any) -> tuple[str, Any]:
+    try:
+        return ("value", parse(value))
+    except _Invalid as exc:
+        return ("error", exc.problems)
+    except times.TimeError as exc:
+        return ("error", str(exc))
+
+
+digits = st.text("0123456789", max_size=12)
+
+
+@st.composite
+def decimal_texts(draw: st.DrawFn) -> str:
+    """Every decimal form the spec allows, and near misses: signs, leading zeros, ``.5``,
+    ``5.``, many places, exponents of either case and sign."""
+    sign = draw(st.sampled_from(["", "", "+", "-"]))
+    whole = draw(st.text("0123456789", max_size=9))
+    dot = draw(st.sampled_from(["", ".", "."]))
+    fraction = draw(st.text("0123456789", max_size=45)) if dot else ""
+    exponent = ""
+    if draw(st.booleans()):
+        exponent = (
+            draw(st.sampled_from("eE"))
+            + draw(st.sampled_from(["", "+", "-"]))
+            + draw(st.text("0123456789", max_size=3))
+        )
+    return sign + whole + dot + fraction + exponent
+
+
+@st.composite
+def rounding_edges(draw: st.DrawFn) -> str:
+    """A nano-credit amount followed by a tie, or one unit either side, at the 10th place."""
+    nano = draw(st.integers(0, MAX_CREDITS_PER_EVENT * NANO + 1))
+    tail = draw(st.sampled_from(["5", "50", "500000", "49", "4999999", "51", "5000001", "0"]))
+    text = f"{nano // NANO}.{nano % NANO:09d}{tail}"
+    shift = draw(st.integers(-3, 3))
+    if shift:  # the same number written with an exponent
+        mantissa = Decimal(text).scaleb(-shift)
+        text = f"{mantissa:f}e{shift}"
+    return text
+
+
+junk = st.text("0123456789.+-eE _\u0661x", max_size=14)
+
+
+@settings(max_examples=800, deadline=None)
+@given(st.one_of(decimal_texts(), rounding_edges(), junk))
+@example("0.0000000005")
+@example("0.0000000015")
+@example("0.00000000250000000000000000000000000001")
+@example("999999.9999999995")
+@example("1000000.0000000004")
+@example("1000000.0000000005")
+@example("+.5")
+@example("5.")
+@example("00000000000000012.5")
+@example("1.25e-7")
+@example("125E-9")
+@example("1e6")
+@example("1e7")
+@example("-0")
+@example("-0.0000000001")
+def test_text_costs_fast_equals_reference(text: str) -> None:
+    assert outcome(nano_credits, text) == outcome(reference_nano, text)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.one_of(
+        st.floats(min_value=0, max_value=2e6),
+        st.floats(),
+        st.floats(min_value=0, max_value=1e-6),
+    )
+)
+@example(1.3e-06)
+@example(5e-10)
+@example(1.5e-09)
+@example(-0.0)
+@example(1e16)
+def test_float_costs_fast_equals_reference(value: float) -> None:
+    assert outcome(nano_credits, value) == outcome(reference_nano, value)
+
+
+# --- times ------------------------------------------------------------------------------
+
+
+def two(low: int, high: int) -> st.SearchStrategy[str]:
+    return st.integers(low, high).map(lambda n: f"{n:02}")
+
+
+@st.composite
+def rfc3339_texts(draw: st.DrawFn) -> str:
+    """RFC 3339 date-times and their near misses, built part by part: every separator and
+    offset form, fractions of 0 to 12 digits, fields just out of range."""
+    year = draw(st.sampled_from(["1969", "1970", "2026", "2024", "9999", "0000", "0001"]))
+    date = f"{year}-{draw(two(0, 13))}-{draw(two(0, 32))}"
+    if draw(st.integers(0, 9)) == 0:
+        date = draw(st.sampled_from(["2026-02-29", "2024-02-29", "2026-1-01", "2026-01-0\u0661"]))
+    separator = draw(st.sampled_from(["T", "T", "t", " ", "x"]))
+    clock = f"{draw(two(0, 25))}:{draw(two(0, 61))}:{draw(two(0, 61))}"
+    if draw(st.booleans()):
+        clock += "." + draw(st.text("0123456789", max_size=12))
+    offset = draw(
+        st.one_of(
+            st.sampled_from(["Z", "z", "", "+00:00", "-00:00", "+05:30", "+0530", "+05", "UTC"]),
+            st.builds(
+                lambda sign, hh, mm: f"{sign}{hh}:{mm}",
+                st.sampled_from("+-"),
+                two(0, 25),
+                two(0, 61),
+            ),
+        )
+    )
+    return date + separator + clock + offset
+
+
+@st.composite
+def real_moments(draw: st.DrawFn) -> str:
+    """Valid times anywhere in 1970-9999, with any offset and a fraction of 1 to 9 digits."""
+    low, high = datetime(1970, 1, 2), datetime(9999, 12, 30)  # noqa: DTZ001 - naive bounds
+    moment = draw(st.datetimes(low, high, timezones=st.just(UTC)))
+    minutes = draw(st.integers(-23 * 60 - 59, 23 * 60 + 59))
+    local = moment.astimezone(timezone(timedelta(minutes=minutes)))
+    text = local.isoformat(timespec="microseconds")[:26]
+    places = draw(st.integers(0, 9))
+    if places == 0:
+        text = text[:19]
+    else:
+        text = (
+            text[:20] + (text[20:] + draw(st.text("0123456789", min_size=3, max_size=3)))[:places]
+        )
+    zone = "Z" if minutes == 0 and draw(st.booleans()) else local.strftime("%z")
+    if zone != "Z":
+        zone = zone[:3] + ":" + zone[3:]
+    return text + zone
+
+
+@settings(max_examples=800, deadline=None)
+@given(st.one_of(rfc3339_texts(), real_moments()))
+@example("2026-01-01T24:00:00Z")
+@example("2026-01-01T23:59:60Z")
+@example("2026-01-01T23:59:59.9999999z")
+@example("2026-01-01t00:00:00.5+05:30")
+@example("2026-01-01 00:00:00-00:60")
+@example("2026-01-01T00:00:00.Z")
+@example("0000-01-01T00:05:06.5Z")
+@example("2026-01-01T00:00:00")
+@example("2026-01-01")
+@example("1969-12-31T23:59:59.999999Z")
+def test_times_fast_equals_reference(text: str) -> None:
+    # twice: once filling the hour cache, once reading it
+    assert outcome(times.parse, text) == outcome(times.parse_reference, text)
+    assert outcome(times.parse, text) == outcome(times.parse_reference, text)
+
+
+@pytest.mark.parametrize(
+    ("text", "micros"),
+    [
+        ("2026-01-01T05:30:00+05:30", 1_767_225_600_000_000),
+        ("2026-01-01T00:00:00.123Z", 1_767_225_600_123_000),
+        ("2026-01-01T00:00:00.1234567Z", 1_767_225_600_123_456),
+        ("2025-12-31T18:29:59.5-05:30", 1_767_225_599_500_000),
+    ],
+)
+def test_fast_path_values(text: str, micros: int) -> None:
+    """A few worked values, so that fast and reference cannot agree on a wrong answer."""
+    assert times.parse(text) == micros
