@@ -94,6 +94,7 @@ def raw_row(event: dict[str, Any], user: str | None) -> Row:
         0,
         event["embedding_prompt_tokens"],
         round(event["embedding_cost"] * 10**9),
+        event.get("query_model"),
     )
 
 
@@ -255,7 +256,8 @@ def bench_single(work: Path, count: int) -> None:
         for i in range(count):
             conn.execute("BEGIN IMMEDIATE")
             conn.execute(
-                usage._INSERT, (names[0], "alice", micros, f"raw{i}", 0, 10, 1_000_000, 0, 0, 0)
+                usage._INSERT,
+                (names[0], "alice", micros, f"raw{i}", 0, 10, 1_000_000, 0, 0, 0, None),
             )
             conn.execute("COMMIT")
 

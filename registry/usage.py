@@ -2,8 +2,11 @@
 
 Events are stored one row each, with costs in integer nano-credits. Every
 write also adds them into two rollups in the same transaction, so that the
-three always agree: ``usage_hourly`` (per Query LLM, hour and user) and
-``usage_totals`` (per Query LLM and user). All-time statistics read the
+three always agree: ``usage_hourly`` (per Query LLM, hour, user and Query
+Model) and ``usage_totals`` (per Query LLM, user and Query Model). The same
+functions answer for both subjects, Query LLMs and Query Models (`Subject`):
+a Query LLM's rows are those of its name, whatever their Query Model; a
+Query Model's are those of its name in ``query_model``. All-time statistics read the
 totals. A window ``[start, end)`` is answered from the whole hours inside it
 in the hourly rollup, plus the raw events of the partial hours at its edges:
 the cost of a query grows with the hours it spans, not with the events in the
@@ -31,35 +34,36 @@ CHUNK = 2_000  # events validated and written per executemany
 SORTS = ("created", "requests", "tokens", "prompt_tokens", "completion_tokens", "cost")
 MAX_PAGE = 1000
 ANONYMOUS = ""  # the rollups' user_id for events recorded without a token
+NO_MODEL = ""  # the rollups' query_model for events recorded for no Query Model
 
 _INSERT = f"""
-    INSERT INTO usage_events (name, user_id, at, request_id, {", ".join(AMOUNTS)})
-    VALUES ({", ".join("?" * (4 + len(AMOUNTS)))})
+    INSERT INTO usage_events (name, user_id, at, request_id, {", ".join(AMOUNTS)}, query_model)
+    VALUES ({", ".join("?" * (5 + len(AMOUNTS)))})
     ON CONFLICT (request_id) DO NOTHING"""
 _ADD = ", ".join(f"{a} = {a} + excluded.{a}" for a in ("requests", *AMOUNTS))
 _ROLL_UP_HOURS = f"""
-    INSERT INTO usage_hourly (name, hour, user_id, requests, {", ".join(AMOUNTS)})
-    VALUES ({", ".join("?" * (4 + len(AMOUNTS)))})
-    ON CONFLICT (name, hour, user_id) DO UPDATE SET {_ADD}"""
+    INSERT INTO usage_hourly (name, hour, user_id, query_model, requests, {", ".join(AMOUNTS)})
+    VALUES ({", ".join("?" * (5 + len(AMOUNTS)))})
+    ON CONFLICT (name, hour, user_id, query_model) DO UPDATE SET {_ADD}"""
 _ROLL_UP_TOTALS = f"""
-    INSERT INTO usage_totals (name, user_id, requests, {", ".join(AMOUNTS)})
-    VALUES ({", ".join("?" * (3 + len(AMOUNTS)))})
-    ON CONFLICT (name, user_id) DO UPDATE SET {_ADD}"""
+    INSERT INTO usage_totals (name, user_id, query_model, requests, {", ".join(AMOUNTS)})
+    VALUES ({", ".join("?" * (4 + len(AMOUNTS)))})
+    ON CONFLICT (name, user_id, query_model) DO UPDATE SET {_ADD}"""
 _REBUILD = (
     "DELETE FROM usage_hourly",
     "DELETE FROM usage_totals",
     f"""
-    INSERT INTO usage_hourly (name, hour, user_id, requests, {", ".join(AMOUNTS)})
-    SELECT name, at - at % {HOUR}, COALESCE(user_id, '{ANONYMOUS}'), COUNT(*),
-        {", ".join(f"SUM({a})" for a in AMOUNTS)}
-    FROM usage_events GROUP BY 1, 2, 3""",
+    INSERT INTO usage_hourly (name, hour, user_id, query_model, requests, {", ".join(AMOUNTS)})
+    SELECT name, at - at % {HOUR}, COALESCE(user_id, '{ANONYMOUS}'),
+        COALESCE(query_model, '{NO_MODEL}'), COUNT(*), {", ".join(f"SUM({a})" for a in AMOUNTS)}
+    FROM usage_events GROUP BY 1, 2, 3, 4""",
     f"""
-    INSERT INTO usage_totals (name, user_id, requests, {", ".join(AMOUNTS)})
-    SELECT name, user_id, SUM(requests), {", ".join(f"SUM({a})" for a in AMOUNTS)}
-    FROM usage_hourly GROUP BY 1, 2""",
+    INSERT INTO usage_totals (name, user_id, query_model, requests, {", ".join(AMOUNTS)})
+    SELECT name, user_id, query_model, SUM(requests), {", ".join(f"SUM({a})" for a in AMOUNTS)}
+    FROM usage_hourly GROUP BY 1, 2, 3""",
 )
 
-Row = list[Any]  # [name, user_id, at, request_id, *amounts]: one usage_events row
+Row = list[Any]  # [name, user_id, at, request_id, *amounts, query_model]: one usage_events row
 
 
 # --- recording ------------------------------------------------------------------------
@@ -100,6 +104,7 @@ def record_many(
             rows.append(row)
         where = first if batch else None
         _check_names(conn, rows, known_names, where)
+        check_members(conn, rows, where)
         (last_id,) = conn.execute("SELECT COALESCE(MAX(id), 0) FROM usage_events").fetchone()
         before = conn.total_changes
         conn.executemany(_INSERT, rows)
@@ -125,6 +130,38 @@ def _check_names(
     for position, row in enumerate(rows):
         if row[0] not in known:
             raise NotFoundError(row[0], None if first is None else first + position)
+
+
+def check_members(conn: sqlite3.Connection, rows: list[Row], first: int | None) -> None:
+    """Every row with a ``query_model`` names a registered Query Model that has the row's
+    Query LLM among its members (QUERY_MODEL.md section 5)."""
+    wanted = {row[-1] for row in rows if row[-1] is not None}
+    if not wanted:
+        return
+    marks = ", ".join("?" * len(wanted))
+    registered = {
+        model
+        for (model,) in conn.execute(
+            f"SELECT name FROM query_models WHERE name IN ({marks})", list(wanted)
+        )
+    }
+    pairs = {
+        (model, member)
+        for model, member in conn.execute(
+            f"SELECT model, member FROM query_model_members WHERE model IN ({marks})",
+            list(wanted),
+        )
+    }
+    for position, row in enumerate(rows):
+        model = row[-1]
+        if model is None or (model, row[0]) in pairs:
+            continue
+        path = "/query_model" if first is None else f"/{first + position}/query_model"
+        if model not in registered:
+            raise ValidationError.one(path, f"{model} is not a registered Query Model")
+        raise ValidationError.one(
+            path, f"Query Model {model} does not have the Query LLM {row[0]} among its members"
+        )
 
 
 def _inserted(
@@ -154,7 +191,8 @@ def _inserted(
             result.append(row)
             continue
         stored = conn.execute(
-            f"SELECT name, user_id, at, request_id, {', '.join(AMOUNTS)} FROM usage_events"
+            f"SELECT name, user_id, at, request_id, {', '.join(AMOUNTS)}, query_model"
+            " FROM usage_events"
             " WHERE request_id = ?",
             [request_id],
         ).fetchone()
@@ -168,9 +206,14 @@ def _inserted(
 
 def _roll_up(conn: sqlite3.Connection, rows: list[Row]) -> None:
     """Add the inserted rows into the hourly and all-time rollups."""
-    hours: dict[tuple[str, int, str], list[int]] = {}
-    for name, user, at, _, a, b, c, d, e, f in rows:
-        key = (name, at - at % HOUR, ANONYMOUS if user is None else user)
+    hours: dict[tuple[str, int, str, str], list[int]] = {}
+    for name, user, at, _, a, b, c, d, e, f, model in rows:
+        key = (
+            name,
+            at - at % HOUR,
+            ANONYMOUS if user is None else user,
+            NO_MODEL if model is None else model,
+        )
         total = hours.get(key)
         if total is None:
             hours[key] = [1, a, b, c, d, e, f]
@@ -182,9 +225,9 @@ def _roll_up(conn: sqlite3.Connection, rows: list[Row]) -> None:
             total[4] += d
             total[5] += e
             total[6] += f
-    totals: dict[tuple[str, str], list[int]] = {}
-    for (name, _, user), sums in hours.items():
-        total = totals.setdefault((name, user), [0] * 7)
+    totals: dict[tuple[str, str, str], list[int]] = {}
+    for (name, _, user, model), sums in hours.items():
+        total = totals.setdefault((name, user, model), [0] * 7)
         for i, value in enumerate(sums):
             total[i] += value
     try:
@@ -247,14 +290,35 @@ class Window:
         return (first, last), edges
 
 
-# --- statistics for one Query LLM ------------------------------------------------------------
+# --- statistics for one Query LLM or Query Model ----------------------------------------------
+
+
+@frozen
+class Subject:
+    """What statistics are about: the rows of ``table`` (by ``name``), and the column that
+    names them in the events and rollups. Trusted constants only: they are spliced into SQL."""
+
+    table: str
+    column: str
+
+
+LLMS = Subject("query_llms", "name")
+MODELS = Subject("query_models", "query_model")
+
 
 # BIGINT: 64 bits in PostgreSQL too, where SUM of integers is NUMERIC.
 _SUMS = ", ".join(f"COALESCE(CAST(SUM({a}) AS BIGINT), 0)" for a in AMOUNTS)
 
 
-def totals(conn: sqlite3.Connection, name: str, user: str | None, window: Window) -> dict[str, Any]:
+def totals(
+    conn: sqlite3.Connection,
+    name: str,
+    user: str | None,
+    window: Window,
+    subject: Subject = LLMS,
+) -> dict[str, Any]:
     """Requests and sums for ``name`` in ``window`` (only ``user``'s events if given)."""
+    column = subject.column
     whole, edges = window.pieces()
     mine = "" if user is None else " AND user_id = :user"
     params: dict[str, Any] = {"name": name, "user": user}
@@ -266,7 +330,7 @@ def totals(conn: sqlite3.Connection, name: str, user: str | None, window: Window
         parts.append(
             conn.execute(
                 f"SELECT COALESCE(CAST(SUM(requests) AS BIGINT), 0), {_SUMS} FROM {table}"
-                f" WHERE name = :name{hours}{mine}",
+                f" WHERE {column} = :name{hours}{mine}",
                 params,
             ).fetchone()
         )
@@ -274,7 +338,7 @@ def totals(conn: sqlite3.Connection, name: str, user: str | None, window: Window
         parts.append(
             conn.execute(
                 f"SELECT COUNT(*), {_SUMS} FROM usage_events"
-                f" WHERE name = :name AND at >= :low AND at < :high{mine}",
+                f" WHERE {column} = :name AND at >= :low AND at < :high{mine}",
                 {**params, "low": low, "high": high},
             ).fetchone()
         )
@@ -353,51 +417,55 @@ _METRICS = {
     "cost": ("chat_cost + embedding_cost",) * 2,
 }
 _MINE = (
-    " AND (q.user_id = :user OR q.name IN (SELECT name FROM usage_totals WHERE user_id = :user))"
+    " AND (q.user_id = :user"
+    " OR q.name IN (SELECT {column} FROM usage_totals WHERE user_id = :user))"
 )
 
 
-def ranked_names(conn: sqlite3.Connection, page: Page, user: str | None) -> list[str]:
+def ranked_names(
+    conn: sqlite3.Connection, page: Page, user: str | None, subject: Subject = LLMS
+) -> list[str]:
     """One page of names: newest first, or by usage over the window, largest first."""
     # An offset past SQLite's largest integer is past the last row all the same (an empty
     # page); bound as is, it would raise OverflowError.
     offset = min(page.offset, 2**63 - 1)
     params: dict[str, Any] = {"user": user, "count": page.count, "offset": offset}
-    mine = _MINE if user is not None else ""
-    key = "created" if page.sort == "created" else _usage_of_q(page, user, params)
-    sql = f"SELECT name FROM query_llms q WHERE 1 = 1{mine} ORDER BY {key} DESC, name"
+    mine = _MINE.format(column=subject.column) if user is not None else ""
+    key = "created" if page.sort == "created" else _usage_of_q(page, user, params, subject)
+    sql = f"SELECT name FROM {subject.table} q WHERE 1 = 1{mine} ORDER BY {key} DESC, name"
     rows = conn.execute(sql + " LIMIT :count OFFSET :offset", params)
     return [name for (name,) in rows]
 
 
-def _usage_of_q(page: Page, user: str | None, params: dict[str, Any]) -> str:
-    """The sort key of Query LLM ``q`` over the window, as a SQL expression.
+def _usage_of_q(page: Page, user: str | None, params: dict[str, Any], subject: Subject) -> str:
+    """The sort key of Query LLM (or Model) ``q`` over the window, as a SQL expression.
 
     Each piece is a subquery on ``q.name``, so that every Query LLM costs a few
     seeks in the rollups' and events' ``(name, ...)`` keys, rather than a scan
     of the whole window grouped afterwards.
     """
     rolled, raw = _METRICS[page.sort]
+    column = subject.column
     mine = "" if user is None else " AND user_id = :user"
     whole, edges = page.window.pieces()
     parts = []
     if whole is not None:
         hours = _range("hour", whole, params)
         table = "usage_hourly" if hours else "usage_totals"
-        parts.append(f"SELECT SUM({rolled}) FROM {table} WHERE name = q.name{hours}{mine}")
+        parts.append(f"SELECT SUM({rolled}) FROM {table} WHERE {column} = q.name{hours}{mine}")
     for i, (low, high) in enumerate(edges):
         params[f"low{i}"], params[f"high{i}"] = low, high
         parts.append(
             f"SELECT SUM({raw}) FROM usage_events"
-            f" WHERE name = q.name AND at >= :low{i} AND at < :high{i}{mine}"
+            f" WHERE {column} = q.name AND at >= :low{i} AND at < :high{i}{mine}"
         )
     return " + ".join(f"COALESCE(({part}), 0)" for part in parts) or "0"
 
 
-def count_names(conn: sqlite3.Connection, user: str | None) -> int:
-    """How many Query LLMs are registered, or how many ``list(me=True)`` would return."""
-    mine = _MINE if user is not None else ""
+def count_names(conn: sqlite3.Connection, user: str | None, subject: Subject = LLMS) -> int:
+    """How many Query LLMs (or Models) are registered, or how many ``list(me=True)`` returns."""
+    mine = _MINE.format(column=subject.column) if user is not None else ""
     (count,) = conn.execute(
-        f"SELECT COUNT(*) FROM query_llms q WHERE 1 = 1{mine}", {"user": user}
+        f"SELECT COUNT(*) FROM {subject.table} q WHERE 1 = 1{mine}", {"user": user}
     ).fetchone()
     return int(count)
