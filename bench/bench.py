@@ -152,6 +152,7 @@ def raw_row(event: dict[str, Any], user: str | None) -> Row:
         0,
         event["embedding_prompt_tokens"],
         round(event["embedding_cost"] * 10**9),
+        event.get("query_model"),
     )
 
 
@@ -380,7 +381,8 @@ def bench_single(work: Path, count: int) -> None:
         for i in range(count):
             conn.execute("BEGIN IMMEDIATE")
             conn.execute(
-                usage._INSERT, (names[0], "alice", micros, f"raw{i}", 0, 10, 1_000_000, 0, 0, 0)
+                usage._INSERT,
+                (names[0], "alice", micros, f"raw{i}", 0, 10, 1_000_000, 0, 0, 0, None),
             )
             conn.execute("COMMIT")
 
@@ -562,6 +564,73 @@ def bench_import_memory(work: Path, count: int, realistic: bool = False) -> None
         old.unlink()
 
 
+def bench_model(work: Path, count: int, runs: int) -> None:
+    """A hot Query Model (every event of the file, over 10 members): all-time and a one-day
+    window, against a raw covering index on (query_model, at, amounts)."""
+    reg, names = fresh(work, "model", 0)
+    members = [body(i) for i in range(10)]
+    model = reg.register_model({"models": members, "weight": {"type": "static"}})
+    names = [m.name for m in model.members]
+    reg.record_usage_many({**e, "query_model": model.name} for e in events(names, count, 24 * 30))
+    conn = covering_copy(reg, work, "model")
+    conn.execute(
+        "CREATE INDEX model_covering ON usage_events (query_model, at, chat_completion_tokens,"
+        " chat_prompt_tokens, chat_cost, embedding_completion_tokens, embedding_prompt_tokens,"
+        " embedding_cost)"
+    )
+    sums = SUMS.replace(
+        "INDEXED BY events_covering WHERE name", "INDEXED BY model_covering WHERE query_model"
+    )
+    start, end = START + 3 * 24 * HOUR + HOUR // 2, START + 4 * 24 * HOUR + HOUR // 2 + 17_000_000
+    text = (times.render(start), times.render(end))
+    window_sql = sums + " AND at >= ? AND at < ?"
+    assert reg.get_model(model.name, metadata=True)["requests"] == count
+    got = reg.get_model(model.name, metadata=True, start=text[0], end=text[1])
+    assert got["requests"] == conn.execute(window_sql, (model.name, start, end)).fetchone()[0]
+    windows: list[tuple[str, dict[str, str]]] = [
+        ("all-time", {}),
+        ("1-day window", {"start": text[0], "end": text[1]}),
+    ]
+    for label, args in windows:
+        t_ours = median_time(runs, reg.get_model, model.name, metadata=True, **args)
+        if args:
+            t_raw = median_time(
+                runs, lambda: conn.execute(window_sql, (model.name, start, end)).fetchone()
+            )
+        else:
+            t_raw = median_time(
+                max(3, runs // 10), lambda: conn.execute(sums, (model.name,)).fetchone()
+            )
+        ratio = t_raw / t_ours
+        record(
+            f"Query Model {label} statistics, 10 members, {count:,} events",
+            ms(t_ours),
+            ms(t_raw),
+            ratio,
+            "<= 2x raw (>= 0.5)" if args else "> 1 (faster than raw)",
+            ratio >= 0.5 if args else ratio > 1,
+        )
+    conn.close()
+    reg.close()
+    # Registering a 128-member model, next to validating its members one by one.
+    bodies = [
+        {"models": [body(1000 * k + i) for i in range(128)], "weight": {"type": "static"}}
+        for k in range(max(2, runs // 5))
+    ]
+    reg = registry.Registry(work / "model-register.db")
+    t_ours = timed(lambda: [reg.register_model(b) for b in bodies])
+    t_validate = timed(lambda: [registry.validate(m) for b in bodies for m in b["models"]])
+    reg.close()
+    record(
+        "register a 128-member Query Model (models/s; raw: validate 128 Query LLMs)",
+        per_second(len(bodies), t_ours),
+        per_second(len(bodies), t_validate),
+        t_validate / t_ours,
+        "reported",
+        None,
+    )
+
+
 MEASUREMENTS = [
     "validate",
     "ingest",
@@ -573,6 +642,7 @@ MEASUREMENTS = [
     "scaling",
     "import",
     "realistic-import",
+    "model",
 ]
 
 
@@ -619,6 +689,8 @@ def main() -> None:
             bench_import_memory(work, big)
         if "realistic-import" in wanted:
             bench_import_memory(work, big, realistic=True)
+        if "model" in wanted:
+            bench_model(work, big, runs)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print("\n| measurement | qllm | raw sqlite3 | ratio | goal |")

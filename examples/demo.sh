@@ -25,6 +25,15 @@ for body in query-llms/*.json; do
 done
 name=$(qllm validate query-llms/claude-sonnet-select.json | field name)
 
+# --- Query Models: two ensembles of the Query LLMs above (registered before the
+# usage, whose events name them in query_model) -------------------------------
+for body in query-models/*.json; do
+    printf '\n$ qllm model register %s --token "$alice"\n' "$body"
+    qllm model register "$body" --token "$alice" | field name
+done
+ensemble=$(qllm model validate query-models/learned-select.json | field name)
+# --- end of Query Models ---------------------------------------------------------
+
 printf '\n$ qllm usage import usage-alice.jsonl --token "$alice"\n'
 qllm usage import usage-alice.jsonl --token "$alice" >/dev/null
 printf '\n$ qllm usage import usage-bob.jsonl --token "$bob"\n'
@@ -36,6 +45,14 @@ qllm get "$name" --metadata --me --from 2026-11-18 --to 2026-11-20T12:00:00Z --t
 run qllm list --sort cost
 run qllm list --sort requests --from 2026-11-20 --to 2026-11-21 --count 3
 run qllm count
+
+# --- Query Models: an ensemble with its members, and its statistics ----------------
+run qllm model get "$ensemble" --metadata --from 2026-11-18 --to 2026-11-20T12:00:00Z
+printf '\n$ qllm model get %s --metadata --me --token "$bob"\n' "$ensemble"
+qllm model get "$ensemble" --metadata --me --token "$bob"
+run qllm model list --sort cost
+run qllm model count
+# --- end of Query Models ---------------------------------------------------------
 
 printf '\n$ qllm token revoke "$alice"; qllm token revoke "$bob"\n'
 qllm token revoke "$alice" >/dev/null

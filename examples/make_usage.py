@@ -1,5 +1,8 @@
 """Write the demo's usage logs: a week of requests by two users, chat and embedding.
 
+Most requests were served for one of the example Query Models (``query-models/``):
+those carry ``query_model``, the name of the ensemble the member answered for.
+
 Deterministic (fixed seed), so the committed files can be regenerated exactly:
 
     python examples/make_usage.py
@@ -31,7 +34,13 @@ EMBEDDING_PRICE = Decimal("0.02")  # per million prompt tokens
 USERS = {"alice": 1600, "bob": 900}  # events each
 
 
-def events(user: str, count: int, rng: random.Random, models: list[registry.QueryLlm]) -> list[str]:
+def events(
+    user: str,
+    count: int,
+    rng: random.Random,
+    models: list[registry.QueryLlm],
+    ensembles: dict[str, str],
+) -> list[str]:
     lines = []
     # Alice leans on the big models, Bob on the small ones.
     weights = [5, 3, 2, 1, 1] if user == "alice" else [1, 1, 2, 5, 4]
@@ -53,6 +62,8 @@ def events(user: str, count: int, rng: random.Random, models: list[registry.Quer
         if embedding:
             event["embedding_prompt_tokens"] = embedding
             event["embedding_cost"] = str(embedding * EMBEDDING_PRICE / 1_000_000)
+        if rng.random() < 0.7:  # the rest were direct calls of the Query LLM alone
+            event["query_model"] = ensembles[llm.name]
         lines.append(json.dumps(event))
     return sorted(lines, key=lambda line: json.loads(line)["at"])
 
@@ -63,10 +74,17 @@ def main() -> None:
         for path in sorted((HERE / "query-llms").glob("*.json"))
     ]
     models.sort(key=lambda llm: -PRICES[llm.id][1])
+    # Each example Query LLM is a member of one example Query Model.
+    ensembles = {
+        member.name: model.name
+        for path in sorted((HERE / "query-models").glob("*.json"))
+        for model in [registry.validate_model(json.loads(path.read_text()))]
+        for member in model.members
+    }
     rng = random.Random(20261125)
     for user, count in USERS.items():
         target = HERE / f"usage-{user}.jsonl"
-        target.write_text("\n".join(events(user, count, rng, models)) + "\n")
+        target.write_text("\n".join(events(user, count, rng, models, ensembles)) + "\n")
         print(f"wrote {count} events to {target.name}")
 
 

@@ -146,3 +146,125 @@ def m002_rollups(db: Database) -> None:
         FROM query_llms q LEFT JOIN usage_totals t ON t.name = q.name
         GROUP BY q.name""",
     )
+
+
+@migrations()
+def m003_query_models(db: Database) -> None:
+    """Query Models (ensembles of Query LLMs), their ordered members, ``query_model`` on
+    usage events, and rollups keyed by Query Model too, so that a model's statistics
+    cost what a Query LLM's do."""
+    amounts = (
+        "chat_completion_tokens, chat_prompt_tokens, chat_cost,"
+        " embedding_completion_tokens, embedding_prompt_tokens, embedding_cost"
+    )
+    sums = ", ".join(f"SUM({a.strip()})" for a in amounts.split(","))
+    exact = ", ".join(
+        f"CHECK (typeof({column.strip()}) = 'integer')"
+        for column in ("requests", *amounts.split(","))
+    )
+    _run(
+        db,
+        # body is the canonical form that name hashes: member names and the weight.
+        """
+        CREATE TABLE query_models (
+            name TEXT PRIMARY KEY,
+            training_table_name TEXT,
+            body TEXT NOT NULL,
+            weight TEXT NOT NULL,
+            weight_type TEXT NOT NULL,
+            members INTEGER NOT NULL,
+            created INTEGER NOT NULL,
+            user_id TEXT REFERENCES users(id)
+        )""",
+        "CREATE INDEX query_models_by_created ON query_models(created, name)",
+        "CREATE INDEX query_models_by_user ON query_models(user_id)",
+        "CREATE INDEX query_models_by_training_table ON query_models(training_table_name)",
+        # position: the member's index in the normalized (name-sorted) order.
+        """
+        CREATE TABLE query_model_members (
+            model TEXT NOT NULL REFERENCES query_models(name),
+            position INTEGER NOT NULL,
+            member TEXT NOT NULL REFERENCES query_llms(name),
+            PRIMARY KEY (model, position)
+        ) WITHOUT ROWID""",
+        # Membership checks of usage events, and "which ensembles use this Query LLM".
+        "CREATE INDEX query_model_members_by_member ON query_model_members(member, model)",
+        "ALTER TABLE usage_events ADD COLUMN query_model TEXT REFERENCES query_models(name)",
+        # Partial: most events may serve no Query Model, and cost this index nothing.
+        """
+        CREATE INDEX usage_events_by_query_model_at ON usage_events(query_model, at)
+        WHERE query_model IS NOT NULL""",
+        # The rollups get query_model ('' = none) in their keys: rebuilt from the events.
+        "DROP VIEW query_llm_stats",
+        "DROP TABLE usage_hourly",
+        "DROP TABLE usage_totals",
+        f"""
+        CREATE TABLE usage_hourly (
+            name TEXT NOT NULL REFERENCES query_llms(name),
+            hour INTEGER NOT NULL,
+            user_id TEXT NOT NULL DEFAULT '',
+            query_model TEXT NOT NULL DEFAULT '',
+            requests INTEGER NOT NULL CHECK (requests >= 0),{_AMOUNT_COLUMNS},
+            PRIMARY KEY (name, hour, user_id, query_model), {exact}
+        ) WITHOUT ROWID""",
+        f"""
+        CREATE TABLE usage_totals (
+            name TEXT NOT NULL REFERENCES query_llms(name),
+            user_id TEXT NOT NULL DEFAULT '',
+            query_model TEXT NOT NULL DEFAULT '',
+            requests INTEGER NOT NULL CHECK (requests >= 0),{_AMOUNT_COLUMNS},
+            PRIMARY KEY (name, user_id, query_model), {exact}
+        ) WITHOUT ROWID""",
+        "CREATE INDEX usage_totals_by_user ON usage_totals(user_id, name)",
+        "CREATE INDEX usage_hourly_by_query_model ON usage_hourly(query_model, hour, user_id)",
+        "CREATE INDEX usage_totals_by_query_model ON usage_totals(query_model, user_id)",
+        f"""
+        INSERT INTO usage_hourly (name, hour, user_id, query_model, requests, {amounts})
+        SELECT name, at - at % 3600000000, COALESCE(user_id, ''), COALESCE(query_model, ''),
+            COUNT(*), {sums}
+        FROM usage_events GROUP BY 1, 2, 3, 4""",
+        f"""
+        INSERT INTO usage_totals (name, user_id, query_model, requests, {amounts})
+        SELECT name, user_id, query_model, SUM(requests), {sums}
+        FROM usage_hourly GROUP BY 1, 2, 3""",
+        # As in m002: a Query LLM's totals count all its events, for any Query Model.
+        f"""
+        CREATE VIEW query_llm_stats AS
+        SELECT q.name, q.model, q.mode, q.weight_type, q.training_table_name, q.user_id,
+            {_RFC3339.format("q.created")} AS created,
+            COALESCE(SUM(t.requests), 0) AS requests,
+            COALESCE(SUM(t.chat_completion_tokens), 0) AS chat_completion_tokens,
+            COALESCE(SUM(t.chat_prompt_tokens), 0) AS chat_prompt_tokens,
+            COALESCE(SUM(t.chat_cost), 0) / 1e9 AS chat_cost,
+            COALESCE(SUM(t.embedding_completion_tokens), 0) AS embedding_completion_tokens,
+            COALESCE(SUM(t.embedding_prompt_tokens), 0) AS embedding_prompt_tokens,
+            COALESCE(SUM(t.embedding_cost), 0) / 1e9 AS embedding_cost
+        FROM query_llms q LEFT JOIN usage_totals t ON t.name = q.name
+        GROUP BY q.name""",
+        f"""
+        CREATE VIEW query_model_stats AS
+        SELECT m.name, m.weight_type, m.training_table_name, m.members, m.user_id,
+            {_RFC3339.format("m.created")} AS created,
+            COALESCE(SUM(t.requests), 0) AS requests,
+            COALESCE(SUM(t.chat_completion_tokens), 0) AS chat_completion_tokens,
+            COALESCE(SUM(t.chat_prompt_tokens), 0) AS chat_prompt_tokens,
+            COALESCE(SUM(t.chat_cost), 0) / 1e9 AS chat_cost,
+            COALESCE(SUM(t.embedding_completion_tokens), 0) AS embedding_completion_tokens,
+            COALESCE(SUM(t.embedding_prompt_tokens), 0) AS embedding_prompt_tokens,
+            COALESCE(SUM(t.embedding_cost), 0) / 1e9 AS embedding_cost
+        FROM query_models m LEFT JOIN usage_totals t ON t.query_model = m.name
+        GROUP BY m.name""",
+        """
+        CREATE VIEW query_model_member_llms AS
+        SELECT mm.model AS query_model, mm.position, q.name, q.model, q.mode,
+            q.weight_type, q.training_table_name, json_extract(q.body, '$.weight') AS weight
+        FROM query_model_members mm JOIN query_llms q ON q.name = mm.member""",
+        "DROP VIEW usage_events_rfc3339",
+        f"""
+        CREATE VIEW usage_events_rfc3339 AS
+        SELECT id, name, user_id, {_RFC3339.format("at")} AS at, request_id,
+            chat_completion_tokens, chat_prompt_tokens, chat_cost / 1e9 AS chat_cost,
+            embedding_completion_tokens, embedding_prompt_tokens,
+            embedding_cost / 1e9 AS embedding_cost, query_model
+        FROM usage_events""",
+    )

@@ -1,6 +1,7 @@
-"""Query LLM Registry: validate, name, store and count Query LLMs in one SQLite file."""
+"""Query LLM Registry: validate, name, store and count Query LLMs and Query Models
+in one SQLite file."""
 
-from registry._convert import dump, validate
+from registry._convert import dump, dump_model, validate, validate_model
 from registry.errors import (
     AuthenticationError,
     AuthorizationError,
@@ -16,8 +17,11 @@ from registry.errors import (
 from registry.model import (
     Provider,
     QueryLlm,
+    QueryModel,
     Reasoning,
+    StaticStrategy,
     StaticWeight,
+    TrainingTableStrategy,
     TrainingTableWeight,
 )
 from registry.storage import Registry, default_path
@@ -31,15 +35,20 @@ __all__ = [
     "NotFoundError",
     "Provider",
     "QueryLlm",
+    "QueryModel",
     "Reasoning",
     "Registry",
     "RegistryError",
     "SchemaTooNewError",
+    "StaticStrategy",
     "StaticWeight",
     "StorageError",
+    "TrainingTableStrategy",
     "TrainingTableWeight",
     "ValidationError",
     "default_path",
     "dump",
+    "dump_model",
     "validate",
+    "validate_model",
 ]

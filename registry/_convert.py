@@ -16,9 +16,10 @@ import math
 import re
 from collections.abc import Callable, Iterator, Mapping
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation, localcontext
-from typing import Annotated, Any, Literal, cast, get_args, get_origin
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import attrs
+import rfc8785
 from cattrs import Converter
 from cattrs.errors import AttributeValidationNote, ClassValidationError, ForbiddenExtraKeysError
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
@@ -29,6 +30,8 @@ from registry.model import (
     LOGPROBS_MODES,
     MAX_CANONICAL_BYTES,
     MAX_CREDITS_PER_EVENT,
+    MAX_MEMBERS,
+    MAX_MODEL_CANONICAL_BYTES,
     MAX_TOKENS_PER_EVENT,
     NANO,
     Amount,
@@ -37,16 +40,22 @@ from registry.model import (
     Flag,
     Identifier,
     LogitBias,
+    Members,
     Moment,
     Number,
     Provider,
     QueryLlm,
     QueryLlmName,
+    QueryModel,
+    QueryModelName,
     Reasoning,
+    StaticStrategy,
     StaticWeight,
     Stop,
+    Strategy,
     Strings,
     Text,
+    TrainingTableStrategy,
     TrainingTableWeight,
     UsageEvent,
     Weight,
@@ -487,7 +496,57 @@ def _name_hook(rule: QueryLlmName, tp: Any) -> Callable[[Any, Any], str]:
     return hook
 
 
+NOT_A_MODEL_NAME = "must be a Query Model name: 22 base62 characters"
+
+
+def _model_name_hook(rule: QueryModelName, tp: Any) -> Callable[[Any, Any], str | None]:
+    def hook(value: Any, _: Any) -> str | None:
+        if value is None:
+            return None
+        if not is_name(value):
+            raise _Invalid.at(NOT_A_MODEL_NAME)
+        return value  # type: ignore[no-any-return]
+
+    return hook
+
+
+def _members_hook(rule: Members, tp: Any) -> Callable[[Any, Any], tuple[QueryLlm, ...]]:
+    count = f"must have {rule.lo} to {rule.hi} members"
+
+    def hook(value: Any, _: Any) -> tuple[QueryLlm, ...]:
+        if value is None:
+            raise _Invalid.at("is required")
+        if not isinstance(value, list | tuple):
+            raise _Invalid.at("must be an array of Query LLMs")
+        if not rule.lo <= len(value) <= rule.hi:
+            # Members are not validated past the limit: a huge array costs nothing.
+            raise _Invalid.at(count)
+        problems: list[tuple[Path, str]] = []
+        members = []
+        for index, item in enumerate(value):  # `index`: the position in the request
+            try:
+                member = _query_llm(item, None)
+            except _Invalid as exc:
+                problems.extend(((index, *path), message) for path, message in exc.problems)
+                continue
+            too_big = _too_big(member)
+            if too_big:
+                problems.append(((index,), too_big))
+            members.append(member)
+        if problems:
+            raise _Invalid(problems)
+        return tuple(sorted(members, key=_by_name))  # stable: duplicates are equal anyway
+
+    return hook
+
+
+def _by_name(llm: QueryLlm) -> str:
+    return llm.name
+
+
 _RULE_HOOKS: dict[type, Callable[[Any, Any], Callable[[Any, Any], Any]]] = {
+    Members: _members_hook,
+    QueryModelName: _model_name_hook,
     Amount: _amount_hook,
     Cost: _cost_hook,
     Moment: _moment_hook,
@@ -624,27 +683,39 @@ def _finish_provider(provider: Provider) -> Provider | None:
 
 _EMPTY_REASONING = Reasoning()
 _EMPTY_PROVIDER = Provider()
-_weights = {
-    "static": _class_hook(StaticWeight),
-    "training_table": _class_hook(TrainingTableWeight, _training_table_rules),
+
+
+def _tagged(hooks: dict[str, Callable[[Any, Any], Any]]) -> Callable[[Any, Any], Any]:
+    """The hook of an object tagged by ``type``: the class hook of its type."""
+
+    def hook(value: Any, _: Any) -> Any:
+        if value is None:
+            raise _Invalid.at("is required")
+        if not isinstance(value, dict):
+            raise _Invalid.at("must be an object")
+        kind = value.get("type")
+        if kind is None:
+            raise _Invalid.at("is required", "type")
+        chosen = hooks.get(kind) if isinstance(kind, str) else None
+        if chosen is None:
+            raise _Invalid.at("must be one of: " + ", ".join(hooks), "type")
+        return chosen(value, None)
+
+    return hook
+
+
+_weight = _tagged(
+    {
+        "static": _class_hook(StaticWeight),
+        "training_table": _class_hook(TrainingTableWeight, _training_table_rules),
+    }
+)
+_STRATEGIES = {
+    "static": _class_hook(StaticStrategy),
+    "training_table": _class_hook(TrainingTableStrategy),
 }
-
-
-def _weight(value: Any, _: Any) -> Weight | None:
-    if value is None:
-        raise _Invalid.at("is required")
-    if not isinstance(value, dict):
-        raise _Invalid.at("must be an object")
-    kind = value.get("type")
-    if kind is None:
-        raise _Invalid.at("is required", "type")
-    hook = _weights.get(kind) if isinstance(kind, str) else None
-    if hook is None:
-        raise _Invalid.at("must be one of: " + ", ".join(_weights), "type")
-    return cast(Weight, hook(value, None))
-
-
 _converter.register_structure_hook(Weight, _weight)
+_converter.register_structure_hook(Strategy, _tagged(_STRATEGIES))
 _converter.register_structure_hook(
     Provider | None, _class_hook(Provider, finish=_finish_provider, optional=True)
 )
@@ -653,6 +724,30 @@ _converter.register_structure_hook(
 )
 # Last: a generated function binds the hooks registered when it is made.
 _query_llm = _class_hook(QueryLlm, _query_llm_rules)
+
+
+def _query_model_rules(
+    body: Mapping[str, Any], failed: frozenset[str]
+) -> Iterator[tuple[Path, str]]:
+    # Every member's weight type must be the model's; a member whose own weight
+    # type is unknown is reported by its own validation already.
+    weight, members = body.get("weight"), body.get("models")
+    kind = weight.get("type") if isinstance(weight, dict) else None
+    if kind not in _STRATEGIES or not isinstance(members, list | tuple):
+        return
+    if len(members) > MAX_MEMBERS:
+        return
+    for index, member in enumerate(members):
+        member_weight = member.get("weight") if isinstance(member, dict) else None
+        member_kind = member_weight.get("type") if isinstance(member_weight, dict) else None
+        if member_kind in _STRATEGIES and member_kind != kind:
+            yield (
+                ("models", index, "weight", "type"),
+                f"must be {kind}, the Query Model's weight type",
+            )
+
+
+_query_model = _class_hook(QueryModel, _query_model_rules)
 
 
 # Usage events are the hot path (an import reads millions), so they skip the
@@ -672,7 +767,7 @@ _EVENT_DEFAULTS.insert(1, None)
 
 def usage_values(raw: Any) -> list[Any]:
     """One usage event (spec 6), validated, as a ``usage_events`` row to complete:
-    ``[name, None, at, request_id, *amounts]``.
+    ``[name, None, at, request_id, *amounts, query_model]``.
 
     The caller fills in the user (slot 1) and, where ``at`` is None, the time of
     recording. Costs are in nano-credits; ``at`` is in UTC microseconds.
@@ -709,10 +804,17 @@ def validate(body: Any) -> QueryLlm:
     except _Invalid as exc:
         raise _error(exc.problems) from None
     assert isinstance(llm, QueryLlm)
+    too_big = _too_big(llm)
+    if too_big:
+        raise ValidationError.one("", too_big)
+    return llm
+
+
+def _too_big(llm: QueryLlm) -> str | None:
     size = len(llm.canonical)
     if size > MAX_CANONICAL_BYTES:
-        raise ValidationError.one("", f"canonical form is {size} bytes, over the 64 KiB limit")
-    return llm
+        return f"canonical form is {size} bytes, over the 64 KiB limit"
+    return None
 
 
 def dump(llm: QueryLlm) -> dict[str, Any]:
@@ -751,10 +853,92 @@ def _is_tuple(tp: Any) -> bool:
 
 
 _converter.register_unstructure_hook_func(_is_tuple, _to_list)
-for _cl in (Provider, Reasoning, StaticWeight, TrainingTableWeight, QueryLlm):  # QueryLlm last
+for _cl in (
+    Provider,
+    Reasoning,
+    StaticWeight,
+    TrainingTableWeight,
+    StaticStrategy,
+    TrainingTableStrategy,
+    QueryLlm,  # last: its function binds the hooks above
+):
     _converter.register_unstructure_hook(_cl, _unstructure_hook(_cl))
 
 
 def unstructure(llm: QueryLlm) -> dict[str, Any]:
     """The normalized form of ``llm`` as JSON-ready values (no names)."""
     return _converter.unstructure(llm, QueryLlm)  # type: ignore[no-any-return]
+
+
+def unstructure_strategy(weight: Strategy) -> dict[str, Any]:
+    """A Query Model's normalized weight strategy as JSON-ready values."""
+    return _converter.unstructure(weight, type(weight))  # type: ignore[no-any-return]
+
+
+# --- Query Models (QUERY_MODEL.md) ---------------------------------------------------------
+
+# The normalized form in full is {"models":[<member>,...],"weight":<weight>}; RFC 8785 writes
+# "models" before "weight" and nothing else, so its size is the sum of its parts.
+_MODEL_FRAME = len(b'{"models":[],"weight":}')
+
+
+def validate_model(body: Any) -> QueryModel:
+    """Validate and normalize a Query Model body; raise `ValidationError` listing every problem.
+
+    Member errors carry ``/models/<i>``, ``<i>`` the member's position in the request.
+    Pure: touches no database.
+    """
+    try:
+        model = _query_model(body, None)
+    except _Invalid as exc:
+        raise _error(exc.problems) from None
+    assert isinstance(model, QueryModel)
+    size = _MODEL_FRAME + len(rfc8785.dumps(unstructure_strategy(model.weight)))
+    size += sum(len(m.canonical) for m in model.models) + len(model.models) - 1
+    if size > MAX_MODEL_CANONICAL_BYTES:
+        raise ValidationError.one("", f"normalized form is {size} bytes, over the 1 MiB limit")
+    return model
+
+
+def normalized_model(model: QueryModel) -> dict[str, Any]:
+    """The normalized form of a Query Model (QUERY_MODEL.md section 2), members in full."""
+    return {
+        "models": [unstructure(m) for m in model.models],
+        "weight": unstructure_strategy(model.weight),
+    }
+
+
+def dump_model(model: QueryModel) -> dict[str, Any]:
+    """The response body of QUERY_MODEL.md section 4 without metadata."""
+    return model_body(
+        model.name,
+        model.training_table_name,
+        [dump(m) for m in model.models],
+        unstructure_strategy(model.weight),
+    )
+
+
+def model_body(
+    name: str,
+    training_table_name: str | None,
+    members: list[dict[str, Any]],
+    weight: dict[str, Any],
+) -> dict[str, Any]:
+    """A Query Model's response body from its members' response bodies, in normalized order.
+
+    ``index`` is a member's position in that order; ``training_table_index`` the
+    position of its training table among the model's distinct ones, sorted.
+    """
+    body: dict[str, Any] = {"name": name}
+    tables: dict[str, int] = {}
+    if training_table_name is not None:
+        body["training_table_name"] = training_table_name
+        distinct = sorted({m["training_table_name"] for m in members})
+        tables = {table: position for position, table in enumerate(distinct)}
+    body["models"] = [
+        {**member, "index": index}
+        | ({"training_table_index": tables[member["training_table_name"]]} if tables else {})
+        for index, member in enumerate(members)
+    ]
+    body["weight"] = weight
+    return body

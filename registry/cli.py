@@ -19,7 +19,7 @@ from typing import IO, Any, TypeVar
 import click
 
 from registry import times
-from registry._convert import dump, validate
+from registry._convert import dump, dump_model, validate, validate_model
 from registry.errors import (
     AuthenticationError,
     AuthorizationError,
@@ -269,6 +269,7 @@ def usage() -> None:
 @click.option("--embedding-prompt-tokens", type=int, default=0)
 @click.option("--embedding-completion-tokens", type=int, default=0)
 @click.option("--embedding-cost", default="0", help="Credits, an exact decimal.")
+@click.option("--query-model", help="The Query Model (ensemble) the request served.")
 @_registry_options()
 @_token_option
 @click.pass_context
@@ -283,6 +284,7 @@ def usage_record(
     embedding_prompt_tokens: int,
     embedding_completion_tokens: int,
     embedding_cost: str,
+    query_model: str | None,
     db: str | None,
     timeout: float,
     token: str | None,
@@ -299,6 +301,7 @@ def usage_record(
         embedding_prompt_tokens=embedding_prompt_tokens,
         embedding_completion_tokens=embedding_completion_tokens,
         embedding_cost=embedding_cost,
+        query_model=query_model,
     )
     _emit({"written": written})
 
@@ -383,6 +386,102 @@ def _with_progress(events: _JsonLines, file: IO[str], size: int) -> Iterator[Any
                 bar.update(position - done)
                 done = position
         bar.update(size - done)
+
+
+@cli.group()
+def model() -> None:
+    """Validate, register and query Query Models (ensembles of Query LLMs)."""
+
+
+@model.command(name="validate")
+@click.argument("file", type=click.File("r"))
+def model_validate(file: IO[str]) -> None:
+    """Validate and normalize a Query Model body (FILE, or -); print it with its names."""
+    _emit(dump_model(validate_model(_read_json(file, file.name))))
+
+
+@model.command(name="register")
+@click.argument("file", type=click.File("r"))
+@_registry_options()
+@_token_option
+@click.pass_context
+def model_register(
+    ctx: click.Context, file: IO[str], db: str | None, timeout: float, token: str | None
+) -> None:
+    """Register a Query Model body (FILE, or -) and its members, all or nothing."""
+    body = _read_json(file, file.name)
+    _emit(dump_model(_open_registry(ctx, db, False, timeout).register_model(body, token=token)))
+
+
+@model.command(name="get")
+@click.argument("name")
+@click.option("--metadata", is_flag=True, help="Include creation facts and usage totals.")
+@_query_options
+@_registry_options(reads_only=True)
+@_token_option
+@click.pass_context
+def model_get(
+    ctx: click.Context,
+    name: str,
+    metadata: bool,
+    me: bool,
+    start: str | None,
+    end: str | None,
+    db: str | None,
+    readonly: bool,
+    timeout: float,
+    token: str | None,
+) -> None:
+    """Print a registered Query Model with its members; with --metadata, its statistics."""
+    registry = _open_registry(ctx, db, readonly, timeout)
+    _emit(registry.get_model(name, metadata=metadata, me=me, start=start, end=end, token=token))
+
+
+@model.command(name="list")
+@click.option("--count", "count_", type=int, default=100, show_default=True, help="1 to 1000.")
+@click.option("--offset", type=int, default=0, show_default=True)
+@click.option("--sort", default="created", show_default=True, help=", ".join(SORTS) + ".")
+@_query_options
+@_registry_options(reads_only=True)
+@_token_option
+@click.pass_context
+def model_list(
+    ctx: click.Context,
+    count_: int,
+    offset: int,
+    sort: str,
+    me: bool,
+    start: str | None,
+    end: str | None,
+    db: str | None,
+    readonly: bool,
+    timeout: float,
+    token: str | None,
+) -> None:
+    """List Query Model names: newest first, or by usage (largest first) over --from/--to."""
+    registry = _open_registry(ctx, db, readonly, timeout)
+    _emit(
+        registry.list_models(
+            count=count_, offset=offset, sort=sort, me=me, start=start, end=end, token=token
+        )
+    )
+
+
+@model.command(name="count")
+@click.option("--me", is_flag=True, help="Only the caller's Query Models (needs --token).")
+@_registry_options(reads_only=True)
+@_token_option
+@click.pass_context
+def model_count(
+    ctx: click.Context,
+    me: bool,
+    db: str | None,
+    readonly: bool,
+    timeout: float,
+    token: str | None,
+) -> None:
+    """Print how many Query Models are registered (with --me: the caller's)."""
+    _emit(_open_registry(ctx, db, readonly, timeout).count_models(me=me, token=token))
 
 
 @cli.group()

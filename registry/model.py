@@ -9,15 +9,17 @@ normalized form: dropped defaults are ``None``, sets are sorted tuples.
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_type_hints
 
 from attrs import field, fields, frozen
 
-from registry.naming import Names, names
+from registry.naming import Names, model_names, names
 
 INT32_MAX = 2_147_483_647
 WEIGHT_MAX = 1_000_000
 MAX_CANONICAL_BYTES = 64 * 1024  # spec 2.4
+MAX_MODEL_CANONICAL_BYTES = 1024 * 1024  # QUERY_MODEL.md section 1
+MAX_MEMBERS = 128
 
 Mode = Literal[
     "generate",
@@ -188,6 +190,76 @@ class QueryLlm:
         return self._names.training_table_name
 
 
+# --- Query Models (QUERY_MODEL.md) ---------------------------------------------------------
+
+
+@frozen
+class Members:
+    """An array of ``lo`` to ``hi`` Query LLM bodies, each validated as by `registry.validate`;
+    kept sorted by name, duplicates included."""
+
+    lo: int
+    hi: int
+
+
+@frozen(kw_only=True)
+class StaticStrategy:
+    """Every member votes with its own static weight."""
+
+    type: Literal["static"] = "static"
+
+
+@frozen(kw_only=True)
+class TrainingTableStrategy:
+    """Members' weights are learned from the ``top`` nearest rows of a training table,
+    prompts embedded by ``embeddings_model``."""
+
+    type: Literal["training_table"] = "training_table"
+    embeddings_model: Annotated[str, Identifier()]
+    top: Annotated[int, integer(1, 1000)]
+
+
+Strategy = StaticStrategy | TrainingTableStrategy
+
+
+@frozen(kw_only=True)
+class QueryModel:
+    """A validated Query Model (an ensemble) in normalized form; see `registry.validate_model`."""
+
+    models: Annotated[tuple[QueryLlm, ...], Members(1, MAX_MEMBERS)]
+    weight: Strategy
+
+    @property
+    def members(self) -> tuple[QueryLlm, ...]:
+        """The members, sorted by name; duplicates are kept."""
+        return self.models
+
+    @cached_property
+    def _names(self) -> Names:
+        from registry._convert import unstructure_strategy  # noqa: PLC0415 - as for QueryLlm
+
+        return model_names(
+            [m.name for m in self.models],
+            [m.training_table_name for m in self.models],
+            unstructure_strategy(self.weight),
+        )
+
+    @property
+    def canonical(self) -> bytes:
+        """The RFC 8785 bytes over member names and weight: what `name` hashes."""
+        return self._names.canonical
+
+    @property
+    def name(self) -> str:
+        """The 22-character content address of the Query Model."""
+        return self._names.name
+
+    @property
+    def training_table_name(self) -> str | None:
+        """The content address of its training table; only for ``training_table`` weights."""
+        return self._names.training_table_name
+
+
 # --- usage events (spec section 6) ------------------------------------------------------
 
 MAX_TOKENS_PER_EVENT = 10**12
@@ -221,6 +293,11 @@ class QueryLlmName:
     """A name: 22 base62 characters."""
 
 
+@frozen
+class QueryModelName:
+    """An optional Query Model name: 22 base62 characters (membership is checked on write)."""
+
+
 @frozen(kw_only=True)
 class UsageEvent:
     """One request served with one registered Query LLM; the user comes from the token."""
@@ -234,7 +311,14 @@ class UsageEvent:
     embedding_completion_tokens: Annotated[int, Amount()] = 0
     embedding_prompt_tokens: Annotated[int, Amount()] = 0
     embedding_cost: Annotated[int, Cost()] = 0
+    query_model: Annotated[str | None, QueryModelName()] = None  # the ensemble it served
 
 
-# The six amounts: the fields after name, at and request_id, in usage_events column order.
-AMOUNTS = tuple(a.name for a in fields(UsageEvent))[3:]
+# The six amounts, in field (and usage_events column) order: the fields whose rule is
+# Amount or Cost, so a field added before, between or after them cannot slip in.
+_EVENT_HINTS = get_type_hints(UsageEvent, include_extras=True)
+AMOUNTS = tuple(
+    a.name
+    for a in fields(UsageEvent)
+    if any(isinstance(rule, Amount | Cost) for rule in _EVENT_HINTS[a.name].__metadata__)
+)

@@ -4,6 +4,8 @@ canonical bytes = RFC 8785 serialization of the normalized form (UTF-8);
 name = XXH3-128 (seed 0) of those bytes as a big-endian unsigned integer,
 written in base62 (``0-9A-Za-z``), left-padded with ``0`` to 22 characters.
 The training table name is the same over the normalized form without ``weight``.
+A Query Model (QUERY_MODEL.md section 3) is named over its members' names
+rather than their bodies: they are content addresses already.
 """
 
 from __future__ import annotations
@@ -57,3 +59,24 @@ def names(normalized: dict[str, Any]) -> Names:
     head = rfc8785.dumps(normalized)
     canonical = b'%s,"weight":%s}' % (head[:-1], rfc8785.dumps(weight))
     return Names(canonical, name_of(canonical), name_of(head))
+
+
+def model_names(
+    member_names: list[str], member_training_tables: list[str | None], weight: dict[str, Any]
+) -> Names:
+    """The canonical bytes and names of a Query Model, from its members (in normalized,
+    sorted order, duplicates repeated) and its normalized weight strategy.
+
+    The training table name leaves out member weights (by taking the members'
+    training table names) and ``top``: the training data depends on neither.
+    """
+    canonical = rfc8785.dumps({"models": member_names, "weight": weight})
+    if weight["type"] != "training_table":
+        return Names(canonical, name_of(canonical), None)
+    tables = sorted(t for t in member_training_tables if t is not None)
+    table_weight = {"type": "training_table", "embeddings_model": weight["embeddings_model"]}
+    return Names(
+        canonical,
+        name_of(canonical),
+        name_of(rfc8785.dumps({"models": tables, "weight": table_weight})),
+    )

@@ -9,6 +9,7 @@ is committed or none.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import functools
 import importlib.util
@@ -28,7 +29,14 @@ from typing import Any, Self, cast
 from sqlite_utils import Database, Migrations
 
 from registry import auth, times, usage
-from registry._convert import NOT_A_NAME, validate
+from registry._convert import (
+    NOT_A_MODEL_NAME,
+    NOT_A_NAME,
+    model_body,
+    unstructure_strategy,
+    validate,
+    validate_model,
+)
 from registry.errors import (
     AuthenticationError,
     AuthorizationError,
@@ -40,7 +48,7 @@ from registry.errors import (
     StorageError,
     ValidationError,
 )
-from registry.model import QueryLlm
+from registry.model import QueryLlm, QueryModel
 from registry.naming import is_name
 
 DEFAULT_TIMEOUT = 10.0
@@ -388,23 +396,7 @@ class Registry:
         with self._errors(), self._transaction() as conn:
             user = self._caller(conn, token)
             llm = body if isinstance(body, QueryLlm) else validate(body)
-            conn.execute(
-                """
-                INSERT INTO query_llms
-                    (name, training_table_name, body, model, mode, weight_type, created, user_id)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT (name) DO NOTHING""",
-                [
-                    llm.name,
-                    llm.training_table_name,
-                    llm.canonical.decode(),
-                    llm.id,
-                    llm.mode,
-                    llm.weight.type,
-                    times.now(),
-                    user,
-                ],
-            )
+            _store_llm(conn, llm, user, times.now())
         self._known_names.add(llm.name)
         return llm
 
@@ -436,10 +428,7 @@ class Registry:
             ).fetchone()
             if row is None:
                 raise NotFoundError(name)
-            body: dict[str, Any] = json.loads(row[0])
-            body["name"] = name
-            if row[1] is not None:
-                body["training_table_name"] = row[1]
+            body = _llm_body(name, row[0], row[1])
             if with_metadata:
                 body["user_id"] = row[3]
                 body["created"] = times.render(row[2])
@@ -467,6 +456,109 @@ class Registry:
         with self._errors(), self._transaction(write=False) as conn:
             return usage.count_names(conn, self._me(conn, me, token))
 
+    # --- Query Models ---------------------------------------------------------------------
+
+    def register_model(self, body: Any, token: str | None = None) -> QueryModel:
+        """Validate and store a Query Model and its members, all in one transaction.
+
+        Members are registered as by `register`, for the same caller; registering
+        the model again changes nothing.
+        """
+        with self._errors(), self._transaction() as conn:
+            user = self._caller(conn, token)
+            model = body if isinstance(body, QueryModel) else validate_model(body)
+            now = times.now()
+            for llm in {m.name: m for m in model.members}.values():
+                _store_llm(conn, llm, user, now)
+            inserted = conn.execute(
+                """
+                INSERT INTO query_models (name, training_table_name, body, weight, weight_type,
+                    members, created, user_id)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (name) DO NOTHING""",
+                [
+                    model.name,
+                    model.training_table_name,
+                    model.canonical.decode(),
+                    json.dumps(unstructure_strategy(model.weight), separators=(",", ":")),
+                    model.weight.type,
+                    len(model.members),
+                    now,
+                    user,
+                ],
+            ).rowcount
+            if inserted:
+                conn.executemany(
+                    "INSERT INTO query_model_members (model, position, member) VALUES (?, ?, ?)",
+                    [(model.name, i, m.name) for i, m in enumerate(model.members)],
+                )
+        self._known_names.update(m.name for m in model.members)
+        return model
+
+    def get_model(
+        self,
+        name: str,
+        metadata: bool = False,
+        me: bool = False,
+        start: str | datetime | None = None,
+        end: str | datetime | None = None,
+        token: str | None = None,
+    ) -> dict[str, Any]:
+        """The response body of a Query Model; with ``metadata``, the statistics of the
+        usage events recorded for it (``me``, ``start`` and ``end`` as for `get`)."""
+        with self._errors(), self._transaction(write=False) as conn:
+            with_metadata = _flag("/metadata", metadata)
+            if with_metadata:
+                user = self._me(conn, me, token)
+                window = usage.Window.of(start, end)
+            else:
+                self._caller(conn, token)
+            if not is_name(name):
+                raise ValidationError.one("/name", NOT_A_MODEL_NAME)
+            row = conn.execute(
+                "SELECT training_table_name, weight, created, user_id FROM query_models"
+                " WHERE name = ?",
+                [name],
+            ).fetchone()
+            if row is None:
+                raise NotFoundError(name)
+            members = []
+            for member, body, table in conn.execute(
+                """
+                SELECT q.name, q.body, q.training_table_name
+                FROM query_model_members m JOIN query_llms q ON q.name = m.member
+                WHERE m.model = ? ORDER BY m.position""",
+                [name],
+            ):
+                members.append(_llm_body(member, body, table))
+            result = model_body(name, row[0], members, json.loads(row[1]))
+            if with_metadata:
+                result["user_id"] = row[3]
+                result["created"] = times.render(row[2])
+                result.update(usage.totals(conn, name, user, window, usage.MODELS))
+        return result
+
+    def list_models(
+        self,
+        count: int = 100,
+        offset: int = 0,
+        sort: str = "created",
+        me: bool = False,
+        start: str | datetime | None = None,
+        end: str | datetime | None = None,
+        token: str | None = None,
+    ) -> builtins.list[str]:  # `list` here is the method above
+        """Query Model names, as `list` gives Query LLM names (same sorts, paging and ``me``)."""
+        with self._errors(), self._transaction(write=False) as conn:
+            user = self._me(conn, me, token)
+            page = usage.Page.of(count, offset, sort, start, end)
+            return usage.ranked_names(conn, page, user, usage.MODELS)
+
+    def count_models(self, me: bool = False, token: str | None = None) -> int:
+        """How many Query Models are registered; with ``me``: as ``list_models(me=True)``."""
+        with self._errors(), self._transaction(write=False) as conn:
+            return usage.count_names(conn, self._me(conn, me, token), usage.MODELS)
+
     # --- usage ------------------------------------------------------------------------
 
     def record_usage(
@@ -481,8 +573,12 @@ class Registry:
         embedding_prompt_tokens: int = 0,
         embedding_completion_tokens: int = 0,
         embedding_cost: int | float | str | Decimal = 0,
+        query_model: str | None = None,
     ) -> int:
-        """Record one usage event; 1 if written, 0 if its ``request_id`` was recorded before."""
+        """Record one usage event; 1 if written, 0 if its ``request_id`` was recorded before.
+
+        ``query_model``: the Query Model the request served, which must have ``name``
+        among its members."""
         event = {
             "name": name,
             "at": at,
@@ -493,6 +589,7 @@ class Registry:
             "embedding_prompt_tokens": embedding_prompt_tokens,
             "embedding_completion_tokens": embedding_completion_tokens,
             "embedding_cost": embedding_cost,
+            "query_model": query_model,
         }
         with self._errors(), self._transaction() as conn:
             user = self._caller(conn, token)
@@ -529,6 +626,36 @@ class Registry:
         """Recompute the rollups from the usage events; how many rows each rollup has."""
         with self._errors(), self._transaction() as conn:
             return usage.rebuild_rollups(conn)
+
+
+def _store_llm(conn: sqlite3.Connection, llm: QueryLlm, user: str | None, now: int) -> None:
+    """Insert a Query LLM unless its name is there already (first registration wins)."""
+    conn.execute(
+        """
+        INSERT INTO query_llms
+            (name, training_table_name, body, model, mode, weight_type, created, user_id)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT (name) DO NOTHING""",
+        [
+            llm.name,
+            llm.training_table_name,
+            llm.canonical.decode(),
+            llm.id,
+            llm.mode,
+            llm.weight.type,
+            now,
+            user,
+        ],
+    )
+
+
+def _llm_body(name: str, body: str, training_table_name: str | None) -> dict[str, Any]:
+    """A stored Query LLM's response body (spec 5) without metadata."""
+    result: dict[str, Any] = json.loads(body)
+    result["name"] = name
+    if training_table_name is not None:
+        result["training_table_name"] = training_table_name
+    return result
 
 
 def _flag(path: str, value: Any) -> bool:

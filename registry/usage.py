@@ -2,8 +2,11 @@
 
 Events are stored one row each, with costs in integer nano-credits. Every
 write also adds them into two rollups in the same transaction, so that the
-three always agree: ``usage_hourly`` (per Query LLM, hour and user) and
-``usage_totals`` (per Query LLM and user). All-time statistics read the
+three always agree: ``usage_hourly`` (per Query LLM, hour, user and Query
+Model) and ``usage_totals`` (per Query LLM, user and Query Model). The same
+functions answer for both subjects, Query LLMs and Query Models (`Subject`):
+a Query LLM's rows are those of its name, whatever their Query Model; a
+Query Model's are those of its name in ``query_model``. All-time statistics read the
 totals. A window ``[start, end)`` is answered from the whole hours inside it
 in the hourly rollup, plus the raw events of the partial hours at its edges:
 the cost of a query grows with the hours it spans, not with the events in the
@@ -32,35 +35,37 @@ CHUNK = 2_000  # events validated and written per executemany
 SORTS = ("created", "requests", "tokens", "prompt_tokens", "completion_tokens", "cost")
 MAX_PAGE = 1000
 ANONYMOUS = ""  # the rollups' user_id for events recorded without a token
+NO_MODEL = ""  # the rollups' query_model for events recorded for no Query Model
 
 _INSERT = f"""
-    INSERT INTO usage_events (name, user_id, at, request_id, {", ".join(AMOUNTS)})
-    VALUES ({", ".join("?" * (4 + len(AMOUNTS)))})
+    INSERT INTO usage_events (name, user_id, at, request_id, {", ".join(AMOUNTS)}, query_model)
+    VALUES ({", ".join("?" * (5 + len(AMOUNTS)))})
     ON CONFLICT (request_id) DO NOTHING"""
 _ADD = ", ".join(f"{a} = {a} + excluded.{a}" for a in ("requests", *AMOUNTS))
 _ROLL_UP_HOURS = f"""
-    INSERT INTO usage_hourly (name, hour, user_id, requests, {", ".join(AMOUNTS)})
-    VALUES ({", ".join("?" * (4 + len(AMOUNTS)))})
-    ON CONFLICT (name, hour, user_id) DO UPDATE SET {_ADD}"""
+    INSERT INTO usage_hourly (name, hour, user_id, query_model, requests, {", ".join(AMOUNTS)})
+    VALUES ({", ".join("?" * (5 + len(AMOUNTS)))})
+    ON CONFLICT (name, hour, user_id, query_model) DO UPDATE SET {_ADD}"""
 _ROLL_UP_TOTALS = f"""
-    INSERT INTO usage_totals (name, user_id, requests, {", ".join(AMOUNTS)})
-    VALUES ({", ".join("?" * (3 + len(AMOUNTS)))})
-    ON CONFLICT (name, user_id) DO UPDATE SET {_ADD}"""
+    INSERT INTO usage_totals (name, user_id, query_model, requests, {", ".join(AMOUNTS)})
+    VALUES ({", ".join("?" * (4 + len(AMOUNTS)))})
+    ON CONFLICT (name, user_id, query_model) DO UPDATE SET {_ADD}"""
 _REBUILD = (
     "DELETE FROM usage_hourly",
     "DELETE FROM usage_totals",
     f"""
-    INSERT INTO usage_hourly (name, hour, user_id, requests, {", ".join(AMOUNTS)})
-    SELECT name, at - at % {HOUR}, COALESCE(user_id, '{ANONYMOUS}'), COUNT(*),
-        {", ".join(f"SUM({a})" for a in AMOUNTS)}
-    FROM usage_events GROUP BY 1, 2, 3""",
+    INSERT INTO usage_hourly (name, hour, user_id, query_model, requests, {", ".join(AMOUNTS)})
+    SELECT name, at - at % {HOUR}, COALESCE(user_id, '{ANONYMOUS}'),
+        COALESCE(query_model, '{NO_MODEL}'), COUNT(*), {", ".join(f"SUM({a})" for a in AMOUNTS)}
+    FROM usage_events GROUP BY 1, 2, 3, 4""",
     f"""
-    INSERT INTO usage_totals (name, user_id, requests, {", ".join(AMOUNTS)})
-    SELECT name, user_id, SUM(requests), {", ".join(f"SUM({a})" for a in AMOUNTS)}
-    FROM usage_hourly GROUP BY 1, 2""",
+    INSERT INTO usage_totals (name, user_id, query_model, requests, {", ".join(AMOUNTS)})
+    SELECT name, user_id, query_model, SUM(requests), {", ".join(f"SUM({a})" for a in AMOUNTS)}
+    FROM usage_hourly GROUP BY 1, 2, 3""",
 )
 
-Row = list[Any]  # [name, user_id, at, request_id, *amounts]: one usage_events row
+Row = list[Any]  # [name, user_id, at, request_id, *amounts, query_model]: one usage_events row
+_MODEL = 4 + len(AMOUNTS)  # a row's query_model (staged rows carry one more value after it)
 
 
 # --- recording ------------------------------------------------------------------------
@@ -101,13 +106,14 @@ def record_many(
             rows.append(row)
         where = first if batch else None
         _check_names(conn, rows, known_names, where)
+        check_members(conn, rows, where)
         (last_id,) = conn.execute("SELECT COALESCE(MAX(id), 0) FROM usage_events").fetchone()
         before = conn.total_changes
         conn.executemany(_INSERT, rows)
         if conn.total_changes - before < len(rows):  # some request_ids were seen before
             rows = _inserted(conn, rows, timeless, last_id, where)
         _roll_up(conn, rows)
-        check_totals(conn, {row[0] for row in rows})
+        check_all_totals(conn, [(row[0], row[_MODEL]) for row in rows])
         written += len(rows)
         first += len(chunk)
     return written
@@ -122,43 +128,45 @@ _STAGING = (
     f"""
     CREATE TEMP TABLE qllm_stage (
         name TEXT NOT NULL, user_id TEXT, at INTEGER NOT NULL, request_id TEXT,
-        {_STAGE_AMOUNTS}, timeless INTEGER NOT NULL)""",
+        {_STAGE_AMOUNTS}, query_model TEXT, timeless INTEGER NOT NULL)""",
     f"""
     CREATE TEMP TABLE qllm_stage_hours (
         name TEXT NOT NULL, hour INTEGER NOT NULL, user_id TEXT NOT NULL,
-        requests INTEGER NOT NULL, {_STAGE_AMOUNTS})""",
+        query_model TEXT NOT NULL, requests INTEGER NOT NULL, {_STAGE_AMOUNTS})""",
 )
 _STAGE_ROW = f"""
-    INSERT INTO temp.qllm_stage (name, user_id, at, request_id, {", ".join(AMOUNTS)}, timeless)
-    VALUES ({", ".join("?" * (5 + len(AMOUNTS)))})"""
+    INSERT INTO temp.qllm_stage
+        (name, user_id, at, request_id, {", ".join(AMOUNTS)}, query_model, timeless)
+    VALUES ({", ".join("?" * (6 + len(AMOUNTS)))})"""
 _HOURS_OF = f"""
     INSERT INTO temp.qllm_stage_hours
-    SELECT name, at - at % {HOUR}, COALESCE(user_id, '{ANONYMOUS}'), COUNT(*),
-        {", ".join(f"SUM({a})" for a in AMOUNTS)}
-    FROM {{source}} GROUP BY 1, 2, 3"""
+    SELECT name, at - at % {HOUR}, COALESCE(user_id, '{ANONYMOUS}'),
+        COALESCE(query_model, '{NO_MODEL}'), COUNT(*), {", ".join(f"SUM({a})" for a in AMOUNTS)}
+    FROM {{source}} GROUP BY 1, 2, 3, 4"""
 # ORDER BY rowid: of staged rows sharing a request_id, the first is the one kept.
 # WHERE true: without it SQLite would read ON CONFLICT as a join's ON.
 _MOVE_STAGED = f"""
-    INSERT INTO main.usage_events (name, user_id, at, request_id, {", ".join(AMOUNTS)})
-    SELECT name, user_id, at, request_id, {", ".join(AMOUNTS)} FROM temp.qllm_stage
+    INSERT INTO main.usage_events (name, user_id, at, request_id, {", ".join(AMOUNTS)}, query_model)
+    SELECT name, user_id, at, request_id, {", ".join(AMOUNTS)}, query_model FROM temp.qllm_stage
     WHERE true ORDER BY rowid
     ON CONFLICT (request_id) DO NOTHING"""
 _FIRST_CONFLICT = f"""
     SELECT s.rowid - 1 FROM temp.qllm_stage s JOIN main.usage_events e
         ON e.request_id = s.request_id
     WHERE NOT (e.name = s.name AND e.user_id IS s.user_id AND (s.timeless OR e.at = s.at)
+        AND e.query_model IS s.query_model
         AND {" AND ".join(f"e.{a} = s.{a}" for a in AMOUNTS)})
     ORDER BY s.rowid LIMIT 1"""
 _ROLL_UP_STAGED = (
     f"""
-    INSERT INTO usage_hourly (name, hour, user_id, requests, {", ".join(AMOUNTS)})
+    INSERT INTO usage_hourly (name, hour, user_id, query_model, requests, {", ".join(AMOUNTS)})
     SELECT * FROM temp.qllm_stage_hours WHERE true
-    ON CONFLICT (name, hour, user_id) DO UPDATE SET {_ADD}""",
+    ON CONFLICT (name, hour, user_id, query_model) DO UPDATE SET {_ADD}""",
     f"""
-    INSERT INTO usage_totals (name, user_id, requests, {", ".join(AMOUNTS)})
-    SELECT name, user_id, SUM(requests), {", ".join(f"SUM({a})" for a in AMOUNTS)}
-    FROM temp.qllm_stage_hours WHERE true GROUP BY 1, 2
-    ON CONFLICT (name, user_id) DO UPDATE SET {_ADD}""",
+    INSERT INTO usage_totals (name, user_id, query_model, requests, {", ".join(AMOUNTS)})
+    SELECT name, user_id, query_model, SUM(requests), {", ".join(f"SUM({a})" for a in AMOUNTS)}
+    FROM temp.qllm_stage_hours WHERE true GROUP BY 1, 2, 3
+    ON CONFLICT (name, user_id, query_model) DO UPDATE SET {_ADD}""",
 )
 
 
@@ -194,7 +202,8 @@ def stage(
     except TypeError:
         raise ValidationError.one("", "must be an iterable of usage events") from None
     first = 0
-    hours: dict[tuple[str, int], list[int]] = {}  # (name, hour) -> requests, *amounts
+    # (name, hour, query_model) -> requests, *amounts
+    hours: dict[tuple[str, int, str], list[int]] = {}
     while chunk := list(islice(iterator, CHUNK)):
         rows: list[Row] = []
         for raw in chunk:
@@ -210,8 +219,9 @@ def stage(
                 row.append(0)
             rows.append(row)
         _check_names(conn, rows, known_names, first)
-        for name, _, at, _, a, b, c, d, e, f, _ in rows:
-            key = (name, at - at % HOUR)
+        check_members(conn, rows, first)
+        for name, _, at, _, a, b, c, d, e, f, model, _ in rows:
+            key = (name, at - at % HOUR, NO_MODEL if model is None else model)
             total = hours.get(key)
             if total is None:
                 hours[key] = [1, a, b, c, d, e, f]
@@ -239,15 +249,17 @@ def stage(
 # the rollups' upsert) when this many are held: memory stays flat either way.
 _MAX_HOURS_HELD = 50_000
 _STAGE_HOURS = f"""
-    INSERT INTO temp.qllm_stage_hours VALUES ({", ".join("?" * (4 + len(AMOUNTS)))})"""
+    INSERT INTO temp.qllm_stage_hours VALUES ({", ".join("?" * (5 + len(AMOUNTS)))})"""
 
 
 def _flush_hours(
-    conn: sqlite3.Connection, hours: dict[tuple[str, int], list[int]], user: str | None
+    conn: sqlite3.Connection, hours: dict[tuple[str, int, str], list[int]], user: str | None
 ) -> None:
     rolled = ANONYMOUS if user is None else user
     try:
-        conn.executemany(_STAGE_HOURS, [[n, h, rolled, *sums] for (n, h), sums in hours.items()])
+        conn.executemany(
+            _STAGE_HOURS, [[n, h, rolled, m, *sums] for (n, h, m), sums in hours.items()]
+        )
     except OverflowError as exc:  # one hour's sum in the batch itself is past 64 bits
         raise _too_large("Query LLM") from exc
     hours.clear()
@@ -293,8 +305,8 @@ def commit_stage(conn: sqlite3.Connection, staged: int) -> int:
         if "integer overflow" not in str(exc):
             raise
         raise _too_large("Query LLM") from exc
-    touched = conn.execute("SELECT DISTINCT name FROM temp.qllm_stage_hours").fetchall()
-    check_totals(conn, [name for (name,) in touched])
+    touched = conn.execute("SELECT DISTINCT name, query_model FROM temp.qllm_stage_hours")
+    check_all_totals(conn, touched.fetchall())
     return written
 
 
@@ -312,6 +324,38 @@ def _check_names(
     for position, row in enumerate(rows):
         if row[0] not in known:
             raise NotFoundError(row[0], None if first is None else first + position)
+
+
+def check_members(conn: sqlite3.Connection, rows: list[Row], first: int | None) -> None:
+    """Every row with a ``query_model`` names a registered Query Model that has the row's
+    Query LLM among its members (QUERY_MODEL.md section 5)."""
+    wanted = {row[_MODEL] for row in rows if row[_MODEL] is not None}
+    if not wanted:
+        return
+    marks = ", ".join("?" * len(wanted))
+    registered = {
+        model
+        for (model,) in conn.execute(
+            f"SELECT name FROM query_models WHERE name IN ({marks})", list(wanted)
+        )
+    }
+    pairs = {
+        (model, member)
+        for model, member in conn.execute(
+            f"SELECT model, member FROM query_model_members WHERE model IN ({marks})",
+            list(wanted),
+        )
+    }
+    for position, row in enumerate(rows):
+        model = row[_MODEL]
+        if model is None or (model, row[0]) in pairs:
+            continue
+        path = "/query_model" if first is None else f"/{first + position}/query_model"
+        if model not in registered:
+            raise ValidationError.one(path, f"{model} is not a registered Query Model")
+        raise ValidationError.one(
+            path, f"Query Model {model} does not have the Query LLM {row[0]} among its members"
+        )
 
 
 def _inserted(
@@ -341,7 +385,8 @@ def _inserted(
             result.append(row)
             continue
         stored = conn.execute(
-            f"SELECT name, user_id, at, request_id, {', '.join(AMOUNTS)} FROM usage_events"
+            f"SELECT name, user_id, at, request_id, {', '.join(AMOUNTS)}, query_model"
+            " FROM usage_events"
             " WHERE request_id = ?",
             [request_id],
         ).fetchone()
@@ -355,9 +400,14 @@ def _inserted(
 
 def _roll_up(conn: sqlite3.Connection, rows: list[Row]) -> None:
     """Add the inserted rows into the hourly and all-time rollups."""
-    hours: dict[tuple[str, int, str], list[int]] = {}
-    for name, user, at, _, a, b, c, d, e, f in rows:
-        key = (name, at - at % HOUR, ANONYMOUS if user is None else user)
+    hours: dict[tuple[str, int, str, str], list[int]] = {}
+    for name, user, at, _, a, b, c, d, e, f, model in rows:
+        key = (
+            name,
+            at - at % HOUR,
+            ANONYMOUS if user is None else user,
+            NO_MODEL if model is None else model,
+        )
         total = hours.get(key)
         if total is None:
             hours[key] = [1, a, b, c, d, e, f]
@@ -369,9 +419,9 @@ def _roll_up(conn: sqlite3.Connection, rows: list[Row]) -> None:
             total[4] += d
             total[5] += e
             total[6] += f
-    totals: dict[tuple[str, str], list[int]] = {}
-    for (name, _, user), sums in hours.items():
-        total = totals.setdefault((name, user), [0] * 7)
+    totals: dict[tuple[str, str, str], list[int]] = {}
+    for (name, _, user, model), sums in hours.items():
+        total = totals.setdefault((name, user, model), [0] * 7)
         for i, value in enumerate(sums):
             total[i] += value
     try:
@@ -445,6 +495,15 @@ def check_totals(
                     raise _too_large(group)
 
 
+def check_all_totals(conn: sqlite3.Connection, touched: Iterable[tuple[str, str | None]]) -> None:
+    """`check_totals` for the Query LLMs and the Query Models of ``(name, query_model)`` pairs."""
+    pairs = list(touched)
+    check_totals(conn, {name for name, _ in pairs})
+    models = {model for _, model in pairs if model and model != NO_MODEL}
+    if models:
+        check_totals(conn, models, column="query_model", group="Query Model")
+
+
 def rebuild_rollups(conn: sqlite3.Connection) -> dict[str, int]:
     """Recompute both rollups from the events; how many rows each now has."""
     for statement in _REBUILD:
@@ -496,14 +555,35 @@ class Window:
         return (first, last), edges
 
 
-# --- statistics for one Query LLM ------------------------------------------------------------
+# --- statistics for one Query LLM or Query Model ----------------------------------------------
+
+
+@frozen
+class Subject:
+    """What statistics are about: the rows of ``table`` (by ``name``), and the column that
+    names them in the events and rollups. Trusted constants only: they are spliced into SQL."""
+
+    table: str
+    column: str
+
+
+LLMS = Subject("query_llms", "name")
+MODELS = Subject("query_models", "query_model")
+
 
 # BIGINT: 64 bits in PostgreSQL too, where SUM of integers is NUMERIC.
 _SUMS = ", ".join(f"COALESCE(CAST(SUM({a}) AS BIGINT), 0)" for a in AMOUNTS)
 
 
-def totals(conn: sqlite3.Connection, name: str, user: str | None, window: Window) -> dict[str, Any]:
+def totals(
+    conn: sqlite3.Connection,
+    name: str,
+    user: str | None,
+    window: Window,
+    subject: Subject = LLMS,
+) -> dict[str, Any]:
     """Requests and sums for ``name`` in ``window`` (only ``user``'s events if given)."""
+    column = subject.column
     whole, edges = window.pieces()
     mine = "" if user is None else " AND user_id = :user"
     params: dict[str, Any] = {"name": name, "user": user}
@@ -515,7 +595,7 @@ def totals(conn: sqlite3.Connection, name: str, user: str | None, window: Window
         parts.append(
             conn.execute(
                 f"SELECT COALESCE(CAST(SUM(requests) AS BIGINT), 0), {_SUMS} FROM {table}"
-                f" WHERE name = :name{hours}{mine}",
+                f" WHERE {column} = :name{hours}{mine}",
                 params,
             ).fetchone()
         )
@@ -523,7 +603,7 @@ def totals(conn: sqlite3.Connection, name: str, user: str | None, window: Window
         parts.append(
             conn.execute(
                 f"SELECT COUNT(*), {_SUMS} FROM usage_events"
-                f" WHERE name = :name AND at >= :low AND at < :high{mine}",
+                f" WHERE {column} = :name AND at >= :low AND at < :high{mine}",
                 {**params, "low": low, "high": high},
             ).fetchone()
         )
@@ -602,51 +682,55 @@ _METRICS = {
     "cost": ("chat_cost + embedding_cost",) * 2,
 }
 _MINE = (
-    " AND (q.user_id = :user OR q.name IN (SELECT name FROM usage_totals WHERE user_id = :user))"
+    " AND (q.user_id = :user"
+    " OR q.name IN (SELECT {column} FROM usage_totals WHERE user_id = :user))"
 )
 
 
-def ranked_names(conn: sqlite3.Connection, page: Page, user: str | None) -> list[str]:
+def ranked_names(
+    conn: sqlite3.Connection, page: Page, user: str | None, subject: Subject = LLMS
+) -> list[str]:
     """One page of names: newest first, or by usage over the window, largest first."""
     # An offset past SQLite's largest integer is past the last row all the same (an empty
     # page); bound as is, it would raise OverflowError.
     offset = min(page.offset, 2**63 - 1)
     params: dict[str, Any] = {"user": user, "count": page.count, "offset": offset}
-    mine = _MINE if user is not None else ""
-    key = "created" if page.sort == "created" else _usage_of_q(page, user, params)
-    sql = f"SELECT name FROM query_llms q WHERE 1 = 1{mine} ORDER BY {key} DESC, name"
+    mine = _MINE.format(column=subject.column) if user is not None else ""
+    key = "created" if page.sort == "created" else _usage_of_q(page, user, params, subject)
+    sql = f"SELECT name FROM {subject.table} q WHERE 1 = 1{mine} ORDER BY {key} DESC, name"
     rows = conn.execute(sql + " LIMIT :count OFFSET :offset", params)
     return [name for (name,) in rows]
 
 
-def _usage_of_q(page: Page, user: str | None, params: dict[str, Any]) -> str:
-    """The sort key of Query LLM ``q`` over the window, as a SQL expression.
+def _usage_of_q(page: Page, user: str | None, params: dict[str, Any], subject: Subject) -> str:
+    """The sort key of Query LLM (or Model) ``q`` over the window, as a SQL expression.
 
     Each piece is a subquery on ``q.name``, so that every Query LLM costs a few
     seeks in the rollups' and events' ``(name, ...)`` keys, rather than a scan
     of the whole window grouped afterwards.
     """
     rolled, raw = _METRICS[page.sort]
+    column = subject.column
     mine = "" if user is None else " AND user_id = :user"
     whole, edges = page.window.pieces()
     parts = []
     if whole is not None:
         hours = _range("hour", whole, params)
         table = "usage_hourly" if hours else "usage_totals"
-        parts.append(f"SELECT SUM({rolled}) FROM {table} WHERE name = q.name{hours}{mine}")
+        parts.append(f"SELECT SUM({rolled}) FROM {table} WHERE {column} = q.name{hours}{mine}")
     for i, (low, high) in enumerate(edges):
         params[f"low{i}"], params[f"high{i}"] = low, high
         parts.append(
             f"SELECT SUM({raw}) FROM usage_events"
-            f" WHERE name = q.name AND at >= :low{i} AND at < :high{i}{mine}"
+            f" WHERE {column} = q.name AND at >= :low{i} AND at < :high{i}{mine}"
         )
     return " + ".join(f"COALESCE(({part}), 0)" for part in parts) or "0"
 
 
-def count_names(conn: sqlite3.Connection, user: str | None) -> int:
-    """How many Query LLMs are registered, or how many ``list(me=True)`` would return."""
-    mine = _MINE if user is not None else ""
+def count_names(conn: sqlite3.Connection, user: str | None, subject: Subject = LLMS) -> int:
+    """How many Query LLMs (or Models) are registered, or how many ``list(me=True)`` returns."""
+    mine = _MINE.format(column=subject.column) if user is not None else ""
     (count,) = conn.execute(
-        f"SELECT COUNT(*) FROM query_llms q WHERE 1 = 1{mine}", {"user": user}
+        f"SELECT COUNT(*) FROM {subject.table} q WHERE 1 = 1{mine}", {"user": user}
     ).fetchone()
     return int(count)

@@ -354,7 +354,9 @@ def test_usage_record_all_options(db: str) -> None:
     assert ok(args) == {"written": 0}
     with Registry(db) as reg:
         rows = reg.db.execute("SELECT * FROM usage_events_rfc3339").fetchall()
-    assert rows == [(1, NAME, None, "2026-11-01T09:00:00.000000Z", "r1", 2, 1, 0.003, 5, 4, 6.0)]
+    assert rows == [
+        (1, NAME, None, "2026-11-01T09:00:00.000000Z", "r1", 2, 1, 0.003, 5, 4, 6.0, None)
+    ]
     changed = [*args[:-1], "7"]
     assert fails(changed, 1) == ["/request_id: was recorded before with different content"]
 

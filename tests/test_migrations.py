@@ -22,7 +22,7 @@ MIGRATION_SET = migration_set().name
 
 SNAPSHOT = ROOT / "tests" / "fixtures" / "schema.sql"
 SQLITE_UTILS = Path(sys.executable).with_name("sqlite-utils")
-MIGRATIONS = ["m001_initial", "m002_rollups"]
+MIGRATIONS = ["m001_initial", "m002_rollups", "m003_query_models"]
 # Set QLLM_UPDATE_SCHEMA=1 to rewrite the snapshot after adding a migration, then review it.
 UPDATE = os.environ.get("QLLM_UPDATE_SCHEMA") == "1"
 
@@ -71,7 +71,7 @@ def sqlite_utils_migrate(path: Path, *extra: str) -> subprocess.CompletedProcess
 
 
 def test_fresh_file_has_exactly_the_known_migrations(db_path: Path) -> None:
-    """A new registry file records exactly m001_initial and m002_rollups of the qllm set."""
+    """A new registry file records exactly the known migrations of the qllm set, in order."""
     with Registry(db_path):
         pass
     rows = applied(db_path)
@@ -103,22 +103,33 @@ def test_schema_matches_the_snapshot(db_path: Path) -> None:
 
 
 def test_snapshot_lists_every_object() -> None:
-    """The snapshot holds the six tables, five indexes and two views of the schema."""
+    """The snapshot holds the eight tables, twelve indexes and four views of the schema."""
     lines = SNAPSHOT.read_text(encoding="utf-8").splitlines()
     heads = sorted(" ".join(line.split()[:3]).rstrip("(") for line in lines)
     assert heads == [
         "CREATE INDEX query_llms_by_created",
         "CREATE INDEX query_llms_by_training_table",
         "CREATE INDEX query_llms_by_user",
+        "CREATE INDEX query_model_members_by_member",
+        "CREATE INDEX query_models_by_created",
+        "CREATE INDEX query_models_by_training_table",
+        "CREATE INDEX query_models_by_user",
         "CREATE INDEX usage_events_by_name_at",
+        "CREATE INDEX usage_events_by_query_model_at",
+        "CREATE INDEX usage_hourly_by_query_model",
+        "CREATE INDEX usage_totals_by_query_model",
         "CREATE INDEX usage_totals_by_user",
         "CREATE TABLE query_llms",
+        "CREATE TABLE query_model_members",
+        "CREATE TABLE query_models",
         "CREATE TABLE tokens",
         "CREATE TABLE usage_events",
         "CREATE TABLE usage_hourly",
         "CREATE TABLE usage_totals",
         "CREATE TABLE users",
         "CREATE VIEW query_llm_stats",
+        "CREATE VIEW query_model_member_llms",
+        "CREATE VIEW query_model_stats",
         "CREATE VIEW usage_events_rfc3339",
     ]
 
@@ -238,6 +249,7 @@ def test_usage_events_rfc3339_view(reg: Registry) -> None:
             "embedding_completion_tokens": 0,
             "embedding_prompt_tokens": 0,
             "embedding_cost": 2.5,
+            "query_model": None,
         },
         {
             "id": 2,
@@ -251,6 +263,7 @@ def test_usage_events_rfc3339_view(reg: Registry) -> None:
             "embedding_completion_tokens": 0,
             "embedding_prompt_tokens": 0,
             "embedding_cost": 0.0,
+            "query_model": None,
         },
     ]
 

@@ -21,10 +21,11 @@ def blocks(language: str) -> list[str]:
 
 
 def test_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The Python example runs, its asserts included, in an empty directory."""
+    """The Python examples run in order, their asserts included, in an empty directory."""
     monkeypatch.chdir(tmp_path)
-    (code,) = blocks("python")
-    exec(compile(code, "README.md", "exec"), {})
+    code = blocks("python")
+    assert len(code) == 2  # Query LLMs, then Query Models
+    exec(compile("\n".join(code), "README.md", "exec"), {})
     assert (tmp_path / "usage.db").is_file()
 
 

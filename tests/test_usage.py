@@ -80,10 +80,10 @@ def test_record_usage_stores_one_row(reg: Registry, llm: registry.QueryLlm) -> N
     assert stored(reg) == [(llm.name, None, AT_MICROS, "req-1", 2, 1, 3, 5, 4, 6_000_000_000)]
     hour = AT_MICROS - AT_MICROS % 3_600_000_000
     assert reg.db.execute("SELECT * FROM usage_hourly").fetchall() == [
-        (llm.name, hour, "", 1, 2, 1, 3, 5, 4, 6_000_000_000)
+        (llm.name, hour, "", "", 1, 2, 1, 3, 5, 4, 6_000_000_000)
     ]
     assert reg.db.execute("SELECT * FROM usage_totals").fetchall() == [
-        (llm.name, "", 1, 2, 1, 3, 5, 4, 6_000_000_000)
+        (llm.name, "", "", 1, 2, 1, 3, 5, 4, 6_000_000_000)
     ]
 
 

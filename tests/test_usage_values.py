@@ -72,7 +72,7 @@ def test_event_row_layout() -> None:
             "embedding_cost": 2,
         }
     )
-    assert row == [NAME, None, 1_793_491_200_000_000, "r", 0, 3, 500_000_000, 0, 0, 2 * 10**9]
+    assert row == [NAME, None, 1_793_491_200_000_000, "r", 0, 3, 500_000_000, 0, 0, 2 * 10**9, None]
 
 
 def test_event_problems_are_all_reported() -> None:

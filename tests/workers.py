@@ -182,31 +182,49 @@ _SUMS = (
     "COUNT(*), SUM(chat_completion_tokens), SUM(chat_prompt_tokens), SUM(chat_cost),"
     " SUM(embedding_completion_tokens), SUM(embedding_prompt_tokens), SUM(embedding_cost)"
 )
-# What each rollup table must hold, computed from usage_events alone.
-BRUTE_FORCE = {
-    "usage_hourly": "SELECT name, at - at % 3600000000, COALESCE(user_id, ''), "
-    + _SUMS
-    + " FROM usage_events GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
-    "usage_totals": "SELECT name, COALESCE(user_id, ''), "
-    + _SUMS
-    + " FROM usage_events GROUP BY 1, 2 ORDER BY 1, 2",
-}
+
+
+# What each rollup table must hold, computed from usage_events alone; files migrated
+# before m003_query_models have no query_model in their events or rollups.
+def _brute_force(with_models: bool) -> dict[str, str]:
+    model = ", COALESCE(query_model, '')" if with_models else ""
+    hourly = "1, 2, 3, 4" if with_models else "1, 2, 3"
+    totals = "1, 2, 3" if with_models else "1, 2"
+    return {
+        "usage_hourly": "SELECT name, at - at % 3600000000, COALESCE(user_id, '')"
+        + f"{model}, {_SUMS} FROM usage_events GROUP BY {hourly} ORDER BY {hourly}",
+        "usage_totals": f"SELECT name, COALESCE(user_id, ''){model}, {_SUMS}"
+        + f" FROM usage_events GROUP BY {totals} ORDER BY {totals}",
+    }
+
+
+def _with_models(conn: sqlite3.Connection) -> bool:
+    return any(row[1] == "query_model" for row in conn.execute("PRAGMA table_info(usage_events)"))
 
 
 def rollups(conn: sqlite3.Connection) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every rollup table the file has, sorted."""
+    """Every row of every rollup table the file has, sorted by its key."""
     tables = [
         name
         for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-        if name in BRUTE_FORCE
+        if name in ("usage_hourly", "usage_totals")
     ]
     assert "usage_hourly" in tables
-    return {t: conn.execute(f"SELECT * FROM {t} ORDER BY 1, 2, 3").fetchall() for t in tables}
+    keys = {"usage_hourly": 3, "usage_totals": 2}
+    extra = _with_models(conn)
+    return {
+        t: conn.execute(
+            f"SELECT * FROM {t} ORDER BY "
+            + ", ".join(str(i) for i in range(1, keys[t] + extra + 1))
+        ).fetchall()
+        for t in tables
+    }
 
 
 def brute_force_rollups(conn: sqlite3.Connection) -> dict[str, list[tuple[Any, ...]]]:
     """What the file's rollup tables must hold, computed from usage_events alone."""
-    return {table: conn.execute(BRUTE_FORCE[table]).fetchall() for table in rollups(conn)}
+    queries = _brute_force(_with_models(conn))
+    return {table: conn.execute(queries[table]).fetchall() for table in rollups(conn)}
 
 
 def rollups_agree(path: Path) -> bool:
