@@ -136,6 +136,7 @@ def exact_row(event: dict[str, Any], user: str | None) -> Row:
         event.get("embedding_completion_tokens", 0),
         event.get("embedding_prompt_tokens", 0),
         int(Decimal(str(event.get("embedding_cost", 0))).scaleb(9)),
+        event.get("query_model"),
     )
 
 

@@ -214,7 +214,7 @@ def sqlite_raw(rows: list[Row]) -> None:
         )
         start = time.perf_counter()
         conn.execute("BEGIN IMMEDIATE")
-        conn.executemany(usage._INSERT, [(*r[:1], None, *r[2:]) for r in rows])
+        conn.executemany(usage._INSERT, [(*r[:1], None, *r[2:], None) for r in rows])
         conn.execute("COMMIT")
         seconds = time.perf_counter() - start
         rate = f"{len(rows) / seconds:,.0f}/s"

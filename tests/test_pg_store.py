@@ -413,7 +413,10 @@ def test_a_deadlock_is_retried_and_both_writers_succeed(store: PostgresStore, co
         thread.start()
     for thread in threads:
         thread.join(timeout=30)
-    assert sorted(calls) == [1, 2]  # PostgreSQL chose one victim, which ran again
+    # PostgreSQL chose one victim, which ran again (on a loaded machine its retry may
+    # itself wait out the winner and be retried once more); each committed exactly once.
+    assert min(calls) == 1
+    assert max(calls) >= 2
     assert counter.execute("SELECT n FROM counter ORDER BY id").fetchall() == [(2,), (2,)]
 
 
