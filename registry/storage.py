@@ -9,6 +9,7 @@ is committed or none.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import functools
 import importlib.util
@@ -434,7 +435,7 @@ class Registry:
         query_model: str | None = None,
         me: bool = False,
         token: str | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> builtins.list[dict[str, Any]]:
         """Usage per bucket and group over ``[start, end)`` (USAGE_SERIES.md): the ``data`` list.
 
         ``bucket``: hour, day, week (from Monday) or month, aligned in UTC; ``group_by``:
