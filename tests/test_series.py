@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import AMOUNTS, COUNTERS, body
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from registry import AuthenticationError, AuthorizationError, Registry, ValidationError, times
 from registry import series as buckets
-from tests.conftest import AMOUNTS, COUNTERS, body
 
 
 @pytest.fixture
