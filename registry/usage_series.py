@@ -57,24 +57,31 @@ def series(conn: sqlite3.Connection, query: Series, user: str | None) -> list[di
         index = {buckets.floor(low, query.bucket): i for i, (low, _) in enumerate(spans)}
     sums: list[dict[tuple[Any, ...], list[int]]] = [{} for _ in spans]
     whole, edges = Window(query.start, query.end).pieces()
-    pieces: list[tuple[bool, int, int]] = [(False, low, high) for low, high in edges]
-    if whole is not None and whole[0] is not None and whole[1] is not None:
-        pieces.append((True, whole[0], whole[1]))
     width = 1 + len(query.group_by)  # the bucket key and the group keys lead each row
-    for rolled, low, high in pieces:
-        for row in _piece(conn, query, user, rolled, low, high):
-            keys, values = row[1:width], row[width:]
-            totals = sums[index[row[0]]].setdefault(keys, [0] * len(values))
-            for i, value in enumerate(values):
-                totals[i] += value
-    return [
-        {
-            "start": buckets.render(low),
-            "end": buckets.render(high),
-            "results": [_result(query.group_by, keys, sums[i][keys]) for keys in _ordered(sums[i])],
-        }
-        for i, (low, high) in enumerate(spans)
-    ]
+    # The whole hours first: most rows, and no group can be in them twice.
+    if whole is not None and whole[0] is not None and whole[1] is not None:
+        for row in _piece(conn, query, user, True, whole[0], whole[1]):
+            sums[index[row[0]]][row[1:width]] = list(row[width:])
+    for low, high in edges:
+        for row in _piece(conn, query, user, False, low, high):
+            totals = sums[index[row[0]]].get(row[1:width])
+            if totals is None:
+                sums[index[row[0]]][row[1:width]] = list(row[width:])
+            else:
+                for i, value in enumerate(row[width:]):
+                    totals[i] += value
+    fields = (*query.group_by, "requests", *AMOUNTS)
+    costs = [i for i, field in enumerate(fields) if field.endswith("_cost")]
+    data = []
+    for (low, high), groups in zip(spans, sums, strict=True):
+        results = []
+        for keys in _ordered(groups):
+            values = [*keys, *groups[keys]]
+            for i in costs:
+                values[i] = credits(values[i])
+            results.append(dict(zip(fields, values, strict=True)))
+        data.append({"start": buckets.render(low), "end": buckets.render(high), "results": results})
+    return data
 
 
 def _piece(
@@ -110,10 +117,3 @@ def _piece(
 def _ordered(groups: dict[tuple[Any, ...], list[int]]) -> list[tuple[Any, ...]]:
     """Group keys in order; null (no user, no Query Model) before any text."""
     return sorted(groups, key=lambda keys: [(k is not None, k or "") for k in keys])
-
-
-def _result(names: tuple[str, ...], keys: tuple[Any, ...], values: list[int]) -> dict[str, Any]:
-    counters = dict(zip(("requests", *AMOUNTS), values, strict=True))
-    return dict(zip(names, keys, strict=True)) | {
-        key: credits(value) if key.endswith("_cost") else value for key, value in counters.items()
-    }
