@@ -28,6 +28,7 @@ from registry.errors import (
     RegistryError,
     ValidationError,
 )
+from registry.http import dashboard
 from registry.storage import DEFAULT_TIMEOUT, Registry, default_path
 from registry.usage import SORTS
 
@@ -320,9 +321,10 @@ def usage_record(
 @click.option(
     "--format",
     "format_",
-    type=click.Choice(["json", "table", "chart"]),
+    type=click.Choice(["json", "table", "chart", "html"]),
     default="json",
     show_default=True,
+    help="html: the dashboard page of the window, to open in a browser.",
 )
 @click.option(
     "--metric",
@@ -351,7 +353,8 @@ def usage_series(
     token: str | None,
 ) -> None:
     """Usage per time bucket over --from/--to, grouped by --group-by: JSON, a table or a chart."""
-    data = _open_registry(ctx, db, readonly, timeout).usage_series(
+    registry = _open_registry(ctx, db, readonly, timeout)
+    data = registry.usage_series(
         start,
         end,
         bucket=bucket,
@@ -361,7 +364,13 @@ def usage_series(
         me=me,
         token=token,
     )
-    if format_ == "json":
+    if format_ == "html":
+        # The dashboard shows everyone's usage, as the API does without a token.
+        board = dashboard.gather(registry, start, end, bucket)
+        if board.errors:
+            raise ValidationError(board.errors)
+        click.echo(dashboard.render(board), nl=False)
+    elif format_ == "json":
         _emit({"data": data})
     elif format_ == "table":
         click.echo(series_text.table(data, bucket))

@@ -183,3 +183,28 @@ def test_chart_in_a_pipe_fits_80_columns(used: tuple[Path, list[str]]) -> None:
     assert len([line for line in lines if "│" in line]) == 3
     assert max(len(line) for line in lines) <= 80
     assert "(no user)" in done.stdout
+
+
+def test_html_is_the_dashboard_of_the_window(used: tuple[Path, list[str]]) -> None:
+    path, names = used
+    result = run(
+        "usage",
+        "series",
+        "--db",
+        str(path),
+        "--from",
+        "2026-11-01",
+        "--to",
+        "2026-11-05",
+        "--format",
+        "html",
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("<!doctype html>")
+    assert result.output.count('class="bar"') == 8  # 4 days, two charts
+    assert all(f'data-name="{name}"' in result.output for name in names)
+    bad = run(
+        "usage", "series", "--db", str(path), "--from", "2026-11-01T00:00:00", "--format", "html"
+    )
+    assert bad.exit_code == 1
+    assert "/from" in bad.output
