@@ -20,4 +20,5 @@ def test_bench_quick_mode_runs_every_measurement() -> None:
     assert done.returncode == 0, done.stderr
     table = [line for line in done.stdout.splitlines() if line.startswith("| ")]
     assert table[0] == "| measurement | qllm | raw sqlite3 | ratio | goal |"
-    assert len(table) == 11  # the header and 10 measurements (two scaling sizes when quick)
+    # The header and 11 measurements (two scaling sizes, one series size when quick).
+    assert len(table) == 12
