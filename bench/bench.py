@@ -632,6 +632,72 @@ def bench_model(work: Path, count: int, runs: int) -> None:
     )
 
 
+def series_events(
+    names: list[str], count: int, first_hour: int, hours: int, seed: int
+) -> Iterator[dict[str, Any]]:
+    """``count`` events over ``hours`` from ``first_hour``; Query LLMs picked Zipf-like,
+    as a gateway's traffic is: a few ensembles members take most requests."""
+    rng = random.Random(seed)
+    weights = [1 / (i + 1) for i in range(len(names))]
+    picks = rng.choices(names, weights, k=count)
+    step = hours * HOUR // count
+    for i, name in enumerate(picks):
+        yield {
+            "name": name,
+            "at": times.render(START + first_hour * HOUR + i * step + rng.randrange(step)),
+            "chat_prompt_tokens": 500,
+            "chat_cost": "0.00125",
+        }
+
+
+def raw_series(conn: sqlite3.Connection, start: int, end: int) -> list[Row]:
+    """The same series by brute force: one GROUP BY name and day over the covering index."""
+    day = 24 * HOUR
+    return conn.execute(
+        "SELECT name, at - at % ? AS d, COUNT(*), SUM(chat_completion_tokens),"
+        " SUM(chat_prompt_tokens), SUM(chat_cost), SUM(embedding_completion_tokens),"
+        " SUM(embedding_prompt_tokens), SUM(embedding_cost)"
+        " FROM usage_events INDEXED BY events_covering WHERE at >= ? AND at < ? GROUP BY 1, 2",
+        (day, start, end),
+    ).fetchall()
+
+
+def bench_series(work: Path, sizes: list[int], inside: int, runs: int, llms: int = 1000) -> None:
+    """A 30-day daily series grouped by name, 1,000 Query LLMs, ``inside`` events in the
+    window and the rest of each file before it: time against a covering-index GROUP BY."""
+    days = 30
+    for size in sizes:
+        reg, names = fresh(work, f"series-{size}", llms)
+        before = size - inside
+        history = max(24, before // 2_000)  # hours of history, ~2,000 events an hour
+        if before:
+            reg.record_usage_many(series_events(names, before, 0, history, seed=3))
+        reg.record_usage_many(series_events(names, inside, history, days * 24, seed=4))
+        conn = covering_copy(reg, work, f"series-{size}")
+        # Ragged edges: the raw events of two partial hours are read as well.
+        start = START + history * HOUR + HOUR // 3
+        end = start + days * 24 * HOUR
+        text = (times.render(start), times.render(end))
+        data = reg.usage_series(text[0], text[1], "day", ["name"])
+        requests = sum(r["requests"] for b in data for r in b["results"])
+        assert requests == sum(row[2] for row in raw_series(conn, start, end)), "they disagree"
+        t_ours = median_time(runs, reg.usage_series, text[0], text[1], "day", ["name"])
+        t_raw = median_time(runs, raw_series, conn, start, end)
+        ratio = t_raw / t_ours
+        record(
+            f"30-day daily series by name, {llms:,} Query LLMs, {size:,}-event file",
+            ms(t_ours),
+            ms(t_raw),
+            ratio,
+            ">= 1 (rollups beat the scan)",
+            ratio >= 1,
+        )
+        conn.close()
+        reg.close()
+        for path in work.glob(f"series-{size}*"):
+            path.unlink()
+
+
 MEASUREMENTS = [
     "validate",
     "ingest",
@@ -644,6 +710,7 @@ MEASUREMENTS = [
     "import",
     "realistic-import",
     "model",
+    "series",
 ]
 
 
@@ -692,6 +759,11 @@ def main() -> None:
             bench_import_memory(work, big, realistic=True)
         if "model" in wanted:
             bench_model(work, big, runs)
+        if "series" in wanted:
+            if quick:
+                bench_series(work, [20_000], 15_000, 3, llms=50)
+            else:
+                bench_series(work, [1_000_000, 5_000_000], 500_000, runs // 5)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print("\n| measurement | qllm | raw sqlite3 | ratio | goal |")

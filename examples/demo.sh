@@ -45,6 +45,7 @@ qllm get "$name" --metadata --me --from 2026-11-18 --to 2026-11-20T12:00:00Z --t
 run qllm list --sort cost
 run qllm list --sort requests --from 2026-11-20 --to 2026-11-21 --count 3
 run qllm count
+run qllm usage series --from 2026-11-16 --to 2026-11-23 --group-by user_id --format chart
 
 # --- Query Models: an ensemble with its members, and its statistics ----------------
 run qllm model get "$ensemble" --metadata --from 2026-11-18 --to 2026-11-20T12:00:00Z

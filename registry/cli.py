@@ -10,6 +10,7 @@ from __future__ import annotations
 import bisect
 import json
 import os
+import shutil
 import sys
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -18,7 +19,7 @@ from typing import IO, Any, TypeVar
 
 import click
 
-from registry import times
+from registry import series_text, times
 from registry._convert import dump, dump_model, validate, validate_model
 from registry.errors import (
     AuthenticationError,
@@ -27,6 +28,7 @@ from registry.errors import (
     RegistryError,
     ValidationError,
 )
+from registry.http import dashboard
 from registry.storage import DEFAULT_TIMEOUT, Registry, default_path
 from registry.usage import SORTS
 
@@ -304,6 +306,85 @@ def usage_record(
         query_model=query_model,
     )
     _emit({"written": written})
+
+
+@usage.command(name="series")
+@click.option("--from", "start", required=True, help="Start of the window (RFC 3339, inclusive).")
+@click.option("--to", "end", help="End of the window (RFC 3339, exclusive) [default: now].")
+@click.option(
+    "--bucket",
+    default="day",
+    show_default=True,
+    help="hour, day, week (from Monday) or month; aligned in UTC.",
+)
+@click.option(
+    "--group-by",
+    multiple=True,
+    help="name, model, user_id or query_model; repeat it or separate keys by commas.",
+)
+@click.option("--name", "names", multiple=True, help="Only this Query LLM (repeatable).")
+@click.option("--query-model", help="Only events recorded for this Query Model.")
+@click.option("--me", is_flag=True, help="Only the caller's own usage (needs --token).")
+@click.option(
+    "--format",
+    "format_",
+    type=click.Choice(["json", "table", "chart", "html"]),
+    default="json",
+    show_default=True,
+    help="html: the dashboard page of the window, to open in a browser.",
+)
+@click.option(
+    "--metric",
+    type=click.Choice(series_text.METRICS),
+    default="cost",
+    show_default=True,
+    help="What the chart's bars measure.",
+)
+@_registry_options(reads_only=True)
+@_token_option
+@click.pass_context
+def usage_series(
+    ctx: click.Context,
+    start: str,
+    end: str | None,
+    bucket: str,
+    group_by: tuple[str, ...],
+    names: tuple[str, ...],
+    query_model: str | None,
+    me: bool,
+    format_: str,
+    metric: str,
+    db: str | None,
+    readonly: bool,
+    timeout: float,
+    token: str | None,
+) -> None:
+    """Usage per time bucket over --from/--to, grouped by --group-by: JSON, a table or a chart."""
+    registry = _open_registry(ctx, db, readonly, timeout)
+    data = registry.usage_series(
+        start,
+        end,
+        bucket=bucket,
+        group_by=[key.strip() for keys in group_by for key in keys.split(",") if key.strip()],
+        names=list(names) or None,
+        query_model=query_model,
+        me=me,
+        token=token,
+    )
+    if format_ == "html":
+        # The dashboard shows everyone's usage, as the API does without a token.
+        board = dashboard.gather(registry, start, end, bucket)
+        if board.errors:
+            raise ValidationError(board.errors)
+        click.echo(dashboard.render(board), nl=False)
+    elif format_ == "json":
+        _emit({"data": data})
+    elif format_ == "table":
+        click.echo(series_text.table(data, bucket))
+    else:
+        # In a pipe this is $COLUMNS, else 80: the chart never wraps in a log.
+        width = min(shutil.get_terminal_size((80, 24)).columns, 160)
+        click.echo(series_text.chart(data, bucket, metric, width))
 
 
 class _JsonLines:

@@ -28,7 +28,7 @@ from typing import Any, Self, cast
 
 from sqlite_utils import Database, Migrations
 
-from registry import auth, times, usage
+from registry import auth, times, usage, usage_series
 from registry._convert import (
     NOT_A_MODEL_NAME,
     NOT_A_NAME,
@@ -50,6 +50,7 @@ from registry.errors import (
 )
 from registry.model import QueryLlm, QueryModel
 from registry.naming import is_name
+from registry.series import Series
 
 DEFAULT_TIMEOUT = 10.0
 # SQLite's header field for "which application's file is this": "QLLM" in ASCII.
@@ -621,6 +622,27 @@ class Registry:
                     written = usage.commit_stage(conn, staged)
                 self.last_lock_seconds = time.monotonic() - locked
         return written
+
+    def usage_series(
+        self,
+        start: str | datetime,
+        end: str | datetime | None = None,
+        bucket: str = "day",
+        group_by: Iterable[str] = (),
+        names: Iterable[str] | None = None,
+        query_model: str | None = None,
+        me: bool = False,
+        token: str | None = None,
+    ) -> builtins.list[dict[str, Any]]:
+        """Usage per bucket and group over ``[start, end)`` (USAGE_SERIES.md): the ``data`` list.
+
+        ``bucket``: hour, day, week (from Monday) or month, aligned in UTC; ``group_by``:
+        any of name, model, user_id; ``names``: only these Query LLMs.
+        """
+        with self._errors(), self._transaction(write=False) as conn:
+            user = self._me(conn, me, token)
+            query = Series.of(start, end, bucket, group_by, names, query_model)
+            return usage_series.series(conn, query, user)
 
     def rebuild_rollups(self) -> dict[str, int]:
         """Recompute the rollups from the usage events; how many rows each rollup has."""

@@ -20,6 +20,7 @@ def test_bench_quick_mode_runs_every_measurement() -> None:
     assert done.returncode == 0, done.stderr
     table = [line for line in done.stdout.splitlines() if line.startswith("| ")]
     assert table[0] == "| measurement | qllm | raw sqlite3 | ratio | goal |"
-    # the header and 16 measurements (two scaling sizes when quick; three of Query Models)
-    assert len(table) == 17
+    # the header and 17 measurements (two scaling sizes and one series size when quick;
+    # three of Query Models)
+    assert len(table) == 18
     assert any(line.startswith("| write lock held per import") for line in table)

@@ -1,0 +1,136 @@
+"""Headless Chromium for tests: the DOM a page renders to, and screenshots of it.
+
+Debian's ``chromium`` runs with a throw-away profile and nothing that talks to
+the network on its own. Pages are served over real HTTP by a ``python -m
+http.server`` subprocess (`served`); a live ``qllm serve`` is used the same
+way, by URL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from html.parser import HTMLParser
+from pathlib import Path
+
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+)
+TIMEOUT = 60
+
+
+def chromium() -> str | None:
+    """The path of the browser, or None where it is not installed."""
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _run(url: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    browser = chromium()
+    if browser is None:
+        raise RuntimeError("chromium is not installed (apt-get install -y chromium)")
+    with tempfile.TemporaryDirectory(prefix="qllm-chromium-") as profile:
+        return subprocess.run(
+            [browser, *FLAGS, f"--user-data-dir={profile}", *extra, url],
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            check=True,
+        )
+
+
+def dump_dom(url: str) -> str:
+    """The DOM after the page's scripts ran, serialized as HTML."""
+    return _run(url, "--dump-dom").stdout
+
+
+def screenshot(url: str, path: Path, width: int = 1200, height: int = 1000) -> Path:
+    """A PNG of the page's first ``width`` x ``height`` pixels."""
+    _run(url, f"--screenshot={path}", f"--window-size={width},{height}")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def served(directory: Path) -> Iterator[str]:
+    """``directory`` over HTTP on a free local port: its base URL, while the block runs."""
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+        cwd=directory,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with urllib.request.urlopen(base, timeout=1):
+                    break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise
+                time.sleep(0.05)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+class Dom(HTMLParser):
+    """The elements of a dumped DOM in document order: tag, attributes, text, ancestors' ids."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.elements: list[tuple[str, dict[str, str], list[str], set[str]]] = []
+        self._open: list[int] = []
+        self.feed(html)
+        self.close()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        above = {self.elements[i][1].get("id", "") for i in self._open}
+        self.elements.append((tag, {k: v or "" for k, v in attrs}, [], above))
+        if tag not in ("meta", "input", "br", "link", "img", "line"):
+            self._open.append(len(self.elements) - 1)
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        above = {self.elements[i][1].get("id", "") for i in self._open}
+        self.elements.append((tag, {k: v or "" for k, v in attrs}, [], above))
+
+    def handle_endtag(self, tag: str) -> None:
+        for position in range(len(self._open) - 1, -1, -1):
+            if self.elements[self._open[position]][0] == tag:
+                del self._open[position:]
+                return
+
+    def handle_data(self, data: str) -> None:
+        for index in self._open:
+            self.elements[index][2].append(data)
+
+    def find(self, tag: str, inside: str | None = None) -> list[tuple[dict[str, str], str]]:
+        """Elements named ``tag`` (within the element whose id is ``inside``): attributes, text."""
+        return [
+            (attrs, "".join(text))
+            for t, attrs, text, above in self.elements
+            if t == tag and (inside is None or inside in above)
+        ]
