@@ -29,8 +29,6 @@ FIXED = {"hour": (HOUR, 0), "day": (DAY, 0), "week": (WEEK, MONDAY)}
 BUCKETS = ("hour", "day", "week", "month")
 # The keys a series can be grouped by, in the order results are sorted by.
 GROUPS = ("name", "query_model", "model", "user_id")
-# Keys whose column the registry does not have yet (Query Models land separately).
-UNSUPPORTED = frozenset({"query_model"})
 
 
 @frozen
@@ -63,14 +61,14 @@ class Series:
         for key in keys or ():
             if key not in GROUPS:
                 problems.append(("/group_by", f"{key!r} is not one of: " + ", ".join(GROUPS)))
-            elif key in UNSUPPORTED:
-                problems.append(("/group_by", f"{key} is not supported yet"))
         chosen = None if names is None else _strings(names, "/name", problems)
         for name in chosen or ():
             if not is_name(name):
                 problems.append(("/name", f"{name!r} is not a Query LLM name (22 base62)"))
-        if query_model is not None:
-            problems.append(("/query_model", "filtering by Query Model is not supported yet"))
+        if query_model is not None and not is_name(query_model):
+            problems.append(
+                ("/query_model", f"{query_model!r} is not a Query Model name (22 base62)")
+            )
         if low is not None and high is not None and low >= high:
             problems.append(("/from", "must be earlier than to"))
         if problems:
@@ -85,7 +83,8 @@ class Series:
                 "/bucket", f"{count} {bucket} buckets is more than {MAX_BUCKETS}: {advice}"
             )
         ordered = tuple(k for k in GROUPS if k in set(keys or ()))
-        return cls(low, high, str(bucket), ordered, None if chosen is None else tuple(chosen), None)
+        chosen_names = None if chosen is None else tuple(chosen)
+        return cls(low, high, str(bucket), ordered, chosen_names, query_model)
 
     def buckets(self) -> list[tuple[int, int]]:
         """The buckets' ``[start, end)``, in order, the first and last clipped to the window."""

@@ -16,14 +16,14 @@ from typing import Any
 from registry import series as buckets
 from registry.model import AMOUNTS
 from registry.series import Series
-from registry.usage import ANONYMOUS, Window, credits
+from registry.usage import ANONYMOUS, NO_MODEL, Window, credits
 
 # How each group key reads: (from a rollup row ``u``, from an event row ``u``); ``q`` is
 # the Query LLM. The rollups store '' for events recorded without a token; the events NULL.
-# Query Models add one entry here, ("NULLIF(u.query_model, '')", "u.query_model"), and one
-# filter below.
+# The same holds for query_model: '' (rollups) or NULL (events) for no Query Model.
 GROUP_SQL = {
     "name": ("q.name", "q.name"),
+    "query_model": (f"NULLIF(u.query_model, '{NO_MODEL}')", "u.query_model"),
     "model": ("q.model", "q.model"),
     "user_id": (f"NULLIF(u.user_id, '{ANONYMOUS}')", "u.user_id"),
 }
@@ -101,6 +101,13 @@ def _piece(
             params[f"n{i}"] = name
             marks.append(f":n{i}")
         where += f" AND q.name IN ({', '.join(marks) or 'NULL'})"
+    if query.query_model is not None:
+        # Only the model's members can have its events: the outer loop walks just them.
+        params["model"] = query.query_model
+        where += (
+            " AND u.query_model = :model"
+            " AND q.name IN (SELECT member FROM query_model_members WHERE model = :model)"
+        )
     if user is not None:
         where += " AND u.user_id = :user"
     # CROSS JOIN keeps query_llms the outer loop: one range seek per Query LLM in the
