@@ -17,7 +17,7 @@ import os
 import sqlite3
 import time
 import urllib.parse
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
@@ -422,6 +422,33 @@ class Registry:
         with self._errors(), self._transaction() as conn:
             user = self._caller(conn, token)
             return usage.record_many(conn, events, user, self._known_names)
+
+    def record_usage_groups(
+        self, jobs: Sequence[tuple[Iterable[Mapping[str, Any]], str | None, bool]]
+    ) -> list[int | RegistryError]:
+        """Record several independent batches in ONE transaction (one commit, one sync).
+
+        Each job is ``(events, token, batch)``; it runs in its own SAVEPOINT, so a
+        job that fails rolls back alone and its outcome is the error, while the
+        others' outcomes are their counts written. ``batch=False`` reports errors
+        as `record_usage` does (no index). If the commit itself fails, the
+        `StorageError` is raised: no job was written. This is what lets a server
+        share one commit between concurrent requests (group commit).
+        """
+        outcomes: list[int | RegistryError] = []
+        with self._errors(), self._transaction() as conn:
+            for events, token, batch in jobs:
+                conn.execute("SAVEPOINT job")
+                try:
+                    user = self._caller(conn, token)
+                    written = usage.record_many(conn, events, user, self._known_names, batch=batch)
+                except RegistryError as exc:
+                    conn.execute("ROLLBACK TO job")
+                    outcomes.append(exc)
+                else:
+                    outcomes.append(written)
+                conn.execute("RELEASE job")
+        return outcomes
 
     def rebuild_rollups(self) -> dict[str, int]:
         """Recompute the rollups from the usage events; how many rows each rollup has."""
