@@ -107,11 +107,13 @@ def error_response(
     errors: list[tuple[str, str]] | None = None,
     headers: dict[str, str] | None = None,
     kind: str | None = None,
+    **extra: Any,
 ) -> JsonResponse:
     """The body every error has: ObjectiveAI's ``code``/``message``, OpenAI's ``error``."""
     inner: dict[str, Any] = {"code": status, "message": message}
     if kind:
         inner["type"] = kind
+    inner.update(extra)
     content: dict[str, Any] = {"code": status, "message": message, "error": inner}
     if errors is not None:
         content["errors"] = [{"path": path or "/", "message": text} for path, text in errors]
@@ -197,20 +199,21 @@ class Query:
         self.problems.append((f"/{key}", "must be true or false"))
         return False
 
-    def integer(self, key: str, default: int) -> int:
+    def integer(self, key: str, default: int) -> int | str:
+        """A decimal integer; anything else is passed on as text for the library to refuse."""
         value = self.fields.get(key, "")
         if value == "":
             return default
         digits = value[1:] if value.startswith("-") else value
         if digits.isascii() and digits.isdigit() and len(digits) < 40:
             return int(value)
-        self.problems.append((f"/{key}", "must be a decimal integer"))
-        return default
+        return value
 
     def text(self, key: str, default: str | None = None) -> str | None:
         return self.fields.get(key, "") or default
 
     def time(self, key: str) -> str | None:
+        """An RFC 3339 time, or None; a space (a ``+`` decoded by the URL rules) is refused."""
         value = self.fields.get(key, "")
         if " " in value:
             self.problems.append(
@@ -223,9 +226,16 @@ class Query:
             return None
         return value or None
 
-    def check(self) -> None:
-        if self.problems:
-            raise ValidationError(self.problems)
+    def check(self, start: str | None = None, end: str | None = None) -> None:
+        """Raise every problem found; with a window, the library's problems with it too."""
+        if not self.problems:
+            return
+        if start is not None or end is not None:
+            try:
+                usage.Window.of(start, end)
+            except ValidationError as exc:
+                self.problems.extend(exc.errors)
+        raise ValidationError(sorted(set(self.problems)))
 
 
 def window(request: Request) -> dict[str, Any]:
@@ -237,7 +247,7 @@ def window(request: Request) -> dict[str, Any]:
         return {"metadata": False}
     fields = {"metadata": True, "me": query.flag("me")}
     fields["start"], fields["end"] = query.time("from"), query.time("to")
-    query.check()
+    query.check(fields["start"], fields["end"])
     return fields
 
 
@@ -245,18 +255,15 @@ def media_type(request: Request) -> str:
     return request.headers.get("content-type", "").partition(";")[0].strip().lower()
 
 
-def _no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
 def parse_json(data: bytes | str, path: str = "") -> Any:
+    """JSON text; NaN and Infinity are read, so the rules refuse them at their own path."""
     try:
-        return json.loads(data, parse_constant=_no_constants)
+        return json.loads(data)
     except UnicodeDecodeError as exc:
         raise ValidationError.one(path, f"is not UTF-8 text: {exc.reason}") from None
     except RecursionError:
         raise ValidationError.one(path, "JSON nested too deeply") from None
-    except ValueError as exc:  # JSONDecodeError, or NaN and Infinity
+    except ValueError as exc:  # JSONDecodeError
         raise ValidationError.one(path, f"is not valid JSON: {exc}") from None
 
 
@@ -320,7 +327,8 @@ def collection(prefix: str, *, register: str, get: str, list: str, count: str) -
         token = bearer(request)
         fields = window(request)
         reg = service(request).registry()
-        return JsonResponse(getattr(reg, get)(request.path_params["name"], token=token, **fields))
+        name = request.path_params.get("name", "")
+        return JsonResponse(getattr(reg, get)(name, token=token, **fields))
 
     def list_names(request: Request) -> Response:
         token = bearer(request)
@@ -333,7 +341,7 @@ def collection(prefix: str, *, register: str, get: str, list: str, count: str) -
             "start": query.time("from"),
             "end": query.time("to"),
         }
-        query.check()
+        query.check(page["start"], page["end"])
         reg = service(request).registry()
         return JsonResponse({"data": getattr(reg, list)(token=token, **page)})
 
@@ -347,6 +355,7 @@ def collection(prefix: str, *, register: str, get: str, list: str, count: str) -
     return [
         Route(f"{prefix}/count", count_names, methods=["GET"]),  # before {name}: first match wins
         Route(f"{prefix}/{{name}}", get_one, methods=["GET"]),
+        Route(f"{prefix}/", get_one, methods=["GET"]),  # an empty name: 400 at /name, not a 404
         Route(prefix, register_one, methods=["POST"]),
         Route(prefix, list_names, methods=["GET"]),
     ]
@@ -419,7 +428,7 @@ async def record_usage(request: Request) -> Response:
                 written = await writer.record(lines, token, batch=True)
             except NotFoundError as exc:
                 where = f"/{lines.line(exc.index)}" if exc.index is not None else ""
-                raise ValidationError.one(f"{where}/name", _unregistered(exc)) from None
+                return _unregistered(exc, where)
             except ValidationError as exc:
                 raise lines.locate(exc) from None
         return JsonResponse({"written": written})
@@ -433,13 +442,16 @@ async def record_usage(request: Request) -> Response:
     try:
         written = await writer.record(events, token, batch=batch)
     except NotFoundError as exc:
-        where = f"/{exc.index}" if exc.index is not None else ""
-        raise ValidationError.one(f"{where}/name", _unregistered(exc)) from None
+        return _unregistered(exc, f"/{exc.index}" if exc.index is not None else "")
     return JsonResponse({"written": written})
 
 
-def _unregistered(exc: NotFoundError) -> str:
-    return f"no Query LLM named {exc.name} is registered"
+def _unregistered(exc: NotFoundError, where: str) -> Response:
+    """An unknown name inside a body is the body's fault: 400 at its path (404 is for URLs)."""
+    path, message = f"{where}/name", f"no Query LLM named {exc.name} is registered"
+    return error_response(
+        400, f"{path}: {message}", [(path, message)], kind="not_found_error", name=exc.name
+    )
 
 
 async def health(request: Request) -> Response:
@@ -537,4 +549,5 @@ def create_app(path: str | os.PathLike[str] | None = None, timeout: float | None
             svc.writer.close()  # in-flight requests are answered first: uvicorn waits for them
 
     app = Starlette(routes=ROUTES, exception_handlers=HANDLERS, lifespan=lifespan)
+    app.router.redirect_slashes = False  # a redirect is no answer for an API client
     return AccessLog(BodyLimit(app))
