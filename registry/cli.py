@@ -11,6 +11,7 @@ import bisect
 import json
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -466,6 +467,10 @@ def serve(db: str | None, host: str, port: int, workers: int, timeout: float) ->
     os.environ["QLLM_DB"] = str(path.resolve())
     os.environ["QLLM_TIMEOUT"] = str(timeout)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then raises the signal again for the
+    # handler it found: make that handler a clean exit, status 0.
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop, _exit_cleanly)
     uvicorn.run(
         "registry.http.app:create_app",
         factory=True,
@@ -476,6 +481,10 @@ def serve(db: str | None, host: str, port: int, workers: int, timeout: float) ->
         log_level="info",
         timeout_graceful_shutdown=30,
     )
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    sys.exit(0)
 
 
 @cli.command()

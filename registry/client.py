@@ -9,12 +9,12 @@ Needs the ``client`` extra (httpx).
 from __future__ import annotations
 
 import json
-from urllib.parse import quote
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from decimal import Decimal
 from types import TracebackType
 from typing import Any, Self
+from urllib.parse import quote
 
 import httpx
 
@@ -238,7 +238,7 @@ def _array(events: Iterator[Any]) -> Iterator[bytes]:
     yield b"]"
 
 
-def _error(status: int, data: Any, name: str | None) -> RegistryError:
+def _error(status: int, data: Any, name: str | None) -> RegistryError:  # noqa: PLR0911 - a table
     """The `registry.errors` class of an error body (the server's table, read backwards)."""
     data = data if isinstance(data, dict) else {"message": str(data)}
     message = str(data.get("message", ""))

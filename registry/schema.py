@@ -63,7 +63,7 @@ def _members(tp: Any) -> list[Any]:
     return [a for a in get_args(tp) if a is not type(None)] if _is_union(tp) else [tp]
 
 
-def _rule_schema(rule: Any, tp: Any) -> dict[str, Any]:
+def _rule_schema(rule: Any, tp: Any) -> dict[str, Any]:  # noqa: PLR0911, PLR0912 - a table
     """The schema of one field's value from its rule (``tp`` is the field's type)."""
     if isinstance(rule, Number):
         out: dict[str, Any] = {"type": "integer" if rule.integer else "number"}

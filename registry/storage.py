@@ -42,6 +42,8 @@ from registry.model import QueryLlm
 from registry.naming import is_name
 
 DEFAULT_TIMEOUT = 10.0
+# What `Registry.record_usage_groups` returns (named here: the method `list` shadows the builtin).
+Outcomes = list[int | RegistryError]
 
 
 def default_path() -> Path:
@@ -425,7 +427,7 @@ class Registry:
 
     def record_usage_groups(
         self, jobs: Sequence[tuple[Iterable[Mapping[str, Any]], str | None, bool]]
-    ) -> list[int | RegistryError]:
+    ) -> Outcomes:
         """Record several independent batches in ONE transaction (one commit, one sync).
 
         Each job is ``(events, token, batch)``; it runs in its own SAVEPOINT, so a
@@ -435,7 +437,7 @@ class Registry:
         `StorageError` is raised: no job was written. This is what lets a server
         share one commit between concurrent requests (group commit).
         """
-        outcomes: list[int | RegistryError] = []
+        outcomes: Outcomes = []
         with self._errors(), self._transaction() as conn:
             for events, token, batch in jobs:
                 conn.execute("SAVEPOINT job")

@@ -278,7 +278,7 @@ def test_offset_past_the_end_is_empty(scene: Scene) -> None:
 def test_count_out_of_range(reg: Registry, count: Any) -> None:
     """``count`` must be an integer from 1 to 1000."""
     if not isinstance(reg, Registry) and (
-        count is None or count == "" or isinstance(count, str) and count.isdigit()
+        count is None or count == "" or (isinstance(count, str) and count.isdigit())
     ):
         pytest.skip("a query string carries no types, and an empty field means absent (HTTP)")
     with pytest.raises(registry.ValidationError) as caught:
@@ -296,7 +296,7 @@ def test_count_bounds_are_inclusive(scene: Scene) -> None:
 def test_offset_must_be_non_negative(reg: Registry, offset: Any) -> None:
     """``offset`` must be an integer, 0 or more."""
     if not isinstance(reg, Registry) and (
-        offset is None or offset == "" or isinstance(offset, str) and offset.isdigit()
+        offset is None or offset == "" or (isinstance(offset, str) and offset.isdigit())
     ):
         pytest.skip("a query string carries no types, and an empty field means absent (HTTP)")
     with pytest.raises(registry.ValidationError) as caught:
@@ -308,7 +308,7 @@ def test_offset_must_be_non_negative(reg: Registry, offset: Any) -> None:
 def test_bad_sort(reg: Registry, sort: Any) -> None:
     """A sort other than the six is a ValidationError at /sort."""
     if not isinstance(reg, Registry) and (
-        sort is None or sort == "" or isinstance(sort, str) and sort.isdigit()
+        sort is None or sort == "" or (isinstance(sort, str) and sort.isdigit())
     ):
         pytest.skip("a query string carries no types, and an empty field means absent (HTTP)")
     with pytest.raises(registry.ValidationError) as caught:

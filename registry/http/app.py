@@ -37,7 +37,6 @@ from registry.errors import (
     AuthorizationError,
     ConflictError,
     NotFoundError,
-    RegistryError,
     SchemaTooNewError,
     StorageError,
     ValidationError,
@@ -62,8 +61,7 @@ NDJSON = "application/x-ndjson"
 def _decimal(value: Decimal) -> str:
     if value == 0:
         return "0"
-    text = format(value.normalize(), "f")
-    return text
+    return format(value.normalize(), "f")
 
 
 def render(value: Any) -> str:
@@ -245,9 +243,9 @@ def window(request: Request) -> dict[str, Any]:
     query.check()
     if not metadata:
         return {"metadata": False}
-    fields = {"metadata": True, "me": query.flag("me")}
-    fields["start"], fields["end"] = query.time("from"), query.time("to")
-    query.check(fields["start"], fields["end"])
+    start, end = query.time("from"), query.time("to")
+    fields: dict[str, Any] = {"metadata": True, "me": query.flag("me"), "start": start, "end": end}
+    query.check(start, end)
     return fields
 
 
@@ -333,15 +331,16 @@ def collection(prefix: str, *, register: str, get: str, list: str, count: str) -
     def list_names(request: Request) -> Response:
         token = bearer(request)
         query = Query(request)
+        start, end = query.time("from"), query.time("to")
         page = {
             "count": query.integer("count", 100),
             "offset": query.integer("offset", 0),
             "sort": query.text("sort", "created"),
             "me": query.flag("me"),
-            "start": query.time("from"),
-            "end": query.time("to"),
+            "start": start,
+            "end": end,
         }
-        query.check(page["start"], page["end"])
+        query.check(start, end)
         reg = service(request).registry()
         return JsonResponse({"data": getattr(reg, list)(token=token, **page)})
 
@@ -397,9 +396,12 @@ class _Lines:
         located = []
         for path, message in exc.errors:
             head, _, rest = path[1:].partition("/")
-            if head.isdigit():
-                path = f"/{self.line(int(head))}" + (f"/{rest}" if rest else "")
-            located.append((path, message))
+            where = (
+                f"/{self.line(int(head))}" + (f"/{rest}" if rest else "")
+                if head.isdigit()
+                else path
+            )
+            located.append((where, message))
         return type(exc)(located)
 
 

@@ -52,7 +52,7 @@ _ERROR = {
 }
 
 
-def _params(fields: list[tuple[str, dict[str, Any], str]]) -> list[dict[str, Any]]:
+def _params(fields: list[tuple[str, Any, str]]) -> list[dict[str, Any]]:
     return [{"name": n, "in": "query", "schema": s, "description": d} for n, s, d in fields]
 
 
