@@ -136,6 +136,7 @@ class AdminClient(Client):
     def __init__(self, url: str, path: Path) -> None:
         super().__init__(url)
         self.path = path
+        self.health()  # the server has created and migrated the file: now look at it
         # The tests' window on the file the server writes, as `Registry.db` is on the
         # library side; autocommit, so it never holds a lock the server waits for.
         self.db = Database(sqlite3.connect(path, isolation_level=None))
@@ -174,7 +175,6 @@ def reg(surface: str, db_path: Path, request: pytest.FixtureRequest) -> Iterator
     servers: Servers = request.getfixturevalue("servers")
     pid, url = servers.start(db_path)
     client = AdminClient(url, db_path)
-    client.health()  # the server has opened and migrated the file
     try:
         yield client  # type: ignore[misc]
     finally:
