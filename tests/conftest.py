@@ -57,9 +57,21 @@ def body(**changes: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    """Where a test's registry file lives (not created yet)."""
+def db_path(tmp_path: Path, surface: str, request: pytest.FixtureRequest) -> Path:
+    """Where a test's registry file lives (not created yet; over HTTP, its server's file)."""
+    if surface == "http":
+        served: tuple[int, str, Path] = request.getfixturevalue("served_file")
+        return served[2]
     return tmp_path / "registry.db"
+
+
+@pytest.fixture
+def served_file(request: pytest.FixtureRequest) -> Iterator[tuple[int, str, Path]]:
+    """A server on a fresh file, stopped after the test."""
+    servers: Servers = request.getfixturevalue("servers")
+    served = servers.take()
+    yield served
+    servers.stop(served[0])
 
 
 # --- one behaviour suite, two surfaces ---------------------------------------------------
@@ -76,7 +88,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "surface" not in metafunc.fixturenames:
+    if "reg" not in metafunc.fixturenames:
         return
     both = metafunc.definition.get_closest_marker("surfaces") is not None
     if metafunc.definition.get_closest_marker("library_only") is not None:
@@ -91,10 +103,15 @@ def surface(request: pytest.FixtureRequest) -> str:
 
 
 class Servers:
-    """Real server processes, one per test file, forked from one pre-imported parent."""
+    """Real server processes, forked from one pre-imported parent, one per test.
 
-    def __init__(self, log: Path) -> None:
-        self._log = log.open("ab")
+    The next test's server is started (and its fresh file migrated) while the
+    current test runs, so a test rarely waits for one.
+    """
+
+    def __init__(self, where: Path) -> None:
+        self._where = where
+        self._log = (where / "servers.log").open("ab")
         self._zygote = subprocess.Popen(
             [sys.executable, str(ROOT / "tests" / "http_zygote.py")],
             stdin=subprocess.PIPE,
@@ -103,17 +120,26 @@ class Servers:
             cwd=ROOT,
             text=True,
         )
-        self._lock = threading.Lock()
+        self._started = 0
+        self._next: tuple[int, str, Path] | None = None
 
-    def start(self, path: Path) -> tuple[int, str]:
-        """A server on ``path``: its pid and base URL."""
+    def _spawn(self) -> tuple[int, str, Path]:
         assert self._zygote.stdin is not None
         assert self._zygote.stdout is not None
-        with self._lock:
-            self._zygote.stdin.write(f"{path}\n")
-            self._zygote.stdin.flush()
-            pid, port = self._zygote.stdout.readline().split()
-        return int(pid), f"http://127.0.0.1:{port}"
+        self._started += 1
+        folder = self._where / f"s{self._started}"
+        folder.mkdir()
+        path = folder / "registry.db"
+        self._zygote.stdin.write(f"{path}\n")
+        self._zygote.stdin.flush()
+        pid, port = self._zygote.stdout.readline().split()
+        return int(pid), f"http://127.0.0.1:{port}", path
+
+    def take(self) -> tuple[int, str, Path]:
+        """A server on a fresh file: its pid, base URL and file."""
+        ready = self._next or self._spawn()
+        self._next = self._spawn()
+        return ready
 
     @staticmethod
     def stop(pid: int) -> None:
@@ -121,6 +147,8 @@ class Servers:
             os.kill(pid, signal.SIGTERM)
 
     def close(self) -> None:
+        if self._next is not None:
+            self.stop(self._next[0])
         self._zygote.terminate()
         self._zygote.wait()
         self._log.close()
@@ -160,7 +188,7 @@ class AdminClient(Client):
 
 @pytest.fixture(scope="session")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
-    started = Servers(tmp_path_factory.mktemp("servers") / "servers.log")
+    started = Servers(tmp_path_factory.mktemp("servers"))
     yield started
     started.close()
 
@@ -172,14 +200,12 @@ def reg(surface: str, db_path: Path, request: pytest.FixtureRequest) -> Iterator
         with Registry(db_path) as opened:
             yield opened
         return
-    servers: Servers = request.getfixturevalue("servers")
-    pid, url = servers.start(db_path)
-    client = AdminClient(url, db_path)
+    _, url, path = request.getfixturevalue("served_file")
+    client = AdminClient(url, path)
     try:
         yield client  # type: ignore[misc]
     finally:
         client.close()
-        servers.stop(pid)
 
 
 @pytest.fixture
