@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -396,3 +397,25 @@ def test_serve_binds_loopback_by_default() -> None:
     assert os.environ.get("QLLM_DB") is None or True
     help_text = CliRunner().invoke(cli, ["serve", "--help"]).output
     assert "127.0.0.1" in help_text
+
+
+def test_locked_file_is_a_503_with_retry_after(tmp_path: Path) -> None:
+    """Another process holds the write lock past --timeout: 503, Retry-After, nothing written."""
+    server = Served(tmp_path / "registry.db", tmp_path / "server.log", "--timeout", "0.2")
+    try:
+        with Client(server.url) as client:
+            name = client.register(body()).name
+        holder = sqlite3.connect(tmp_path / "registry.db", isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            response = httpx.post(server.url + "/usage", json={"name": name})
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        assert response.status_code == 503
+        assert response.headers["retry-after"] == "1"
+        assert "locked" in response.json()["message"]
+        with Client(server.url) as client:
+            assert client.get(name, metadata=True)["requests"] == 0
+    finally:
+        assert server.stop() == 0
