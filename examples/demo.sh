@@ -55,6 +55,31 @@ run qllm model list --sort cost
 run qllm model count
 # --- end of Query Models ---------------------------------------------------------
 
+# The same registry over HTTP: `qllm serve` in the background, a few calls with curl.
+port=$(python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+printf '\n$ qllm serve --port %s &\n' "$port"
+qllm serve --port "$port" 2>serve.log &
+server=$!
+trap 'kill "$server" 2>/dev/null || true' EXIT
+until curl -sf "http://127.0.0.1:$port/health" >/dev/null; do sleep 0.1; done
+url="http://127.0.0.1:$port"
+run curl -s "$url/query_llms/$name?metadata=true&from=2026-11-18&to=2026-11-20T12:00:00Z"
+echo
+printf '\n$ curl -s -H "Authorization: Bearer $alice" "%s/query_llms/count?me=true"\n' "$url"
+curl -s -H "Authorization: Bearer $alice" "$url/query_llms/count?me=true"
+echo
+run curl -s -X POST "$url/usage" -H 'Content-Type: application/json' \
+    -d "{\"name\": \"$name\", \"request_id\": \"demo-http-1\", \"chat_cost\": 0.0125}"
+echo
+run curl -s "$url/query_llms/abc"
+echo
+kill -TERM "$server"
+wait "$server"
+trap - EXIT
+printf '\nserver log (one line per request):\n'
+cat serve.log
+rm -f serve.log
+
 printf '\n$ qllm token revoke "$alice"; qllm token revoke "$bob"\n'
 qllm token revoke "$alice" >/dev/null
 qllm token revoke "$bob" >/dev/null

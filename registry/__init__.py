@@ -1,6 +1,8 @@
 """Query LLM Registry: validate, name, store and count Query LLMs and Query Models
 in one SQLite file."""
 
+from typing import TYPE_CHECKING
+
 from registry._convert import dump, dump_model, validate, validate_model
 from registry.errors import (
     AuthenticationError,
@@ -26,9 +28,13 @@ from registry.model import (
 )
 from registry.storage import Registry, default_path
 
+if TYPE_CHECKING:
+    from registry.client import Client
+
 __all__ = [
     "AuthenticationError",
     "AuthorizationError",
+    "Client",
     "ConflictError",
     "NoRegistryError",
     "NotARegistryError",
@@ -52,3 +58,17 @@ __all__ = [
     "validate",
     "validate_model",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # Client needs httpx (the `client` extra): imported on first use, so that
+    # `import registry` works without it.
+    if name == "Client":
+        try:
+            from registry.client import Client  # noqa: PLC0415 - lazy on purpose
+        except ImportError as exc:
+            raise ImportError(
+                f"registry.Client needs {exc.name}: pip install 'query-llm-registry[client]'"
+            ) from exc
+        return Client
+    raise AttributeError(f"module 'registry' has no attribute {name!r}")

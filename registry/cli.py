@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import bisect
 import json
+import logging
 import os
 import shutil
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -603,6 +605,78 @@ def rebuild_rollups(ctx: click.Context, db: str | None, timeout: float) -> None:
 def where(db: str | None, timeout: float) -> None:
     """Print the path of the registry file that commands use."""
     _emit({"db": str(Path(db) if db else default_path())})
+
+
+@cli.command()
+@click.option(
+    "--db",
+    envvar="QLLM_DB",
+    type=click.Path(dir_okay=False),
+    help="Registry file [env QLLM_DB; default: in the user's data directory].",
+)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on (loopback unless told otherwise).",
+)
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Server processes sharing the file.",
+)
+@click.option(
+    "--timeout",
+    type=float,
+    default=DEFAULT_TIMEOUT,
+    show_default=True,
+    help="Seconds to wait for another process's write lock (then 503).",
+)
+def serve(db: str | None, host: str, port: int, workers: int, timeout: float) -> None:
+    """Serve the HTTP API (needs the server extra); Ctrl-C or SIGTERM stops it cleanly."""
+    try:
+        import uvicorn  # noqa: PLC0415 - an optional extra
+
+        import registry.http  # noqa: F401, PLC0415 - fails early with the extra to install
+    except ImportError as exc:
+        raise click.ClickException(
+            f"{exc}; install it with: pip install 'query-llm-registry[server]'"
+        ) from None
+    path = Path(db) if db else default_path()
+    Registry(path, timeout=timeout).close()  # create and migrate once, before the workers
+    # The workers find the file in the environment: uvicorn imports the app factory anew.
+    os.environ["QLLM_DB"] = str(path.resolve())
+    os.environ["QLLM_TIMEOUT"] = str(timeout)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then raises the signal again for the
+    # handler it found: make that handler a clean exit, status 0.
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop, _exit_cleanly)
+    uvicorn.run(
+        "registry.http.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=False,  # our own line per request leaves the query string out
+        log_level="info",
+        timeout_graceful_shutdown=30,
+    )
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    sys.exit(0)
+
+
+@cli.command()
+def schema() -> None:
+    """Print the JSON Schema of a Query LLM body, generated from the validation rules."""
+    from registry.schema import json_schema  # noqa: PLC0415 - only this command needs it
+
+    _emit(json_schema())
 
 
 def main() -> None:

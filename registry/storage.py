@@ -18,7 +18,7 @@ import os
 import sqlite3
 import time
 import urllib.parse
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
@@ -56,6 +56,8 @@ DEFAULT_TIMEOUT = 10.0
 # SQLite's header field for "which application's file is this": "QLLM" in ASCII.
 # Set on every registry, checked before anything is written to a file.
 APPLICATION_ID = 0x514C4C4D
+# What `Registry.record_usage_groups` returns (named here: the method `list` shadows the builtin).
+Outcomes = list[int | RegistryError]
 
 
 def default_path() -> Path:
@@ -643,6 +645,33 @@ class Registry:
             user = self._me(conn, me, token)
             query = Series.of(start, end, bucket, group_by, names, query_model)
             return usage_series.series(conn, query, user)
+
+    def record_usage_groups(
+        self, jobs: Sequence[tuple[Iterable[Mapping[str, Any]], str | None, bool]]
+    ) -> Outcomes:
+        """Record several independent batches in ONE transaction (one commit, one sync).
+
+        Each job is ``(events, token, batch)``; it runs in its own SAVEPOINT, so a
+        job that fails rolls back alone and its outcome is the error, while the
+        others' outcomes are their counts written. ``batch=False`` reports errors
+        as `record_usage` does (no index). If the commit itself fails, the
+        `StorageError` is raised: no job was written. This is what lets a server
+        share one commit between concurrent requests (group commit).
+        """
+        outcomes: Outcomes = []
+        with self._errors(), self._transaction() as conn:
+            for events, token, batch in jobs:
+                conn.execute("SAVEPOINT job")
+                try:
+                    user = self._caller(conn, token)
+                    written = usage.record_many(conn, events, user, self._known_names, batch=batch)
+                except RegistryError as exc:
+                    conn.execute("ROLLBACK TO job")
+                    outcomes.append(exc)
+                else:
+                    outcomes.append(written)
+                conn.execute("RELEASE job")
+        return outcomes
 
     def rebuild_rollups(self) -> dict[str, int]:
         """Recompute the rollups from the usage events; how many rows each rollup has."""

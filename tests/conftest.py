@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlite_utils import Database
 
 import registry
+from registry.client import Client
 from registry.storage import Registry
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,16 +56,155 @@ def body(**changes: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    """Where a test's registry file lives (not created yet)."""
+def db_path(tmp_path: Path, surface: str, request: pytest.FixtureRequest) -> Path:
+    """Where a test's registry file lives (not created yet; over HTTP, its server's file)."""
+    if surface == "http":
+        served: tuple[int, str, Path] = request.getfixturevalue("served_file")
+        return served[2]
     return tmp_path / "registry.db"
 
 
 @pytest.fixture
-def reg(db_path: Path) -> Iterator[Registry]:
-    """A fresh registry on a real file."""
-    with Registry(db_path) as opened:
-        yield opened
+def served_file(request: pytest.FixtureRequest) -> Iterator[tuple[int, str, Path]]:
+    """A server on a fresh file, stopped after the test."""
+    servers: Servers = request.getfixturevalue("servers")
+    served = servers.take()
+    yield served
+    servers.stop(served[0])
+
+
+# --- one behaviour suite, two surfaces ---------------------------------------------------
+#
+# A module marked ``pytest.mark.surfaces`` runs each test that uses ``reg`` twice: on a
+# `Registry` (library) and on a `Client` talking to a real server process on the same
+# kind of fresh file (http). A test that needs the file's internals carries
+# ``pytest.mark.library_only(reason)``.
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "surfaces: run the reg tests on the library and on HTTP")
+    config.addinivalue_line("markers", "library_only(reason): needs Registry internals")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "reg" not in metafunc.fixturenames:
+        return
+    both = metafunc.definition.get_closest_marker("surfaces") is not None
+    if metafunc.definition.get_closest_marker("library_only") is not None:
+        both = False
+    if both:
+        metafunc.parametrize("surface", ["library", "http"])
+
+
+@pytest.fixture
+def surface(request: pytest.FixtureRequest) -> str:
+    return str(getattr(request, "param", "library"))
+
+
+class Servers:
+    """Real server processes, forked from one pre-imported parent, one per test.
+
+    The next test's server is started (and its fresh file migrated) while the
+    current test runs, so a test rarely waits for one.
+    """
+
+    def __init__(self, where: Path) -> None:
+        self._where = where
+        self._log = (where / "servers.log").open("ab")
+        self._zygote = subprocess.Popen(
+            [sys.executable, str(ROOT / "tests" / "http_zygote.py")],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            cwd=ROOT,
+            text=True,
+        )
+        self._started = 0
+        self._next: tuple[int, str, Path] | None = None
+
+    def _spawn(self) -> tuple[int, str, Path]:
+        assert self._zygote.stdin is not None
+        assert self._zygote.stdout is not None
+        self._started += 1
+        folder = self._where / f"s{self._started}"
+        folder.mkdir()
+        path = folder / "registry.db"
+        self._zygote.stdin.write(f"{path}\n")
+        self._zygote.stdin.flush()
+        pid, port = self._zygote.stdout.readline().split()
+        return int(pid), f"http://127.0.0.1:{port}", path
+
+    def take(self) -> tuple[int, str, Path]:
+        """A server on a fresh file: its pid, base URL and file."""
+        ready = self._next or self._spawn()
+        self._next = self._spawn()
+        return ready
+
+    @staticmethod
+    def stop(pid: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+
+    def close(self) -> None:
+        if self._next is not None:
+            self.stop(self._next[0])
+        self._zygote.terminate()
+        self._zygote.wait()
+        self._log.close()
+
+
+class AdminClient(Client):
+    """A `Client` plus the library-only token commands, run on the served file directly.
+
+    Tokens are created and revoked only through the library and the command line,
+    never over HTTP; the behaviour tests need them on both surfaces.
+    """
+
+    def __init__(self, url: str, path: Path) -> None:
+        super().__init__(url)
+        self.path = path
+        self.health()  # the server has created and migrated the file: now look at it
+        # The tests' window on the file the server writes, as `Registry.db` is on the
+        # library side; autocommit, so it never holds a lock the server waits for.
+        self.db = Database(sqlite3.connect(path, isolation_level=None))
+
+    def close(self) -> None:
+        self.db.close()
+        super().close()
+
+    def rebuild_rollups(self) -> dict[str, int]:
+        with Registry(self.path) as admin:
+            return admin.rebuild_rollups()
+
+    def create_token(self, user_id: str) -> str:
+        with Registry(self.path) as admin:
+            return admin.create_token(user_id)
+
+    def revoke_token(self, token: str) -> None:
+        with Registry(self.path) as admin:
+            admin.revoke_token(token)
+
+
+@pytest.fixture(scope="session")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
+    started = Servers(tmp_path_factory.mktemp("servers"))
+    yield started
+    started.close()
+
+
+@pytest.fixture
+def reg(surface: str, db_path: Path, request: pytest.FixtureRequest) -> Iterator[Registry]:
+    """A fresh registry on a real file: the library itself, or a Client over a live server."""
+    if surface == "library":
+        with Registry(db_path) as opened:
+            yield opened
+        return
+    _, url, path = request.getfixturevalue("served_file")
+    client = AdminClient(url, path)
+    try:
+        yield client  # type: ignore[misc]
+    finally:
+        client.close()
 
 
 @pytest.fixture

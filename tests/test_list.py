@@ -16,6 +16,8 @@ import registry
 from registry import times
 from registry.storage import Registry
 
+pytestmark = pytest.mark.surfaces  # each reg test runs on the library and over HTTP
+
 BASE = datetime(2026, 11, 1, tzinfo=UTC)
 USAGE_SORTS = ("requests", "tokens", "prompt_tokens", "completion_tokens", "cost")
 SORTS = ("created", *USAGE_SORTS)
@@ -99,6 +101,8 @@ def amounts(rng: random.Random) -> Amounts:
 @pytest.fixture
 def scene(reg: Registry, monkeypatch: pytest.MonkeyPatch) -> Scene:
     """Eight Query LLMs: two registered at the same microsecond, two never used, two used alike."""
+    if not isinstance(reg, Registry):
+        pytest.skip("the scene sets the library's clock, which a server process does not share")
     rng = random.Random(99)
     tokens = {"alice": reg.create_token("alice"), "bob": reg.create_token("bob")}
     owners: list[str | None] = ["alice", None, "bob", None, "bob", None, "alice", None]
@@ -273,6 +277,10 @@ def test_offset_past_the_end_is_empty(scene: Scene) -> None:
 @pytest.mark.parametrize("count", [0, -1, 1001, True, 1.0, "5", None], ids=repr)
 def test_count_out_of_range(reg: Registry, count: Any) -> None:
     """``count`` must be an integer from 1 to 1000."""
+    if not isinstance(reg, Registry) and (
+        count is None or count == "" or (isinstance(count, str) and count.isdigit())
+    ):
+        pytest.skip("a query string carries no types, and an empty field means absent (HTTP)")
     with pytest.raises(registry.ValidationError) as caught:
         reg.list(count=count)
     assert caught.value.errors == [("/count", "must be an integer between 1 and 1000")]
@@ -287,6 +295,10 @@ def test_count_bounds_are_inclusive(scene: Scene) -> None:
 @pytest.mark.parametrize("offset", [-1, 1.5, True, "0", None], ids=repr)
 def test_offset_must_be_non_negative(reg: Registry, offset: Any) -> None:
     """``offset`` must be an integer, 0 or more."""
+    if not isinstance(reg, Registry) and (
+        offset is None or offset == "" or (isinstance(offset, str) and offset.isdigit())
+    ):
+        pytest.skip("a query string carries no types, and an empty field means absent (HTTP)")
     with pytest.raises(registry.ValidationError) as caught:
         reg.list(offset=offset)
     assert caught.value.errors == [("/offset", "must be an integer, 0 or more")]
@@ -295,6 +307,10 @@ def test_offset_must_be_non_negative(reg: Registry, offset: Any) -> None:
 @pytest.mark.parametrize("sort", ["name", "Cost", "", "-created", "chat_cost", None], ids=repr)
 def test_bad_sort(reg: Registry, sort: Any) -> None:
     """A sort other than the six is a ValidationError at /sort."""
+    if not isinstance(reg, Registry) and (
+        sort is None or sort == "" or (isinstance(sort, str) and sort.isdigit())
+    ):
+        pytest.skip("a query string carries no types, and an empty field means absent (HTTP)")
     with pytest.raises(registry.ValidationError) as caught:
         reg.list(sort=sort)
     assert caught.value.errors == [

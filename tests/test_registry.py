@@ -21,6 +21,8 @@ import registry
 from registry import times
 from registry.storage import DEFAULT_TIMEOUT, Registry, default_path
 
+pytestmark = pytest.mark.surfaces  # each reg test runs on the library and over HTTP
+
 CREATED = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 TRAINING_TABLE = {"type": "training_table", "base_weight": 1, "min_weight": 0.5, "max_weight": 2}
 
@@ -72,6 +74,7 @@ def test_missing_directories_are_created_owner_only(tmp_path: Path) -> None:
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
 
 
+@pytest.mark.library_only("reads the settings of the library's own connection")
 def test_connection_settings(reg: Registry) -> None:
     """The connection uses WAL, enforces foreign keys and waits DEFAULT_TIMEOUT for locks."""
     assert pragma(reg, "journal_mode") == "wal"
@@ -87,6 +90,7 @@ def test_timeout_sets_the_busy_timeout(db_path: Path) -> None:
         assert pragma(reg, "busy_timeout") == 2500
 
 
+@pytest.mark.library_only("uses the library's own connection, where foreign keys are on")
 def test_foreign_keys_are_enforced(reg: Registry) -> None:
     """A usage row for a Query LLM that does not exist is refused by SQLite itself."""
     with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
@@ -282,6 +286,7 @@ def test_get_includes_the_training_table_name_when_present(reg: Registry) -> Non
     assert got["training_table_name"] != llm.name
 
 
+@pytest.mark.library_only("sets the library's clock, which a server process does not share")
 def test_register_is_idempotent(reg: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
     """Registering the same body (in another spelling) again keeps one row and the first created."""
     fix_clock(monkeypatch, datetime(2026, 11, 25, 8, 48, 53, 120000, tzinfo=UTC))
@@ -293,6 +298,7 @@ def test_register_is_idempotent(reg: Registry, monkeypatch: pytest.MonkeyPatch) 
     assert reg.get(first.name, metadata=True)["created"] == "2026-11-25T08:48:53.120000Z"
 
 
+@pytest.mark.library_only("sets the library's clock, which a server process does not share")
 def test_first_user_wins(reg: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
     """Registered again with another user's token, user_id and created stay the first ones."""
     alice = reg.create_token("alice")
@@ -313,6 +319,7 @@ def test_registered_without_token_stays_anonymous(reg: Registry) -> None:
     assert reg.get(name, metadata=True)["user_id"] is None
 
 
+@pytest.mark.library_only("sets the library's clock, which a server process does not share")
 def test_get_with_metadata_and_no_usage(reg: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
     """With metadata, get adds user_id, created (RFC 3339, Z, microseconds) and zero counters."""
     token = reg.create_token("alice")

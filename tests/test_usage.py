@@ -16,6 +16,8 @@ from registry import times
 from registry.model import MAX_CREDITS_PER_EVENT, MAX_TOKENS_PER_EVENT
 from registry.storage import Registry
 
+pytestmark = pytest.mark.surfaces  # each reg test runs on the library and over HTTP
+
 AT = "2026-11-01T10:20:30.123456Z"
 AT_MICROS = times.micros(datetime(2026, 11, 1, 10, 20, 30, 123456, tzinfo=UTC))
 
@@ -96,6 +98,7 @@ def test_record_usage_by_position(reg: Registry, llm: registry.QueryLlm) -> None
     ]
 
 
+@pytest.mark.library_only("sets the library's clock, which a server process does not share")
 def test_at_defaults_to_now(
     reg: Registry, llm: registry.QueryLlm, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -469,6 +472,7 @@ def test_same_request_from_another_user_is_a_conflict(
     assert rows(reg) == (1, 1, 1)
 
 
+@pytest.mark.library_only("sets the library's clock, which a server process does not share")
 def test_retry_without_at_is_the_same_request(
     reg: Registry, llm: registry.QueryLlm, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -480,6 +484,7 @@ def test_retry_without_at_is_the_same_request(
     assert [row[2] for row in stored(reg)] == [AT_MICROS]
 
 
+@pytest.mark.library_only("sets the library's clock, which a server process does not share")
 def test_retry_without_at_twice_is_the_same_request(
     reg: Registry, llm: registry.QueryLlm, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -491,6 +496,7 @@ def test_retry_without_at_twice_is_the_same_request(
     assert stored(reg) == [(llm.name, None, AT_MICROS, "r1", 0, 0, 0, 0, 0, 0)]
 
 
+@pytest.mark.library_only("sets the library's clock, which a server process does not share")
 def test_retry_with_an_explicit_other_at_conflicts(
     reg: Registry, llm: registry.QueryLlm, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1,0 +1,59 @@
+"""`RegistryApi`: the public methods `Registry` and `Client` share, checked by mypy."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Protocol
+
+from registry.model import QueryLlm
+
+
+class RegistryApi(Protocol):
+    """What code written against the registry may call, on a file or over HTTP."""
+
+    def register(self, body: Any, token: str | None = None) -> QueryLlm: ...
+
+    def get(
+        self,
+        name: str,
+        metadata: bool = False,
+        me: bool = False,
+        start: str | datetime | None = None,
+        end: str | datetime | None = None,
+        token: str | None = None,
+    ) -> dict[str, Any]: ...
+
+    def list(
+        self,
+        count: int = 100,
+        offset: int = 0,
+        sort: str = "created",
+        me: bool = False,
+        start: str | datetime | None = None,
+        end: str | datetime | None = None,
+        token: str | None = None,
+    ) -> list[str]: ...
+
+    def count(self, me: bool = False, token: str | None = None) -> int: ...
+
+    def record_usage(
+        self,
+        name: str,
+        token: str | None = None,
+        at: str | datetime | None = None,
+        request_id: str | None = None,
+        chat_prompt_tokens: int = 0,
+        chat_completion_tokens: int = 0,
+        chat_cost: int | float | str | Decimal = 0,
+        embedding_prompt_tokens: int = 0,
+        embedding_completion_tokens: int = 0,
+        embedding_cost: int | float | str | Decimal = 0,
+    ) -> int: ...
+
+    def record_usage_many(
+        self, events: Iterable[Mapping[str, Any]], token: str | None = None
+    ) -> int: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,266 @@
+"""`Client`: the registry's methods over HTTP, with the same names, returns and errors.
+
+One `httpx.Client` per `Client` (connections pooled; safe to share between
+threads). Error bodies are turned back into `registry.errors` classes, so
+``except registry.NotFoundError`` means the same against a file or a server.
+Needs the ``client`` extra (httpx).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
+from decimal import Decimal
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import quote
+
+import httpx
+
+from registry._convert import validate
+from registry.errors import (
+    AuthenticationError,
+    AuthorizationError,
+    ConflictError,
+    NotFoundError,
+    RegistryError,
+    StorageError,
+    ValidationError,
+)
+from registry.model import QueryLlm
+
+DEFAULT_TIMEOUT = 30.0
+
+
+def _wire(value: Any) -> Any:
+    """JSON for what Python callers may pass: exact costs as strings, times in RFC 3339."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot send a {type(value).__name__} as JSON")
+
+
+def _query_value(value: Any) -> Any:
+    if value is True or value is False:
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def _floats(value: Any) -> Any:
+    """Numbers other than costs as the library returns them (floats, not Decimals)."""
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, dict):
+        return {k: _cost(v) if k.endswith("_cost") else _floats(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_floats(v) for v in value]
+    return value
+
+
+def _cost(value: Any) -> Any:
+    """Costs as the library returns them: a `Decimal` always, ``0`` included."""
+    return Decimal(value) if isinstance(value, int) else value
+
+
+class Client:
+    """A registry served by ``qllm serve`` at ``base_url``; ``token`` is the default caller."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.token = token
+        self._http = httpx.Client(base_url=base_url, timeout=timeout, transport=transport)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Client {str(self._http.base_url)!r}>"
+
+    # --- the one request path ------------------------------------------------------------
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        token: str | None,
+        *,
+        query: Mapping[str, Any] | None = None,
+        body: Any = None,
+        content: Iterator[bytes] | None = None,
+        name: str | None = None,
+    ) -> Any:
+        token = token if token is not None else self.token
+        if token == "":  # over HTTP an empty credential means "no token": never send one
+            raise AuthenticationError("unknown token")
+        headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+        params = {k: _query_value(v) for k, v in (query or {}).items() if v is not None}
+        if body is not None:
+            content = iter([json.dumps(body, default=_wire).encode()])
+        if content is not None:
+            headers["Content-Type"] = "application/json"
+        try:
+            response = self._http.request(
+                method, path, params=params, headers=headers, content=content
+            )
+        except httpx.TransportError as exc:
+            raise StorageError(
+                f"cannot reach the registry at {self._http.base_url}: {exc}"
+            ) from exc
+        try:
+            data = response.json(parse_float=Decimal)
+        except ValueError:
+            data = {"message": response.text}
+        if response.is_success:
+            return _floats(data)
+        raise _error(response.status_code, data, name)
+
+    def health(self) -> dict[str, Any]:
+        """``{"status": "ok"}`` once the server has opened and migrated its file."""
+        result: dict[str, Any] = self._call("GET", "/health", None)
+        return result
+
+    # --- Query LLMs ----------------------------------------------------------------------
+
+    def register(self, body: Any, token: str | None = None) -> QueryLlm:
+        """Validate and store ``body`` on the server; the validated Query LLM."""
+        if isinstance(body, QueryLlm):
+            from registry._convert import unstructure  # noqa: PLC0415 - only for model input
+
+            body = unstructure(body)
+        stored = self._call("POST", "/query_llms", token, body=body)
+        return validate({k: v for k, v in stored.items() if not k.endswith("name")})
+
+    def get(
+        self,
+        name: str,
+        metadata: bool = False,
+        me: bool = False,
+        start: str | datetime | None = None,
+        end: str | datetime | None = None,
+        token: str | None = None,
+    ) -> dict[str, Any]:
+        """The response body of ``name``; with ``metadata``, its statistics."""
+        query = {"metadata": metadata, "me": me, "from": start, "to": end}
+        result: dict[str, Any] = self._call(
+            "GET", f"/query_llms/{quote(str(name), safe='')}", token, query=query, name=name
+        )
+        return result
+
+    def list(
+        self,
+        count: int = 100,
+        offset: int = 0,
+        sort: str = "created",
+        me: bool = False,
+        start: str | datetime | None = None,
+        end: str | datetime | None = None,
+        token: str | None = None,
+    ) -> list[str]:
+        """Names, ``count`` at a time from ``offset``: newest first or by usage."""
+        query = {"count": count, "offset": offset, "sort": sort, "me": me, "from": start, "to": end}
+        names: list[str] = self._call("GET", "/query_llms", token, query=query)["data"]
+        return names
+
+    def count(self, me: bool = False, token: str | None = None) -> int:
+        """How many Query LLMs are registered; with ``me``, how many ``list(me=True)`` has."""
+        return int(self._call("GET", "/query_llms/count", token, query={"me": me})["count"])
+
+    # --- usage ----------------------------------------------------------------------------
+
+    def record_usage(
+        self,
+        name: str,
+        token: str | None = None,
+        at: str | datetime | None = None,
+        request_id: str | None = None,
+        chat_prompt_tokens: int = 0,
+        chat_completion_tokens: int = 0,
+        chat_cost: int | float | str | Decimal = 0,
+        embedding_prompt_tokens: int = 0,
+        embedding_completion_tokens: int = 0,
+        embedding_cost: int | float | str | Decimal = 0,
+    ) -> int:
+        """Record one usage event; 1 if written, 0 if its ``request_id`` was recorded before."""
+        event = {
+            "name": name,
+            "at": at,
+            "request_id": request_id,
+            "chat_prompt_tokens": chat_prompt_tokens,
+            "chat_completion_tokens": chat_completion_tokens,
+            "chat_cost": chat_cost,
+            "embedding_prompt_tokens": embedding_prompt_tokens,
+            "embedding_completion_tokens": embedding_completion_tokens,
+            "embedding_cost": embedding_cost,
+        }
+        return int(self._call("POST", "/usage", token, body=event)["written"])
+
+    def record_usage_many(
+        self, events: Iterable[Mapping[str, Any]], token: str | None = None
+    ) -> int:
+        """Record a batch all-or-nothing; any iterable, streamed as one JSON array."""
+        try:
+            iterator = iter(events)
+        except TypeError:
+            raise ValidationError.one("", "must be an iterable of usage events") from None
+        content = _array(iterator)
+        return int(self._call("POST", "/usage", token, content=content)["written"])
+
+
+def _array(events: Iterator[Any]) -> Iterator[bytes]:
+    """A JSON array, one event at a time (a generator of any length is never held whole)."""
+    yield b"["
+    for i, event in enumerate(events):
+        try:
+            text = json.dumps(event, default=_wire)
+        except (TypeError, ValueError) as exc:
+            raise ValidationError.one(f"/{i}", f"cannot be sent as JSON: {exc}") from None
+        yield (b"," if i else b"") + text.encode()
+    yield b"]"
+
+
+def _error(status: int, data: Any, name: str | None) -> RegistryError:  # noqa: PLR0911 - a table
+    """The `registry.errors` class of an error body (the server's table, read backwards)."""
+    data = data if isinstance(data, dict) else {"message": str(data)}
+    message = str(data.get("message", ""))
+    detail = data.get("error") if isinstance(data.get("error"), dict) else {}
+    errors = [(e["path"], e["message"]) for e in data.get("errors") or []]
+    errors = [("" if path == "/" else path, text) for path, text in errors]
+    kind = detail.get("type")
+    if kind == "not_found_error" and errors:  # an unregistered name inside a body
+        head = errors[0][0][1:].partition("/")[0]
+        return NotFoundError(str(detail.get("name")), int(head) if head.isdigit() else None)
+    if status == 409:
+        return ConflictError(errors)
+    if status == 400 and errors:
+        return ValidationError(errors)
+    if status in (400, 413, 415):
+        return ValidationError.one("", message)
+    if status == 401:
+        return (AuthorizationError if kind == "authorization_error" else AuthenticationError)(
+            message
+        )
+    if status == 404 and name is not None:
+        return NotFoundError(name)
+    if status in (503, 507):
+        return StorageError(message)
+    return RegistryError(f"{status}: {message}")

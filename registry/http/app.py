@@ -1,0 +1,555 @@
+"""The HTTP API (``qllm serve``): a list of routes and a table of error handlers.
+
+Endpoints only translate: query fields and body in, one `Registry` call, a
+JSON response out; the registry's own validation and errors do all the
+checking. Reads and registrations are plain ``def`` endpoints (Starlette runs
+them in its thread pool), each thread with its own `Registry` connection;
+``POST /usage`` is ``async`` and waits for the group-commit writer.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import json
+import logging
+import os
+import sqlite3
+import tempfile
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import IO, Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from registry import usage
+from registry.errors import (
+    AuthenticationError,
+    AuthorizationError,
+    ConflictError,
+    NotFoundError,
+    SchemaTooNewError,
+    StorageError,
+    ValidationError,
+)
+from registry.http import openapi
+from registry.http.writer import Writer
+from registry.storage import DEFAULT_TIMEOUT, Registry, default_path
+
+log = logging.getLogger("qllm.http")
+
+MiB = 1024 * 1024
+BODY_LIMIT = 1 * MiB  # a Query LLM or Query Model body
+USAGE_LIMIT = 256 * MiB  # POST /usage
+SPOOL_IN_MEMORY = 8 * MiB  # a JSON Lines upload past this goes to a temporary file
+RETRY_AFTER = "1"  # seconds, on 503: the lock is usually free again soon
+JSON = "application/json"
+NDJSON = "application/x-ndjson"
+
+# --- JSON out ----------------------------------------------------------------------------
+
+
+def _decimal(value: Decimal) -> str:
+    if value == 0:
+        return "0"
+    return format(value.normalize(), "f")
+
+
+def render(value: Any) -> str:
+    """Compact JSON, keys in canonical (sorted) order, a `Decimal` written exactly."""
+    if isinstance(value, dict):
+        items = (json.dumps(k, ensure_ascii=False) + ":" + render(value[k]) for k in sorted(value))
+        return "{" + ",".join(items) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(render(v) for v in value) + "]"
+    if isinstance(value, Decimal):
+        return _decimal(value)
+    return json.dumps(value, ensure_ascii=False, allow_nan=False)
+
+
+class JsonResponse(Response):
+    media_type = "application/json; charset=utf-8"
+
+    def render(self, content: Any) -> bytes:
+        return render(content).encode()
+
+
+# --- errors: one table from error class to status ------------------------------------------
+
+STATUS: dict[type[Exception], int] = {
+    ValidationError: 400,
+    ConflictError: 409,
+    AuthenticationError: 401,
+    AuthorizationError: 401,
+    NotFoundError: 404,
+    StorageError: 503,
+    SchemaTooNewError: 503,
+    ClientDisconnect: 400,
+}
+# Told apart on the wire by `error.type` (one status covers both); `registry.Client` reads it.
+KIND = {AuthenticationError: "authentication_error", AuthorizationError: "authorization_error"}
+
+
+def error_response(
+    status: int,
+    message: str,
+    errors: list[tuple[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
+    kind: str | None = None,
+    **extra: Any,
+) -> JsonResponse:
+    """The body every error has: ObjectiveAI's ``code``/``message``, OpenAI's ``error``."""
+    inner: dict[str, Any] = {"code": status, "message": message}
+    if kind:
+        inner["type"] = kind
+    inner.update(extra)
+    content: dict[str, Any] = {"code": status, "message": message, "error": inner}
+    if errors is not None:
+        content["errors"] = [{"path": path or "/", "message": text} for path, text in errors]
+    headers = dict(headers or {})
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    if status in (409, 507):  # retrying cannot help: tell OpenAI-style clients not to
+        headers["x-should-retry"] = "false"
+    return JsonResponse(content, status_code=status, headers=headers)
+
+
+def _storage_status(exc: StorageError) -> tuple[int, dict[str, str]]:
+    """503 with Retry-After for a lock held too long; 507 for a full disk or database."""
+    cause = exc.__cause__
+    name = getattr(cause, "sqlite_errorname", "") if isinstance(cause, sqlite3.Error) else ""
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        return 503, {"Retry-After": RETRY_AFTER}
+    if name == "SQLITE_FULL" or name.startswith("SQLITE_IOERR_WRITE"):
+        return 507, {}
+    return 503, {"x-should-retry": "false"}
+
+
+async def registry_error(request: Request, exc: Exception) -> Response:
+    status = next(STATUS[c] for c in type(exc).__mro__ if c in STATUS)
+    headers: dict[str, str] = {}
+    if isinstance(exc, StorageError):
+        status, headers = _storage_status(exc)
+    if isinstance(exc, ValidationError):
+        return error_response(status, "\n".join(exc.lines()), exc.errors, headers)
+    kind = next((KIND[c] for c in type(exc).__mro__ if c in KIND), None)
+    message = "the client went away" if isinstance(exc, ClientDisconnect) else str(exc)
+    return error_response(status, message, headers=headers, kind=kind)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    message = exc.detail
+    if exc.status_code == 404:
+        message = f"no route {request.method} {request.url.path}"
+    elif exc.status_code == 405:
+        message = f"{request.method} is not allowed on {request.url.path}"
+    return error_response(exc.status_code, message, headers=dict(exc.headers or {}))
+
+
+async def defect(request: Request, exc: Exception) -> Response:
+    log.error("defect answering %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(500, "internal error: this is a defect of the registry")
+
+
+HANDLERS: dict[Any, Callable[[Request, Exception], Any]] = {
+    **dict.fromkeys(STATUS, registry_error),
+    HTTPException: http_error,
+    Exception: defect,
+}
+
+# --- request in ---------------------------------------------------------------------------
+
+
+def bearer(request: Request) -> str | None:
+    """The caller's token: ``Bearer <token>``; no header or an empty credential is none."""
+    header = request.headers.get("authorization")
+    if header is None:
+        return None
+    scheme, _, credential = header.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        raise AuthenticationError("the Authorization header must be: Bearer <token>")
+    return credential.strip() or None
+
+
+class Query:
+    """Query fields as HTTP.md reads them: empty means absent, problems collected."""
+
+    def __init__(self, request: Request) -> None:
+        self.fields = request.query_params
+        self.problems: list[tuple[str, str]] = []
+
+    def flag(self, key: str) -> bool:
+        value = self.fields.get(key, "")
+        if value in ("", "false"):
+            return False
+        if value == "true":
+            return True
+        self.problems.append((f"/{key}", "must be true or false"))
+        return False
+
+    def integer(self, key: str, default: int) -> int | str:
+        """A decimal integer; anything else is passed on as text for the library to refuse."""
+        value = self.fields.get(key, "")
+        if value == "":
+            return default
+        digits = value[1:] if value.startswith("-") else value
+        if digits.isascii() and digits.isdigit() and len(digits) < 40:
+            return int(value)
+        return value
+
+    def text(self, key: str, default: str | None = None) -> str | None:
+        return self.fields.get(key, "") or default
+
+    def time(self, key: str) -> str | None:
+        """An RFC 3339 time, or None; a space (a ``+`` decoded by the URL rules) is refused."""
+        value = self.fields.get(key, "")
+        if " " in value:
+            self.problems.append(
+                (
+                    f"/{key}",
+                    "contains a space: a '+' in a URL query means a space,"
+                    " so write a UTC offset's '+' as %2B",
+                )
+            )
+            return None
+        return value or None
+
+    def check(self, start: str | None = None, end: str | None = None) -> None:
+        """Raise every problem found; with a window, the library's problems with it too."""
+        if not self.problems:
+            return
+        if start is not None or end is not None:
+            try:
+                usage.Window.of(start, end)
+            except ValidationError as exc:
+                self.problems.extend(exc.errors)
+        raise ValidationError(sorted(set(self.problems)))
+
+
+def window(request: Request) -> dict[str, Any]:
+    """``metadata``, ``me``, ``from``, ``to``; with metadata false the others are ignored."""
+    query = Query(request)
+    metadata = query.flag("metadata")
+    query.check()
+    if not metadata:
+        return {"metadata": False}
+    start, end = query.time("from"), query.time("to")
+    fields: dict[str, Any] = {"metadata": True, "me": query.flag("me"), "start": start, "end": end}
+    query.check(start, end)
+    return fields
+
+
+def media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").partition(";")[0].strip().lower()
+
+
+def parse_json(data: bytes | str, path: str = "") -> Any:
+    """JSON text; NaN and Infinity are read, so the rules refuse them at their own path."""
+    try:
+        return json.loads(data)
+    except UnicodeDecodeError as exc:
+        raise ValidationError.one(path, f"is not UTF-8 text: {exc.reason}") from None
+    except RecursionError:
+        raise ValidationError.one(path, "JSON nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError
+        raise ValidationError.one(path, f"is not valid JSON: {exc}") from None
+
+
+def _expect(request: Request, *types: str) -> None:
+    if media_type(request) not in types:
+        raise HTTPException(415, f"the body must be {' or '.join(types)}")
+
+
+# --- the registry: a connection per thread, one writer --------------------------------------
+
+
+class Service:
+    """What the endpoints share: the file, a `Registry` per thread, the writer."""
+
+    def __init__(self, path: Path, timeout: float) -> None:
+        self.path = path
+        self.timeout = timeout
+        self._local = threading.local()
+        self.writer = Writer(self.open)
+
+    def open(self) -> Registry:
+        return Registry(self.path, timeout=self.timeout)
+
+    def registry(self) -> Registry:
+        """This thread's registry (sqlite3 connections stay in the thread that made them)."""
+        reg: Registry | None = getattr(self._local, "registry", None)
+        if reg is None:
+            reg = self._local.registry = self.open()
+        return reg
+
+
+def service(request: Request) -> Service:
+    found: Service = request.app.state.service
+    return found
+
+
+# --- endpoints ------------------------------------------------------------------------------
+
+
+def collection(prefix: str, *, register: str, get: str, list: str, count: str) -> list[BaseRoute]:
+    """The four routes of a collection (``/query_llms``...), by `Registry` method names."""
+
+    async def register_one(request: Request) -> Response:
+        _expect(request, JSON)
+        token = bearer(request)
+        fields = window(request)
+        body = parse_json(await request.body())
+        if fields["metadata"]:  # refuse a bad query before anything is written
+            usage.Window.of(fields["start"], fields["end"])
+            if fields["me"] and token is None:
+                raise AuthorizationError("me=true needs a token")
+
+        def work() -> dict[str, Any]:
+            reg = service(request).registry()
+            name = getattr(reg, register)(body, token=token).name
+            return getattr(reg, get)(name, token=token, **fields)  # type: ignore[no-any-return]
+
+        return JsonResponse(await run_in_threadpool(work))
+
+    def get_one(request: Request) -> Response:
+        token = bearer(request)
+        fields = window(request)
+        reg = service(request).registry()
+        name = request.path_params.get("name", "")
+        return JsonResponse(getattr(reg, get)(name, token=token, **fields))
+
+    def list_names(request: Request) -> Response:
+        token = bearer(request)
+        query = Query(request)
+        start, end = query.time("from"), query.time("to")
+        page = {
+            "count": query.integer("count", 100),
+            "offset": query.integer("offset", 0),
+            "sort": query.text("sort", "created"),
+            "me": query.flag("me"),
+            "start": start,
+            "end": end,
+        }
+        query.check(start, end)
+        reg = service(request).registry()
+        return JsonResponse({"data": getattr(reg, list)(token=token, **page)})
+
+    def count_names(request: Request) -> Response:
+        token = bearer(request)
+        query = Query(request)
+        me = query.flag("me")
+        query.check()
+        return JsonResponse({"count": getattr(service(request).registry(), count)(me, token)})
+
+    return [
+        Route(f"{prefix}/count", count_names, methods=["GET"]),  # before {name}: first match wins
+        Route(f"{prefix}/{{name}}", get_one, methods=["GET"]),
+        Route(f"{prefix}/", get_one, methods=["GET"]),  # an empty name: 400 at /name, not a 404
+        Route(prefix, register_one, methods=["POST"]),
+        Route(prefix, list_names, methods=["GET"]),
+    ]
+
+
+class _LineError(ValidationError):
+    """A line that is not a JSON object: its path is already its line number."""
+
+
+class _Lines:
+    """Events of a JSON Lines file, read lazily; maps an event's index to its line number."""
+
+    def __init__(self, source: IO[bytes]) -> None:
+        self.source = source
+        self._blank_before: list[int] = []
+        self.read = 0
+
+    def __iter__(self) -> Iterator[Any]:
+        for number, line in enumerate(self.source, 1):
+            if not line.strip():
+                self._blank_before.append(self.read)
+                continue
+            try:
+                event = parse_json(line, f"/{number}")
+            except ValidationError as exc:
+                raise _LineError(exc.errors) from None
+            if not isinstance(event, dict):
+                raise _LineError([(f"/{number}", "must be a usage event object")])
+            self.read += 1
+            yield event
+
+    def line(self, index: int) -> int:
+        return index + 1 + bisect.bisect_right(self._blank_before, index)
+
+    def locate(self, exc: ValidationError) -> ValidationError:
+        """The same error with event indexes turned into line numbers."""
+        if isinstance(exc, _LineError):
+            return ValidationError(exc.errors)  # raised by __iter__: already a line number
+        located = []
+        for path, message in exc.errors:
+            head, _, rest = path[1:].partition("/")
+            where = (
+                f"/{self.line(int(head))}" + (f"/{rest}" if rest else "")
+                if head.isdigit()
+                else path
+            )
+            located.append((where, message))
+        return type(exc)(located)
+
+
+async def _spool(request: Request) -> IO[bytes]:
+    """The body in a temporary file (in memory while small): never whole in memory."""
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115 - returned
+    try:
+        async for chunk in request.stream():
+            spool.write(chunk)
+    except BaseException:
+        spool.close()
+        raise
+    spool.seek(0)
+    return spool
+
+
+async def record_usage(request: Request) -> Response:
+    """One event object, a JSON array of events, or JSON Lines: one group-committed job."""
+    token = bearer(request)
+    _expect(request, JSON, NDJSON)
+    writer = service(request).writer
+    if media_type(request) == NDJSON:
+        with await _spool(request) as spool:
+            lines = _Lines(spool)
+            try:
+                written = await writer.record(lines, token, batch=True)
+            except NotFoundError as exc:
+                where = f"/{lines.line(exc.index)}" if exc.index is not None else ""
+                return _unregistered(exc, where)
+            except ValidationError as exc:
+                raise lines.locate(exc) from None
+        return JsonResponse({"written": written})
+    body = parse_json(await request.body())
+    if isinstance(body, dict):
+        events, batch = [body], False
+    elif isinstance(body, list):
+        events, batch = body, True
+    else:
+        raise ValidationError.one("", "must be a usage event object or an array of them")
+    try:
+        written = await writer.record(events, token, batch=batch)
+    except NotFoundError as exc:
+        return _unregistered(exc, f"/{exc.index}" if exc.index is not None else "")
+    return JsonResponse({"written": written})
+
+
+def _unregistered(exc: NotFoundError, where: str) -> Response:
+    """An unknown name inside a body is the body's fault: 400 at its path (404 is for URLs)."""
+    path, message = f"{where}/name", f"no Query LLM named {exc.name} is registered"
+    return error_response(
+        400, f"{path}: {message}", [(path, message)], kind="not_found_error", name=exc.name
+    )
+
+
+async def health(request: Request) -> Response:
+    return JsonResponse({"status": "ok"})
+
+
+async def openapi_json(request: Request) -> Response:
+    return JsonResponse(request.app.state.openapi)
+
+
+# --- pure ASGI middleware -------------------------------------------------------------------
+
+
+class BodyLimit:
+    """413 for a body over its route's limit: by Content-Length before reading, else counted."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = USAGE_LIMIT if scope["path"] == "/usage" else BODY_LIMIT
+        too_large = f"the body is over the limit of {limit // MiB} MiB for this route"
+        for key, value in scope["headers"]:
+            if key == b"content-length" and value.isdigit() and int(value) > limit:
+                await error_response(413, too_large)(scope, receive, send)
+                return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise HTTPException(413, too_large)
+            return message
+
+        await self.app(scope, limited, send)
+
+
+class AccessLog:
+    """One line per request: method, path (never the query: it may carry secrets), status, ms."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def watched(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        finally:
+            ms = (time.perf_counter() - started) * 1000
+            log.info("%s %s %d %.1fms", scope["method"], scope["path"], status, ms)
+
+
+# --- the app --------------------------------------------------------------------------------
+
+ROUTES: list[BaseRoute] = [
+    *collection("/query_llms", register="register", get="get", list="list", count="count"),
+    Route("/usage", record_usage, methods=["POST"]),
+    Route("/health", health, methods=["GET"]),
+    Route("/openapi.json", openapi_json, methods=["GET"]),
+]
+
+
+def create_app(path: str | os.PathLike[str] | None = None, timeout: float | None = None) -> ASGIApp:
+    """The ASGI app on the registry at ``path`` (default: ``$QLLM_DB`` or the user's file)."""
+    where = Path(path) if path is not None else default_path()
+    if timeout is None:
+        timeout = float(os.environ.get("QLLM_TIMEOUT") or DEFAULT_TIMEOUT)
+    svc = Service(where, timeout)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        svc.writer.start()  # opens (and migrates) the file: /health answers once this is done
+        app.state.service = svc
+        app.state.openapi = openapi.document(ROUTES)
+        try:
+            yield
+        finally:
+            svc.writer.close()  # in-flight requests are answered first: uvicorn waits for them
+
+    app = Starlette(routes=ROUTES, exception_handlers=HANDLERS, lifespan=lifespan)
+    app.router.redirect_slashes = False  # a redirect is no answer for an API client
+    return AccessLog(BodyLimit(app))

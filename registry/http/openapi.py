@@ -1,0 +1,171 @@
+"""The OpenAPI 3.1 document of ``/openapi.json``; its body schemas come from `registry.schema`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from starlette.routing import BaseRoute, Route
+
+from registry import model, schema
+
+_BOOL = {"type": "boolean", "default": False}
+_TIME = {"type": "string", "format": "date-time"}
+_WINDOW = [
+    ("metadata", _BOOL, "include creation facts and usage totals"),
+    ("me", _BOOL, "count only the caller's usage (needs a token)"),
+    ("from", _TIME, "count events at or after this RFC 3339 time"),
+    ("to", _TIME, "count events before this RFC 3339 time"),
+]
+_PAGE = [
+    ("count", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}, "page size"),
+    ("offset", {"type": "integer", "minimum": 0, "default": 0}, "names to skip"),
+    (
+        "sort",
+        {
+            "type": "string",
+            "enum": ["created", "requests", "tokens", "prompt_tokens", "completion_tokens", "cost"],
+            "default": "created",
+        },
+        "newest first, or by usage over from/to, largest first",
+    ),
+    ("me", _BOOL, "only the caller's Query LLMs (needs a token)"),
+    ("from", _TIME, "start of the usage window"),
+    ("to", _TIME, "end of the usage window"),
+]
+_ERROR = {
+    "type": "object",
+    "required": ["code", "message", "error"],
+    "properties": {
+        "code": {"type": "integer"},
+        "message": {"type": "string"},
+        "error": {"type": "object"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"path": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+}
+
+
+def _params(fields: list[tuple[str, Any, str]]) -> list[dict[str, Any]]:
+    return [{"name": n, "in": "query", "schema": s, "description": d} for n, s, d in fields]
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _ok(content: dict[str, Any], description: str = "success") -> dict[str, Any]:
+    errors = {
+        str(code): {"$ref": "#/components/responses/Error"}
+        for code in (400, 401, 404, 409, 413, 415, 503, 507)
+    }
+    return {
+        "200": {"description": description, "content": {"application/json": {"schema": content}}},
+        **errors,
+    }
+
+
+def _json_body(content: dict[str, Any]) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": content}}}
+
+
+def collection(prefix: str, body: str, what: str) -> dict[str, Any]:
+    """The four operations of a collection (``/query_llms``...) whose body schema is ``body``."""
+    names = {
+        "type": "object",
+        "properties": {"data": {"type": "array", "items": {"type": "string"}}},
+    }
+    return {
+        prefix: {
+            "post": {
+                "summary": f"register a {what} (idempotent)",
+                "parameters": _params(_WINDOW),
+                "requestBody": _json_body(_ref(body)),
+                "responses": _ok({"type": "object"}),
+            },
+            "get": {
+                "summary": f"list {what} names",
+                "parameters": _params(_PAGE),
+                "responses": _ok(names),
+            },
+        },
+        f"{prefix}/count": {
+            "get": {
+                "summary": f"how many {what}s are registered",
+                "parameters": _params(_WINDOW[1:2]),
+                "responses": _ok({"type": "object", "properties": {"count": {"type": "integer"}}}),
+            },
+        },
+        f"{prefix}/{{name}}": {
+            "get": {
+                "summary": f"a {what}, with metadata its usage totals",
+                "parameters": [
+                    {
+                        "name": "name",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "pattern": "^[0-9A-Za-z]{22}$"},
+                    },
+                    *_params(_WINDOW),
+                ],
+                "responses": _ok({"type": "object"}),
+            },
+        },
+    }
+
+
+def document(routes: Sequence[BaseRoute]) -> dict[str, Any]:
+    """The OpenAPI document of the routes served; body schemas generated from the model."""
+    paths: dict[str, Any] = {}
+    paths.update(collection("/query_llms", "QueryLlm", "Query LLM"))
+    events = {"oneOf": [_ref("UsageEvent"), {"type": "array", "items": _ref("UsageEvent")}]}
+    paths["/usage"] = {
+        "post": {
+            "summary": "record usage: one event, an array, or JSON Lines (all or nothing)",
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": events},
+                    "application/x-ndjson": {"schema": _ref("UsageEvent")},
+                },
+            },
+            "responses": _ok({"type": "object", "properties": {"written": {"type": "integer"}}}),
+        }
+    }
+    paths["/health"] = {
+        "get": {
+            "summary": "ok once the file is open and migrated",
+            "responses": _ok({"type": "object"}),
+        }
+    }
+    paths["/openapi.json"] = {
+        "get": {"summary": "this document", "responses": _ok({"type": "object"})}
+    }
+    served = {r.path for r in routes if isinstance(r, Route)}
+    paths = {p: ops for p, ops in paths.items() if p in served}  # only what this server has
+    try:
+        release = version("query-llm-registry")
+    except PackageNotFoundError:  # a source checkout that was never installed
+        release = "0"
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Query LLM Registry", "version": release},
+        "paths": paths,
+        "components": {
+            "schemas": schema.components(model.QueryLlm, model.UsageEvent),
+            "responses": {
+                "Error": {
+                    "description": "an error",
+                    "content": {"application/json": {"schema": _ERROR}},
+                }
+            },
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{}, {"bearer": []}],
+    }

@@ -1,0 +1,128 @@
+"""Group commit for ``POST /usage``: one writer thread, one transaction per group.
+
+SQLite takes one write at a time, and each commit is synced to disk. So
+instead of letting request handlers fight for the write lock and pay one sync
+each, they queue their events here; the one writer thread owns the write
+connection, drains what is waiting, and records it with
+`Registry.record_usage_groups`: one ``BEGIN IMMEDIATE``, one SAVEPOINT per
+request (a bad request rolls back alone), one ``COMMIT``. A request's future
+is settled only after that commit, so a 200 always means "on disk".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from registry.errors import RegistryError
+from registry.storage import Registry
+
+MAX_GROUP = 256  # requests per commit: bounds how long one group holds the lock
+
+Outcome = int | BaseException
+_STOP = object()
+
+
+class _Job:
+    __slots__ = ("batch", "events", "future", "loop", "token")
+
+    def __init__(
+        self,
+        events: Iterable[Mapping[str, Any]],
+        token: str | None,
+        batch: bool,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self.events = events
+        self.token = token
+        self.batch = batch
+        self.loop = loop
+        self.future: asyncio.Future[int] = loop.create_future()
+
+
+def _settle(future: asyncio.Future[int], outcome: Outcome) -> None:
+    if future.cancelled():  # the client went away; the commit stands regardless
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
+
+
+class Writer:
+    """The one writer thread of a server process. ``open`` makes its registry in that thread."""
+
+    def __init__(self, open_registry: Callable[[], Registry]) -> None:
+        self._open = open_registry
+        self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._ready = threading.Event()
+        self._failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="qllm-writer", daemon=True)
+        self.groups = 0  # commits made, and requests they carried: for the bench's figures
+        self.requests = 0
+
+    def start(self) -> None:
+        self._thread.start()
+        self._ready.wait()
+        if self._failure is not None:
+            raise self._failure
+
+    async def record(
+        self, events: Iterable[Mapping[str, Any]], token: str | None, *, batch: bool
+    ) -> int:
+        """Queue one request's events; the number written, once committed."""
+        job = _Job(events, token, batch, asyncio.get_running_loop())
+        self._jobs.put(job)
+        # Shielded: a client that disconnects does not cancel a write already queued.
+        return await asyncio.shield(job.future)
+
+    def close(self) -> None:
+        """Finish every queued job (the sentinel queues behind them), then stop."""
+        if self._thread.is_alive():
+            self._jobs.put(_STOP)
+            self._thread.join()
+
+    def _run(self) -> None:
+        try:
+            registry = self._open()
+        except BaseException as exc:
+            self._failure = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        try:
+            while (job := self._jobs.get()) is not _STOP:
+                group = [job]
+                stopping = False
+                while len(group) < MAX_GROUP:
+                    try:
+                        more = self._jobs.get_nowait()
+                    except queue.Empty:
+                        break
+                    if more is _STOP:
+                        stopping = True
+                        break
+                    group.append(more)
+                self._commit(registry, group)
+                if stopping:
+                    break
+        finally:
+            registry.close()
+
+    def _commit(self, registry: Registry, group: list[_Job]) -> None:
+        outcomes: list[Outcome]
+        try:
+            outcomes = list(
+                registry.record_usage_groups([(j.events, j.token, j.batch) for j in group])
+            )
+        except RegistryError as exc:  # the COMMIT (or BEGIN) failed: no job was written
+            outcomes = [exc] * len(group)
+        except Exception as exc:  # a defect: every job fails, the server goes on
+            outcomes = [exc] * len(group)
+        self.groups += 1
+        self.requests += len(group)
+        for job, outcome in zip(group, outcomes, strict=True):
+            job.loop.call_soon_threadsafe(_settle, job.future, outcome)
