@@ -317,14 +317,14 @@ def test_buckets_sum_to_the_metadata_and_to_raw_sql(
         only_model = model if by_model else None
         data = reg.usage_series(start, end, bucket, group_by, chosen, only_model, me, token)
 
-        window = {"metadata": True, "me": me, "start": start, "end": end, "token": token}
+        query: dict[str, Any] = {"metadata": True, "me": me, "start": start, "end": end}
         expected: dict[str, Any] = dict.fromkeys(COUNTERS, 0)
         if by_model:
-            got = reg.get_model(model, **window)
+            got = reg.get_model(model, **query, token=token)
             expected = {key: got[key] for key in COUNTERS}
         else:
             for name in names if chosen is None else chosen:
-                got = reg.get(name, **window)
+                got = reg.get(name, **query, token=token)
                 for key in COUNTERS:
                     expected[key] += got[key]
         if not (by_model and chosen is not None):  # no total has both filters
