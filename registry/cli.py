@@ -640,7 +640,7 @@ def serve(db: str | None, host: str, port: int, workers: int, timeout: float) ->
     try:
         import uvicorn  # noqa: PLC0415 - an optional extra
 
-        import registry.http  # noqa: F401, PLC0415 - fails early with the extra to install
+        from registry.http import create_app  # noqa: F401, PLC0415 - fails early, naming the extra
     except ImportError as exc:
         raise click.ClickException(
             f"{exc}; install it with: pip install 'query-llm-registry[server]'"
