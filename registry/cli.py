@@ -187,75 +187,88 @@ def register(
     _emit(dump(_open_registry(ctx, db, False, timeout).register(body, token=token)))
 
 
-@cli.command()
-@click.argument("name")
-@click.option("--metadata", is_flag=True, help="Include creation facts and usage totals.")
-@_query_options
-@_registry_options(reads_only=True)
-@_token_option
-@click.pass_context
-def get(
-    ctx: click.Context,
-    name: str,
-    metadata: bool,
-    me: bool,
-    start: str | None,
-    end: str | None,
-    db: str | None,
-    readonly: bool,
-    timeout: float,
-    token: str | None,
-) -> None:
-    """Print a registered Query LLM, with --metadata its statistics."""
-    registry = _open_registry(ctx, db, readonly, timeout, create=False)
-    _emit(registry.get(name, metadata=metadata, me=me, start=start, end=end, token=token))
+def _read_commands(group: click.Group, subject: str, get: str, list_: str, count: str) -> None:
+    """``get``, ``list`` and ``count`` of one kind of registered thing on ``group``: the same
+    options and file handling for Query LLMs and Query Models, one `Registry` method each
+    (``get``, ``list_``, ``count`` name them). Read commands never create a file."""
 
+    @group.command(
+        name="get", help=f"Print a registered {subject}; with --metadata, its statistics."
+    )
+    @click.argument("name")
+    @click.option("--metadata", is_flag=True, help="Include creation facts and usage totals.")
+    @_query_options
+    @_registry_options(reads_only=True)
+    @_token_option
+    @click.pass_context
+    def get_command(
+        ctx: click.Context,
+        name: str,
+        metadata: bool,
+        me: bool,
+        start: str | None,
+        end: str | None,
+        db: str | None,
+        readonly: bool,
+        timeout: float,
+        token: str | None,
+    ) -> None:
+        registry = _open_registry(ctx, db, readonly, timeout, create=False)
+        found = getattr(registry, get)(
+            name, metadata=metadata, me=me, start=start, end=end, token=token
+        )
+        _emit(found)
 
-@cli.command(name="list")
-@click.option("--count", "count_", type=int, default=100, show_default=True, help="1 to 1000.")
-@click.option("--offset", type=int, default=0, show_default=True)
-@click.option("--sort", default="created", show_default=True, help=", ".join(SORTS) + ".")
-@_query_options
-@_registry_options(reads_only=True)
-@_token_option
-@click.pass_context
-def list_command(
-    ctx: click.Context,
-    count_: int,
-    offset: int,
-    sort: str,
-    me: bool,
-    start: str | None,
-    end: str | None,
-    db: str | None,
-    readonly: bool,
-    timeout: float,
-    token: str | None,
-) -> None:
-    """List names: newest first, or by usage (largest first) over --from/--to."""
-    registry = _open_registry(ctx, db, readonly, timeout, create=False)
-    _emit(
-        registry.list(
+    @group.command(
+        name="list",
+        help=f"List {subject} names: newest first, or by usage (largest first) over --from/--to.",
+    )
+    @click.option("--count", "count_", type=int, default=100, show_default=True, help="1 to 1000.")
+    @click.option("--offset", type=int, default=0, show_default=True)
+    @click.option("--sort", default="created", show_default=True, help=", ".join(SORTS) + ".")
+    @_query_options
+    @_registry_options(reads_only=True)
+    @_token_option
+    @click.pass_context
+    def list_command(
+        ctx: click.Context,
+        count_: int,
+        offset: int,
+        sort: str,
+        me: bool,
+        start: str | None,
+        end: str | None,
+        db: str | None,
+        readonly: bool,
+        timeout: float,
+        token: str | None,
+    ) -> None:
+        registry = _open_registry(ctx, db, readonly, timeout, create=False)
+        names = getattr(registry, list_)(
             count=count_, offset=offset, sort=sort, me=me, start=start, end=end, token=token
         )
+        _emit(names)
+
+    @group.command(
+        name="count", help=f"Print how many {subject}s are registered (with --me: the caller's)."
     )
+    @click.option("--me", is_flag=True, help=f"Only the caller's {subject}s (needs --token).")
+    @_registry_options(reads_only=True)
+    @_token_option
+    @click.pass_context
+    def count_command(
+        ctx: click.Context,
+        me: bool,
+        db: str | None,
+        readonly: bool,
+        timeout: float,
+        token: str | None,
+    ) -> None:
+        registry = _open_registry(ctx, db, readonly, timeout, create=False)
+        _emit(getattr(registry, count)(me=me, token=token))
 
 
-@cli.command()
-@click.option("--me", is_flag=True, help="Only the caller's Query LLMs (needs --token).")
-@_registry_options(reads_only=True)
-@_token_option
-@click.pass_context
-def count(
-    ctx: click.Context,
-    me: bool,
-    db: str | None,
-    readonly: bool,
-    timeout: float,
-    token: str | None,
-) -> None:
-    """Print how many Query LLMs are registered (with --me: the caller's)."""
-    _emit(_open_registry(ctx, db, readonly, timeout, create=False).count(me=me, token=token))
+_read_commands(cli, "Query LLM", "get", "list", "count")
 
 
 @cli.group()
@@ -496,75 +509,7 @@ def model_register(
     _emit(dump_model(_open_registry(ctx, db, False, timeout).register_model(body, token=token)))
 
 
-@model.command(name="get")
-@click.argument("name")
-@click.option("--metadata", is_flag=True, help="Include creation facts and usage totals.")
-@_query_options
-@_registry_options(reads_only=True)
-@_token_option
-@click.pass_context
-def model_get(
-    ctx: click.Context,
-    name: str,
-    metadata: bool,
-    me: bool,
-    start: str | None,
-    end: str | None,
-    db: str | None,
-    readonly: bool,
-    timeout: float,
-    token: str | None,
-) -> None:
-    """Print a registered Query Model with its members; with --metadata, its statistics."""
-    registry = _open_registry(ctx, db, readonly, timeout)
-    _emit(registry.get_model(name, metadata=metadata, me=me, start=start, end=end, token=token))
-
-
-@model.command(name="list")
-@click.option("--count", "count_", type=int, default=100, show_default=True, help="1 to 1000.")
-@click.option("--offset", type=int, default=0, show_default=True)
-@click.option("--sort", default="created", show_default=True, help=", ".join(SORTS) + ".")
-@_query_options
-@_registry_options(reads_only=True)
-@_token_option
-@click.pass_context
-def model_list(
-    ctx: click.Context,
-    count_: int,
-    offset: int,
-    sort: str,
-    me: bool,
-    start: str | None,
-    end: str | None,
-    db: str | None,
-    readonly: bool,
-    timeout: float,
-    token: str | None,
-) -> None:
-    """List Query Model names: newest first, or by usage (largest first) over --from/--to."""
-    registry = _open_registry(ctx, db, readonly, timeout)
-    _emit(
-        registry.list_models(
-            count=count_, offset=offset, sort=sort, me=me, start=start, end=end, token=token
-        )
-    )
-
-
-@model.command(name="count")
-@click.option("--me", is_flag=True, help="Only the caller's Query Models (needs --token).")
-@_registry_options(reads_only=True)
-@_token_option
-@click.pass_context
-def model_count(
-    ctx: click.Context,
-    me: bool,
-    db: str | None,
-    readonly: bool,
-    timeout: float,
-    token: str | None,
-) -> None:
-    """Print how many Query Models are registered (with --me: the caller's)."""
-    _emit(_open_registry(ctx, db, readonly, timeout).count_models(me=me, token=token))
+_read_commands(model, "Query Model", "get_model", "list_models", "count_models")
 
 
 @cli.group()

@@ -85,3 +85,12 @@ def test_installed_qllm_model_register_from_stdin(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["name"] == NAME
+
+
+def test_model_reads_never_create_a_file(tmp_path: Path) -> None:
+    missing = tmp_path / "typo" / "r.db"
+    for args in (["model", "get", NAME], ["model", "list"], ["model", "count"]):
+        result = run([*args, "--db", str(missing)])
+        assert result.exit_code == 5
+        assert "no registry at" in result.stderr
+    assert not missing.parent.exists()
