@@ -25,9 +25,11 @@ from registry.model import (
     Flag,
     Identifier,
     LogitBias,
+    Members,
     Moment,
     Number,
     QueryLlmName,
+    QueryModelName,
     Stop,
     Strings,
     Text,
@@ -105,7 +107,7 @@ def _rule_schema(rule: Any, tp: Any) -> dict[str, Any]:  # noqa: PLR0911, PLR091
         return {"type": "string", "format": "date-time"}
     if isinstance(rule, Text):
         return {"type": "string", "minLength": 1, "maxLength": 256}
-    if isinstance(rule, QueryLlmName):
+    if isinstance(rule, QueryLlmName | QueryModelName):
         return {"type": "string", "pattern": "^[0-9A-Za-z]{22}$"}
     raise TypeError(f"no JSON Schema for rule {rule!r}")
 
@@ -148,7 +150,12 @@ class _Walker:
     def value_schema(self, tp: Any, *, nullable: bool) -> dict[str, Any]:
         if get_origin(tp) is Annotated:
             base, *metadata = get_args(tp)
-            schema = _rule_schema(metadata[0], base)
+            if isinstance(metadata[0], Members):  # an array of bodies of another class
+                item = self.ref(get_args(base)[0])
+                rule = metadata[0]
+                schema = {"type": "array", "items": item, "minItems": rule.lo, "maxItems": rule.hi}
+            else:
+                schema = _rule_schema(metadata[0], base)
         else:
             members = _members(tp)
             if all(attrs.has(m) for m in members):

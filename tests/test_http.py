@@ -207,11 +207,20 @@ def test_openapi_lists_every_route_and_the_generated_schemas(served: Served) -> 
         "/query_llms",
         "/query_llms/count",
         "/query_llms/{name}",
+        "/query_models",
+        "/query_models/count",
+        "/query_models/{name}",
         "/usage",
+        "/",
         "/health",
         "/openapi.json",
     }
     assert document["components"]["schemas"]["QueryLlm"]["additionalProperties"] is False
+    models = document["components"]["schemas"]["QueryModel"]["properties"]["models"]
+    assert models["items"] == {"$ref": "#/components/schemas/QueryLlm"}
+    assert set(document["paths"]["/usage"]) == {"get", "post"}
+    body_schema = document["paths"]["/query_models"]["post"]["requestBody"]
+    assert body_schema["content"]["application/json"]["schema"]["$ref"].endswith("/QueryModel")
 
 
 def test_every_valid_vector_fits_the_generated_schema() -> None:
