@@ -29,7 +29,8 @@ from registry.errors import (
     StorageError,
     ValidationError,
 )
-from registry.model import QueryLlm, QueryModel
+from registry.model import AMOUNTS, QueryLlm, QueryModel
+from registry.series import GROUPS
 
 DEFAULT_TIMEOUT = 30.0
 
@@ -258,6 +259,8 @@ class Client:
         data: builtins.list[dict[str, Any]] = self._call("GET", "/usage", token, query=query)[
             "data"
         ]
+        for span in data:  # the wire's keys are sorted; the library's put the group first
+            span["results"] = [_library_order(row) for row in span["results"]]
         return data
 
     def record_usage(
@@ -314,6 +317,12 @@ def _strings(value: Any, path: str) -> builtins.list[str]:
         if all(isinstance(item, str) for item in items):
             return items
     raise ValidationError.one(path, "must be a string or a list of strings")
+
+
+def _library_order(row: dict[str, Any]) -> dict[str, Any]:
+    """A series result's keys as the library orders them: group keys, requests, amounts."""
+    first = [k for k in (*GROUPS, "requests", *AMOUNTS) if k in row]
+    return {k: row[k] for k in [*first, *sorted(set(row) - set(first))]}
 
 
 def _model_request(stored: Mapping[str, Any]) -> dict[str, Any]:
