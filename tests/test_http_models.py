@@ -32,7 +32,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 
 
 @pytest.fixture(scope="module")
-def filled(served: Served) -> dict[str, Any]:
+def stocked(served: Served) -> dict[str, Any]:
     """A model of three members, alice's token, and events over three days (some for the model)."""
     with Registry(served.path) as reg:
         token = reg.create_token("alice")
@@ -46,7 +46,7 @@ def filled(served: Served) -> dict[str, Any]:
                 "chat_prompt_tokens": i,
                 "chat_cost": f"0.0{i % 10}5",
                 "query_model": model.name if i % 2 else None,
-                "request_id": f"filled-{i}",
+                "request_id": f"stocked-{i}",
             }
             for i in range(30)
         ]
@@ -62,8 +62,8 @@ def get(served: Served, path: str, **params: Any) -> httpx.Response:
 # --- Query Model routes --------------------------------------------------------------------
 
 
-def test_query_model_routes(served: Served, filled: dict[str, Any]) -> None:
-    model = filled["model"]
+def test_query_model_routes(served: Served, stocked: dict[str, Any]) -> None:
+    model = stocked["model"]
     posted = httpx.post(served.url + "/query_models", json=MODEL)
     assert posted.status_code == 200
     assert posted.headers["content-type"] == "application/json; charset=utf-8"
@@ -86,9 +86,9 @@ def test_query_model_routes(served: Served, filled: dict[str, Any]) -> None:
 
 
 def test_query_model_in_usage_bodies_is_refused_at_its_path(
-    served: Served, filled: dict[str, Any]
+    served: Served, stocked: dict[str, Any]
 ) -> None:
-    model, names = filled["model"], filled["names"]
+    model, names = stocked["model"], stocked["names"]
     with Client(served.url) as client:
         outsider = client.register(body(id="out/sider")).name
     before = get(served, f"/query_models/{model}", metadata="true").json()["requests"]
@@ -120,8 +120,8 @@ def test_query_model_in_usage_bodies_is_refused_at_its_path(
     assert get(served, f"/query_models/{model}", metadata="true").json()["requests"] == before + 1
 
 
-def test_openai_client_registers_a_query_model(served: Served, filled: dict[str, Any]) -> None:
-    client = openai.OpenAI(base_url=served.url, api_key=filled["token"], max_retries=0)
+def test_openai_client_registers_a_query_model(served: Served, stocked: dict[str, Any]) -> None:
+    client = openai.OpenAI(base_url=served.url, api_key=stocked["token"], max_retries=0)
     got = client.post(
         "/query_models", body={"models": MEMBERS[:2], "weight": STATIC}, cast_to=object
     )
@@ -132,17 +132,17 @@ def test_openai_client_registers_a_query_model(served: Served, filled: dict[str,
     series = client.get(
         "/usage",
         cast_to=object,
-        options={"params": {**WINDOW, "group_by": ["name"], "name": filled["names"][:1]}},
+        options={"params": {**WINDOW, "group_by": ["name"], "name": stocked["names"][:1]}},
     )
     assert isinstance(series, dict)
-    assert {r["name"] for b in series["data"] for r in b["results"]} == {filled["names"][0]}
+    assert {r["name"] for b in series["data"] for r in b["results"]} == {stocked["names"][0]}
 
 
 # --- GET /usage ----------------------------------------------------------------------------
 
 
-def test_usage_series_lists_in_three_forms(served: Served, filled: dict[str, Any]) -> None:
-    names = filled["names"]
+def test_usage_series_lists_in_three_forms(served: Served, stocked: dict[str, Any]) -> None:
+    names = stocked["names"]
     with Registry(served.path, readonly=True) as reg:
         expected = reg.usage_series(
             WINDOW["from"], WINDOW["to"], group_by=["name", "user_id"], names=names[:2]
@@ -162,7 +162,7 @@ def test_usage_series_lists_in_three_forms(served: Served, filled: dict[str, Any
     assert sum(r["requests"] for b in expected for r in b["results"]) == 20
 
 
-def test_usage_series_errors(served: Served, filled: dict[str, Any]) -> None:
+def test_usage_series_errors(served: Served, stocked: dict[str, Any]) -> None:
     def paths(**params: Any) -> list[str]:
         response = get(served, "/usage", **params)
         assert response.status_code == 400, response.text
@@ -182,23 +182,23 @@ def test_usage_series_errors(served: Served, filled: dict[str, Any]) -> None:
     mine = httpx.get(
         served.url + "/usage",
         params={**WINDOW, "me": "true"},
-        headers={"Authorization": f"Bearer {filled['token']}"},
+        headers={"Authorization": f"Bearer {stocked['token']}"},
     )
     assert sum(r["requests"] for b in mine.json()["data"] for r in b["results"]) == 20
 
 
-def test_client_usage_series_equals_the_library(served: Served, filled: dict[str, Any]) -> None:
+def test_client_usage_series_equals_the_library(served: Served, stocked: dict[str, Any]) -> None:
     query: dict[str, Any] = {
         "start": WINDOW["from"],
         "end": WINDOW["to"],
         "bucket": "hour",
         "group_by": ("query_model", "user_id"),
-        "query_model": filled["model"],
+        "query_model": stocked["model"],
     }
     with Registry(served.path, readonly=True) as reg, Client(served.url) as client:
         assert client.usage_series(**query) == reg.usage_series(**query)
-        day = client.usage_series(WINDOW["from"], WINDOW["to"], names=filled["names"][2])
-        assert day == reg.usage_series(WINDOW["from"], WINDOW["to"], names=[filled["names"][2]])
+        day = client.usage_series(WINDOW["from"], WINDOW["to"], names=stocked["names"][2])
+        assert day == reg.usage_series(WINDOW["from"], WINDOW["to"], names=[stocked["names"][2]])
         costs = [r["chat_cost"] for b in day for r in b["results"]]
         assert costs
         assert all(isinstance(cost, Decimal) for cost in costs)
@@ -207,7 +207,7 @@ def test_client_usage_series_equals_the_library(served: Served, filled: dict[str
 # --- the dashboard -------------------------------------------------------------------------
 
 
-def test_dashboard_html_with_a_strict_policy(served: Served, filled: dict[str, Any]) -> None:
+def test_dashboard_html_with_a_strict_policy(served: Served, stocked: dict[str, Any]) -> None:
     page = get(served, "/", **WINDOW)
     assert page.status_code == 200
     assert page.headers["content-type"] == "text/html; charset=utf-8"
@@ -215,7 +215,7 @@ def test_dashboard_html_with_a_strict_policy(served: Served, filled: dict[str, A
     assert "default-src 'none'" in policy
     assert "script-src 'unsafe-inline'" in policy
     assert page.headers["x-content-type-options"] == "nosniff"
-    assert f'<tr data-name="{filled["model"]}">' in page.text
+    assert f'<tr data-name="{stocked["model"]}">' in page.text
     browser = httpx.get(
         served.url + "/",
         headers={"Accept": "text/html,application/xhtml+xml,application/json;q=0.9,*/*;q=0.8"},
@@ -223,7 +223,7 @@ def test_dashboard_html_with_a_strict_policy(served: Served, filled: dict[str, A
     assert browser.headers["content-type"].startswith("text/html")
 
 
-def test_dashboard_as_json(served: Served, filled: dict[str, Any]) -> None:
+def test_dashboard_as_json(served: Served, stocked: dict[str, Any]) -> None:
     by_query = get(served, "/", format="json", **WINDOW)
     by_accept = httpx.get(served.url + "/", params=WINDOW, headers={"Accept": "application/json"})
     assert by_query.headers["content-type"] == "application/json; charset=utf-8"
@@ -232,13 +232,13 @@ def test_dashboard_as_json(served: Served, filled: dict[str, Any]) -> None:
     assert (data["from"], data["to"], data["bucket"]) == (WINDOW["from"], WINDOW["to"], "day")
     with Registry(served.path, readonly=True) as reg:
         model = reg.get_model(
-            filled["model"], metadata=True, start=WINDOW["from"], end=WINDOW["to"]
+            stocked["model"], metadata=True, start=WINDOW["from"], end=WINDOW["to"]
         )
         series = reg.usage_series(WINDOW["from"], WINDOW["to"])
     shown = {m["name"]: m for m in data["query_models"]}
-    assert shown[filled["model"]] == json.loads(json.dumps(model, default=float))
+    assert shown[stocked["model"]] == json.loads(json.dumps(model, default=float))
     assert data["data"] == json.loads(json.dumps(series, default=float))
-    assert {llm["name"] for llm in data["query_llms"]} >= set(filled["names"])
+    assert {llm["name"] for llm in data["query_llms"]} >= set(stocked["names"])
     bad = get(served, "/", format="json", bucket="minute").json()
     assert bad["errors"][0]["path"] == "/bucket"  # shown, with the default window's data
     assert bad["bucket"] == "day"
