@@ -73,6 +73,15 @@ run curl -s -X POST "$url/usage" -H 'Content-Type: application/json' \
 echo
 run curl -s "$url/query_llms/abc"
 echo
+run curl -s "$url/query_models/$ensemble?metadata=true&from=2026-11-18&to=2026-11-20T12:00:00Z"
+echo
+run curl -s "$url/query_models/count"
+echo
+run curl -s "$url/usage?from=2026-11-18&to=2026-11-21&group_by=user_id&query_model=$ensemble"
+echo
+printf '\n$ curl -s "%s/?from=2026-11-16&to=2026-11-23" > dashboard.html   (or open %s/ in a browser)\n' "$url" "$url"
+curl -s "$url/?from=2026-11-16&to=2026-11-23" | head -c 120
+echo " ..."
 kill -TERM "$server"
 wait "$server"
 trap - EXIT

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
-from registry.model import QueryLlm
+from registry.model import QueryLlm, QueryModel
 
 
 class RegistryApi(Protocol):
@@ -50,10 +51,48 @@ class RegistryApi(Protocol):
         embedding_prompt_tokens: int = 0,
         embedding_completion_tokens: int = 0,
         embedding_cost: int | float | str | Decimal = 0,
+        query_model: str | None = None,
     ) -> int: ...
 
     def record_usage_many(
         self, events: Iterable[Mapping[str, Any]], token: str | None = None
     ) -> int: ...
+
+    def register_model(self, body: Any, token: str | None = None) -> QueryModel: ...
+
+    def get_model(
+        self,
+        name: str,
+        metadata: bool = False,
+        me: bool = False,
+        start: str | datetime | None = None,
+        end: str | datetime | None = None,
+        token: str | None = None,
+    ) -> dict[str, Any]: ...
+
+    def list_models(
+        self,
+        count: int = 100,
+        offset: int = 0,
+        sort: str = "created",
+        me: bool = False,
+        start: str | datetime | None = None,
+        end: str | datetime | None = None,
+        token: str | None = None,
+    ) -> builtins.list[str]: ...
+
+    def count_models(self, me: bool = False, token: str | None = None) -> int: ...
+
+    def usage_series(
+        self,
+        start: str | datetime,
+        end: str | datetime | None = None,
+        bucket: str = "day",
+        group_by: Iterable[str] = (),
+        names: Iterable[str] | None = None,
+        query_model: str | None = None,
+        me: bool = False,
+        token: str | None = None,
+    ) -> builtins.list[dict[str, Any]]: ...
 
     def close(self) -> None: ...

@@ -8,6 +8,7 @@ Needs the ``client`` extra (httpx).
 
 from __future__ import annotations
 
+import builtins
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
@@ -18,7 +19,7 @@ from urllib.parse import quote
 
 import httpx
 
-from registry._convert import validate
+from registry._convert import dump_model, validate, validate_model
 from registry.errors import (
     AuthenticationError,
     AuthorizationError,
@@ -28,7 +29,8 @@ from registry.errors import (
     StorageError,
     ValidationError,
 )
-from registry.model import QueryLlm
+from registry.model import AMOUNTS, QueryLlm, QueryModel
+from registry.series import GROUPS
 
 DEFAULT_TIMEOUT = 30.0
 
@@ -43,6 +45,8 @@ def _wire(value: Any) -> Any:
 
 
 def _query_value(value: Any) -> Any:
+    if isinstance(value, list | tuple):
+        return [_query_value(v) for v in value]
     if value is True or value is False:
         return "true" if value else "false"
     if isinstance(value, datetime):
@@ -185,7 +189,79 @@ class Client:
         """How many Query LLMs are registered; with ``me``, how many ``list(me=True)`` has."""
         return int(self._call("GET", "/query_llms/count", token, query={"me": me})["count"])
 
+    # --- Query Models ---------------------------------------------------------------------
+
+    def register_model(self, body: Any, token: str | None = None) -> QueryModel:
+        """Store a Query Model and its members on the server; the validated Query Model."""
+        if isinstance(body, QueryModel):
+            body = _model_request(dump_model(body))
+        stored = self._call("POST", "/query_models", token, body=body)
+        return validate_model(_model_request(stored))
+
+    def get_model(
+        self,
+        name: str,
+        metadata: bool = False,
+        me: bool = False,
+        start: str | datetime | None = None,
+        end: str | datetime | None = None,
+        token: str | None = None,
+    ) -> dict[str, Any]:
+        """The response body of Query Model ``name``; with ``metadata``, its statistics."""
+        query = {"metadata": metadata, "me": me, "from": start, "to": end}
+        result: dict[str, Any] = self._call(
+            "GET", f"/query_models/{quote(str(name), safe='')}", token, query=query, name=name
+        )
+        return result
+
+    def list_models(
+        self,
+        count: int = 100,
+        offset: int = 0,
+        sort: str = "created",
+        me: bool = False,
+        start: str | datetime | None = None,
+        end: str | datetime | None = None,
+        token: str | None = None,
+    ) -> builtins.list[str]:
+        """Query Model names, as `list` gives Query LLM names."""
+        query = {"count": count, "offset": offset, "sort": sort, "me": me, "from": start, "to": end}
+        names: builtins.list[str] = self._call("GET", "/query_models", token, query=query)["data"]
+        return names
+
+    def count_models(self, me: bool = False, token: str | None = None) -> int:
+        """How many Query Models are registered; with ``me``, how many ``list_models(me=True)``."""
+        return int(self._call("GET", "/query_models/count", token, query={"me": me})["count"])
+
     # --- usage ----------------------------------------------------------------------------
+
+    def usage_series(
+        self,
+        start: str | datetime,
+        end: str | datetime | None = None,
+        bucket: str = "day",
+        group_by: Iterable[str] = (),
+        names: Iterable[str] | None = None,
+        query_model: str | None = None,
+        me: bool = False,
+        token: str | None = None,
+    ) -> builtins.list[dict[str, Any]]:
+        """Usage per bucket and group over ``[start, end)``: ``GET /usage``'s ``data`` list."""
+        query = {
+            "from": start,
+            "to": end,
+            "bucket": bucket,
+            "group_by": _strings(group_by, "/group_by"),
+            "name": None if names is None else _strings(names, "/name"),
+            "query_model": query_model,
+            "me": me,
+        }
+        data: builtins.list[dict[str, Any]] = self._call("GET", "/usage", token, query=query)[
+            "data"
+        ]
+        for span in data:  # the wire's keys are sorted; the library's put the group first
+            span["results"] = [_library_order(row) for row in span["results"]]
+        return data
 
     def record_usage(
         self,
@@ -199,8 +275,11 @@ class Client:
         embedding_prompt_tokens: int = 0,
         embedding_completion_tokens: int = 0,
         embedding_cost: int | float | str | Decimal = 0,
+        query_model: str | None = None,
     ) -> int:
-        """Record one usage event; 1 if written, 0 if its ``request_id`` was recorded before."""
+        """Record one usage event; 1 if written, 0 if its ``request_id`` was recorded before.
+
+        ``query_model``: the Query Model the request served (``name`` among its members)."""
         event = {
             "name": name,
             "at": at,
@@ -212,6 +291,8 @@ class Client:
             "embedding_completion_tokens": embedding_completion_tokens,
             "embedding_cost": embedding_cost,
         }
+        if query_model is not None:  # absent and null mean the same: send the smaller body
+            event["query_model"] = query_model
         return int(self._call("POST", "/usage", token, body=event)["written"])
 
     def record_usage_many(
@@ -224,6 +305,31 @@ class Client:
             raise ValidationError.one("", "must be an iterable of usage events") from None
         content = _array(iterator)
         return int(self._call("POST", "/usage", token, content=content)["written"])
+
+
+def _strings(value: Any, path: str) -> builtins.list[str]:
+    """A string or an iterable of strings, as a list to repeat in the query; the server
+    checks the values, but only text fits in a URL."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, Iterable) and not isinstance(value, bytes | dict):
+        items = list(value)
+        if all(isinstance(item, str) for item in items):
+            return items
+    raise ValidationError.one(path, "must be a string or a list of strings")
+
+
+def _library_order(row: dict[str, Any]) -> dict[str, Any]:
+    """A series result's keys as the library orders them: group keys, requests, amounts."""
+    first = [k for k in (*GROUPS, "requests", *AMOUNTS) if k in row]
+    return {k: row[k] for k in [*first, *sorted(set(row) - set(first))]}
+
+
+def _model_request(stored: Mapping[str, Any]) -> dict[str, Any]:
+    """A Query Model request body from its response body: members without the keys added."""
+    added = ("name", "training_table_name", "index", "training_table_index")
+    members = [{k: v for k, v in m.items() if k not in added} for m in stored["models"]]
+    return {"models": members, "weight": stored["weight"]}
 
 
 def _array(events: Iterator[Any]) -> Iterator[bytes]:

@@ -25,6 +25,7 @@ from registry.model import (
     Flag,
     Identifier,
     LogitBias,
+    Members,
     Moment,
     Number,
     QueryLlmName,
@@ -149,7 +150,12 @@ class _Walker:
     def value_schema(self, tp: Any, *, nullable: bool) -> dict[str, Any]:
         if get_origin(tp) is Annotated:
             base, *metadata = get_args(tp)
-            schema = _rule_schema(metadata[0], base)
+            if isinstance(metadata[0], Members):  # an array of bodies of another class
+                item = self.ref(get_args(base)[0])
+                rule = metadata[0]
+                schema = {"type": "array", "items": item, "minItems": rule.lo, "maxItems": rule.hi}
+            else:
+                schema = _rule_schema(metadata[0], base)
         else:
             members = _members(tp)
             if all(attrs.has(m) for m in members):

@@ -1,4 +1,4 @@
-"""The dashboard page: rendered here, and loaded in headless Chromium over HTTP."""
+"""The dashboard page: rendered here, and served by a live ``qllm serve`` to headless Chromium."""
 
 from __future__ import annotations
 
@@ -9,40 +9,58 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser import Dom, chromium, dump_dom, screenshot, served
-from conftest import body
+from browser import Dom, chromium, dump_dom, screenshot
+from conftest import Servers, body
 
 from registry import Registry
 from registry.http import dashboard
 
+STATIC = {"type": "static"}
 HOSTILE_ID = "evil/<script>document.title='pwned'</script>"
 WINDOW = {"from": "2026-11-01", "to": "2026-11-08"}
+QUERY = "?from=2026-11-01&to=2026-11-08"
 
 
 @pytest.fixture(scope="module")
-def board_reg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Registry, list[str]]]:
-    """Three Query LLMs (one with a hostile upstream id) and a week of uneven usage."""
-    with Registry(tmp_path_factory.mktemp("board") / "registry.db") as reg:
-        yield _fill(reg)
+def live(servers: Servers) -> Iterator[tuple[Registry, list[str], str]]:
+    """A live ``qllm serve`` on a filled file: the registry on that file, its names, its URL."""
+    _, url, path = served = servers.take()
+    try:
+        with Registry(path) as reg:
+            yield (*_fill(reg), url)
+    finally:
+        servers.stop(served[0])
+
+
+@pytest.fixture(scope="module")
+def board_reg(live: tuple[Registry, list[str], str]) -> tuple[Registry, list[str]]:
+    return live[0], live[1]
 
 
 def _fill(reg: Registry) -> tuple[Registry, list[str]]:
+    """Three Query LLMs (one with a hostile upstream id), two Query Models of them, and a
+    week of uneven usage, some of it recorded for a Query Model."""
     names = [
         reg.register(body()).name,
         reg.register(body(id="meta/llama")).name,
         reg.register(body(id=HOSTILE_ID)).name,
     ]
+    pair = reg.register_model({"models": [body(), body(id="meta/llama")], "weight": STATIC})
+    everyone = reg.register_model({"models": [body(id=HOSTILE_ID), body()], "weight": STATIC})
     token = reg.create_token("alice")
     events = []
     for day in range(1, 8):
         for i in range(day % 4):  # 1, 2, 3, 0, 1, 2, 3 events a day
+            name = names[(day + i) % 3]
+            model = pair if name in {m.name for m in pair.members} and i else everyone
             events.append(
                 {
-                    "name": names[(day + i) % 3],
+                    "name": name,
                     "at": f"2026-11-0{day}T{10 + i}:30:00Z",
                     "chat_prompt_tokens": 100 * day,
                     "chat_cost": f"0.{day}5",
                     "embedding_cost": "0.000000001",
+                    "query_model": model.name if name in {m.name for m in model.members} else None,
                 }
             )
     reg.record_usage_many(events[::2], token=token)
@@ -95,14 +113,10 @@ needs_chromium = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def rendered(
-    board_reg: tuple[Registry, list[str]], tmp_path_factory: pytest.TempPathFactory
-) -> tuple[Dom, str]:
-    """The page as Chromium rendered it, served over HTTP; the server is gone afterwards."""
-    site = tmp_path_factory.mktemp("site")
-    (site / "index.html").write_text(dashboard.page(board_reg[0], WINDOW), encoding="utf-8")
-    with served(site) as base:
-        return Dom(dump_dom(base + "index.html")), base
+def rendered(live: tuple[Registry, list[str], str]) -> tuple[Dom, str]:
+    """The page as Chromium rendered it from the live server's ``GET /``."""
+    url = live[2] + "/" + QUERY
+    return Dom(dump_dom(url)), url
 
 
 @needs_chromium
@@ -141,7 +155,7 @@ def test_table_totals_equal_the_metadata(
 ) -> None:
     reg, names = board_reg
     dom, _ = rendered
-    rows = dom.find("tr")
+    rows = dom.find("tr", inside="query-llms")
     by_name: dict[str, list[str]] = {}
     for attrs, _ in rows:
         if "data-name" in attrs:
@@ -171,6 +185,32 @@ def test_table_totals_equal_the_metadata(
 
 
 @needs_chromium
+def test_model_table_totals_equal_get_model(
+    board_reg: tuple[Registry, list[str]], rendered: tuple[Dom, str]
+) -> None:
+    reg, _ = board_reg
+    dom, _ = rendered
+    models = reg.list_models()
+    cells = [(a, t) for a, t in dom.find("td", inside="query-models") if "data-value" in a]
+    per_row = 9
+    assert len(cells) == per_row * len(models) == per_row * 2
+    seen = set()
+    for i in range(len(models)):
+        row = cells[i * per_row : (i + 1) * per_row]
+        name = row[0][0]["data-value"]
+        seen.add(name)
+        got = reg.get_model(name, metadata=True, start=WINDOW["from"], end=WINDOW["to"])
+        assert got["requests"] > 0
+        assert int(row[1][0]["data-value"]) == len(got["models"])
+        assert int(row[4][0]["data-value"]) == got["requests"]
+        assert int(row[5][0]["data-value"]) == sum(got[k] for k in got if k.endswith("_tokens"))
+        assert Decimal(row[6][0]["data-value"]) == got["chat_cost"]
+        assert Decimal(row[7][0]["data-value"]) == got["embedding_cost"]
+        assert Decimal(row[8][0]["data-value"]) == got["chat_cost"] + got["embedding_cost"]
+    assert seen == set(models)
+
+
+@needs_chromium
 def test_a_script_in_an_id_is_shown_as_text(rendered: tuple[Dom, str]) -> None:
     dom, _ = rendered
     title = dom.find("title")[0]  # the page's; the others are the bars' tooltips
@@ -181,8 +221,6 @@ def test_a_script_in_an_id_is_shown_as_text(rendered: tuple[Dom, str]) -> None:
 
 
 @needs_chromium
-def test_screenshot(board_reg: tuple[Registry, list[str]], tmp_path: Path) -> None:
-    (tmp_path / "index.html").write_text(dashboard.page(board_reg[0], WINDOW), encoding="utf-8")
-    with served(tmp_path) as base:
-        png = screenshot(base + "index.html", tmp_path / "dashboard.png")
+def test_screenshot(live: tuple[Registry, list[str], str], tmp_path: Path) -> None:
+    png = screenshot(live[2] + "/" + QUERY, tmp_path / "dashboard.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -19,6 +19,8 @@ import registry
 from registry import times
 from registry.storage import Registry
 
+pytestmark = pytest.mark.surfaces  # each reg test runs on the library and over HTTP
+
 STATIC = {"type": "static"}
 TABLE = {"type": "training_table", "embeddings_model": "openai/text-embedding-3-small", "top": 5}
 MEMBERS = [body(), body(temperature=0.5), body(id="a/b")]

@@ -27,7 +27,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -41,8 +41,9 @@ from registry.errors import (
     StorageError,
     ValidationError,
 )
-from registry.http import openapi
+from registry.http import dashboard, openapi
 from registry.http.writer import Writer
+from registry.series import Series
 from registry.storage import DEFAULT_TIMEOUT, Registry, default_path
 
 log = logging.getLogger("qllm.http")
@@ -448,6 +449,80 @@ async def record_usage(request: Request) -> Response:
     return JsonResponse({"written": written})
 
 
+def _lists(query: Query, key: str, *, commas: bool = False) -> list[str] | None:
+    """A list field in the forms clients send: ``key=a&key=b``, ``key[]=a`` and, where
+    ``commas``, ``key=a,b``; None when absent (empty values are dropped, as elsewhere)."""
+    values = [*query.fields.getlist(key), *query.fields.getlist(f"{key}[]")]
+    if commas:
+        values = [part.strip() for value in values for part in value.split(",")]
+    values = [value for value in values if value]
+    return values or None
+
+
+def usage_series(request: Request) -> Response:
+    """``GET /usage``: usage per bucket and group (USAGE_SERIES.md); the library checks it."""
+    token = bearer(request)
+    query = Query(request)
+    start, end = query.time("from"), query.time("to")
+    fields: dict[str, Any] = {
+        "bucket": query.text("bucket", "day"),
+        "group_by": _lists(query, "group_by", commas=True) or (),
+        "names": _lists(query, "name"),
+        "query_model": query.text("query_model"),
+        "me": query.flag("me"),
+    }
+    if query.problems:  # a bad time field: list the library's problems with the rest too
+        seen = {path for path, _ in query.problems}
+        try:
+            placeholder = "1970-01-01T00:00:00Z" if "/from" in seen else None  # refused already
+            Series.of(start or placeholder, end, **fields_of_query(fields))
+        except ValidationError as exc:
+            query.problems.extend(e for e in exc.errors if e[0] not in seen)
+        query.check()
+    reg = service(request).registry()
+    # An absent `from` goes through too: the library says it is required.
+    window: dict[str, Any] = {"start": start, "end": end}
+    return JsonResponse({"data": reg.usage_series(**window, token=token, **fields)})
+
+
+def fields_of_query(fields: dict[str, Any]) -> dict[str, Any]:
+    """The fields `Series.of` checks (``me`` is the registry's: it needs the caller)."""
+    return {k: v for k, v in fields.items() if k != "me"}
+
+
+# The dashboard runs only its own inline script and style, and loads nothing else.
+DASHBOARD_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline';"
+        " img-src data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def wants_json(request: Request) -> bool:
+    """``?format=json``, or an Accept header preferring JSON to HTML (browsers put HTML first)."""
+    chosen = request.query_params.get("format", "")
+    if chosen:
+        return chosen == "json"
+    accept = [
+        part.partition(";")[0].strip().lower()
+        for part in request.headers.get("accept", "").split(",")
+    ]
+    if "application/json" not in accept:
+        return False
+    return "text/html" not in accept or accept.index("application/json") < accept.index("text/html")
+
+
+def home(request: Request) -> Response:
+    """``GET /``: the dashboard, as an anonymous caller sees the registry; or the same as JSON."""
+    reg = service(request).registry()
+    if wants_json(request):
+        return JsonResponse(dashboard.data(reg, request.query_params), headers=DASHBOARD_HEADERS)
+    return HTMLResponse(dashboard.page(reg, request.query_params), headers=DASHBOARD_HEADERS)
+
+
 def _unregistered(exc: NotFoundError, where: str) -> Response:
     """An unknown name inside a body is the body's fault: 400 at its path (404 is for URLs)."""
     path, message = f"{where}/name", f"no Query LLM named {exc.name} is registered"
@@ -527,7 +602,16 @@ class AccessLog:
 
 ROUTES: list[BaseRoute] = [
     *collection("/query_llms", register="register", get="get", list="list", count="count"),
+    *collection(
+        "/query_models",
+        register="register_model",
+        get="get_model",
+        list="list_models",
+        count="count_models",
+    ),
     Route("/usage", record_usage, methods=["POST"]),
+    Route("/usage", usage_series, methods=["GET"]),
+    Route("/", home, methods=["GET"]),
     Route("/health", health, methods=["GET"]),
     Route("/openapi.json", openapi_json, methods=["GET"]),
 ]

@@ -1,7 +1,7 @@
 """The dashboard at ``GET /``: one self-contained HTML page (USAGE_SERIES.md section 3).
 
-`gather` reads what the API shows without a token (the Query LLMs with their
-totals over the window, and the series per bucket); `render` is a pure
+`gather` reads what the API shows without a token (the Query LLMs and Query
+Models with their totals over the window, and the series per bucket); `render` is a pure
 function of that data to the page. No script, style or font comes from
 elsewhere: the charts are SVG drawn here, one ``<rect>`` per bucket, and the
 tables sort with a few lines of inline script (the page works without it,
@@ -23,7 +23,7 @@ from registry.errors import ValidationError
 from registry.storage import Registry
 
 DAYS = 30  # the default window: the last 30 days, whole days in UTC
-MAX_ROWS = 1000  # Query LLMs listed, largest cost over the window first
+MAX_ROWS = 1000  # Query LLMs (and Query Models) listed, largest cost over the window first
 COUNTERS = (
     "requests",
     "chat_completion_tokens",
@@ -79,12 +79,32 @@ def gather(
         errors = []
     names = registry.list(count=MAX_ROWS, sort="cost", start=start, end=end)
     llms = [registry.get(name, metadata=True, start=start, end=end) for name in names]
-    return Dashboard(start, end, bucket, llms, [], series, errors)
+    ranked = registry.list_models(count=MAX_ROWS, sort="cost", start=start, end=end)
+    models = [registry.get_model(name, metadata=True, start=start, end=end) for name in ranked]
+    return Dashboard(start, end, bucket, llms, models, series, errors)
+
+
+def _gather(registry: Registry, query: Mapping[str, str]) -> Dashboard:
+    return gather(registry, query.get("from"), query.get("to"), query.get("bucket"))
 
 
 def page(registry: Registry, query: Mapping[str, str]) -> str:
     """The page for a request's query parameters (``from``, ``to``, ``bucket``)."""
-    return render(gather(registry, query.get("from"), query.get("to"), query.get("bucket")))
+    return render(_gather(registry, query))
+
+
+def data(registry: Registry, query: Mapping[str, str]) -> dict[str, Any]:
+    """The same page as JSON: what it shows, with the API's own response bodies."""
+    board = _gather(registry, query)
+    return {
+        "from": board.start,
+        "to": board.end,
+        "bucket": board.bucket,
+        "errors": [{"path": path, "message": message} for path, message in board.errors],
+        "query_llms": list(board.llms),
+        "query_models": list(board.models),
+        "data": list(board.series),
+    }
 
 
 # --- rendering -------------------------------------------------------------------------
@@ -133,7 +153,7 @@ per {e(board.bucket)}: <strong id="total-requests">{requests:,}</strong> request
 <section>
 <h2>Query LLMs <small>({len(board.llms)}, usage in the window)</small></h2>
 {_llm_table(board.llms)}
-<h2>Query Models <small>({len(board.models)})</small></h2>
+<h2>Query Models <small>({len(board.models)}, usage recorded for them in the window)</small></h2>
 {_model_table(board.models)}
 </section>
 </main>
@@ -255,16 +275,33 @@ def _llm_table(llms: Sequence[Mapping[str, Any]]) -> str:
 
 
 def _model_table(models: Sequence[Mapping[str, Any]]) -> str:
-    columns = [("name", False), ("requests", True), ("tokens", True), ("cost", True)]
+    columns = [
+        ("name", False),
+        ("members", True),
+        ("weight", False),
+        ("created", False),
+        ("requests", True),
+        ("tokens", True),
+        ("chat_cost", True),
+        ("embedding_cost", True),
+        ("cost", True),
+    ]
     rows = []
     for model in models:
+        counters = {k: model.get(k, 0) for k in COUNTERS}
+        name = str(model.get("name", ""))
         cells = [
-            _cell(model.get("name")),
-            _cell(int(model.get("requests", 0)), True),
-            _cell(_tokens({k: model.get(k, 0) for k in COUNTERS}), True),
-            _cell(_cost({k: model.get(k, 0) for k in COUNTERS}), True),
+            f'<td data-value="{escape(name)}"><code>{escape(name)}</code></td>',
+            _cell(len(model.get("models", ())), True),
+            _cell(model.get("weight", {}).get("type")),
+            _cell(model.get("created"), shown=str(model.get("created") or "")[:10]),
+            _cell(int(counters["requests"]), True),
+            _cell(_tokens(counters), True),
+            _cell(Decimal(counters["chat_cost"]), True),
+            _cell(Decimal(counters["embedding_cost"]), True),
+            _cell(_cost(counters), True),
         ]
-        rows.append(f"<tr>{''.join(cells)}</tr>")
+        rows.append(f'<tr data-name="{escape(name)}">{"".join(cells)}</tr>')
     body = "".join(rows) or f'<tr><td colspan="{len(columns)}">none registered</td></tr>'
     return (
         f'<table id="query-models" class="sortable">{_head(columns)}<tbody>{body}</tbody></table>'

@@ -9,6 +9,7 @@ from typing import Any
 from starlette.routing import BaseRoute, Route
 
 from registry import model, schema
+from registry.series import BUCKETS, GROUPS
 
 _BOOL = {"type": "boolean", "default": False}
 _TIME = {"type": "string", "format": "date-time"}
@@ -33,6 +34,48 @@ _PAGE = [
     ("me", _BOOL, "only the caller's Query LLMs (needs a token)"),
     ("from", _TIME, "start of the usage window"),
     ("to", _TIME, "end of the usage window"),
+]
+_NAME = {"type": "string", "pattern": "^[0-9A-Za-z]{22}$"}
+_LIST_NOTE = "; repeat it, or write name[]=, for more than one"
+_SERIES = [
+    ("from", _TIME, "start of the window (required)"),
+    ("to", _TIME, "end of the window, exclusive (default: now)"),
+    (
+        "bucket",
+        {"type": "string", "enum": list(BUCKETS), "default": "day"},
+        "bucket width, aligned in UTC (weeks from Monday)",
+    ),
+    (
+        "group_by",
+        {"type": "array", "items": {"type": "string", "enum": list(GROUPS)}},
+        "keys to group each bucket's results by; also comma-separated",
+    ),
+    ("name", {"type": "array", "items": _NAME}, "only these Query LLMs" + _LIST_NOTE),
+    ("query_model", _NAME, "only events recorded for this Query Model"),
+    ("me", _BOOL, "only the caller's events (needs a token)"),
+]
+_SERIES_RESULT = {
+    "type": "object",
+    "properties": {
+        "data": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["start", "end", "results"],
+                "properties": {
+                    "start": _TIME,
+                    "end": _TIME,
+                    "results": {"type": "array", "items": {"type": "object"}},
+                },
+            },
+        }
+    },
+}
+_DASHBOARD = [
+    ("from", _TIME, "start of the window (default: 30 days ago, midnight UTC)"),
+    ("to", _TIME, "end of the window (default: the coming midnight UTC)"),
+    ("bucket", {"type": "string", "enum": list(BUCKETS), "default": "day"}, "bar width"),
+    ("format", {"type": "string", "enum": ["html", "json"]}, "json: the page's data"),
 ]
 _ERROR = {
     "type": "object",
@@ -124,6 +167,7 @@ def document(routes: Sequence[BaseRoute]) -> dict[str, Any]:
     """The OpenAPI document of the routes served; body schemas generated from the model."""
     paths: dict[str, Any] = {}
     paths.update(collection("/query_llms", "QueryLlm", "Query LLM"))
+    paths.update(collection("/query_models", "QueryModel", "Query Model"))
     events = {"oneOf": [_ref("UsageEvent"), {"type": "array", "items": _ref("UsageEvent")}]}
     paths["/usage"] = {
         "post": {
@@ -136,6 +180,26 @@ def document(routes: Sequence[BaseRoute]) -> dict[str, Any]:
                 },
             },
             "responses": _ok({"type": "object", "properties": {"written": {"type": "integer"}}}),
+        },
+        "get": {
+            "summary": "usage per time bucket and group, over [from, to)",
+            "parameters": _params(_SERIES),
+            "responses": _ok(_SERIES_RESULT),
+        },
+    }
+    paths["/"] = {
+        "get": {
+            "summary": "the dashboard: an HTML page, or its data with format=json",
+            "parameters": _params(_DASHBOARD),
+            "responses": {
+                "200": {
+                    "description": "the page (text/html) or its data (application/json)",
+                    "content": {
+                        "text/html": {"schema": {"type": "string"}},
+                        "application/json": {"schema": {"type": "object"}},
+                    },
+                }
+            },
         }
     }
     paths["/health"] = {
@@ -158,7 +222,7 @@ def document(routes: Sequence[BaseRoute]) -> dict[str, Any]:
         "info": {"title": "Query LLM Registry", "version": release},
         "paths": paths,
         "components": {
-            "schemas": schema.components(model.QueryLlm, model.UsageEvent),
+            "schemas": schema.components(model.QueryLlm, model.QueryModel, model.UsageEvent),
             "responses": {
                 "Error": {
                     "description": "an error",
