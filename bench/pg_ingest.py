@@ -71,12 +71,12 @@ MERGE = f"""
         INSERT INTO usage_hourly (name, hour, user_id, requests, {_AMOUNTS})
         SELECT name, at - at % {HOUR}, COALESCE(user_id, ''), COUNT(*), {_SUMS}
         FROM kept GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
-        ON CONFLICT (name, hour, user_id) DO UPDATE SET {_ADD_H}
+        ON CONFLICT (name, hour, user_id, query_model) DO UPDATE SET {_ADD_H}
     ), totals AS (
         INSERT INTO usage_totals (name, user_id, requests, {_AMOUNTS})
         SELECT name, COALESCE(user_id, ''), COUNT(*), {_SUMS}
         FROM kept GROUP BY 1, 2 ORDER BY 1, 2
-        ON CONFLICT (name, user_id) DO UPDATE SET {_ADD_T}
+        ON CONFLICT (name, user_id, query_model) DO UPDATE SET {_ADD_T}
     )
     SELECT COUNT(*) FROM kept"""
 INSERT = f"""
@@ -86,11 +86,11 @@ INSERT = f"""
 UPSERT_H = f"""
     INSERT INTO usage_hourly (name, hour, user_id, requests, {_AMOUNTS})
     VALUES ({", ".join(["%s"] * (4 + len(AMOUNTS)))})
-    ON CONFLICT (name, hour, user_id) DO UPDATE SET {_ADD_H}"""
+    ON CONFLICT (name, hour, user_id, query_model) DO UPDATE SET {_ADD_H}"""
 UPSERT_T = f"""
     INSERT INTO usage_totals (name, user_id, requests, {_AMOUNTS})
     VALUES ({", ".join(["%s"] * (3 + len(AMOUNTS)))})
-    ON CONFLICT (name, user_id) DO UPDATE SET {_ADD_T}"""
+    ON CONFLICT (name, user_id, query_model) DO UPDATE SET {_ADD_T}"""
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 

@@ -8,8 +8,10 @@ checked on psycopg's own exception class.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -29,7 +31,7 @@ from pg import Postgres, import_psycopg
 
 from registry import times
 from registry.errors import SchemaTooNewError, StorageError, ValidationError
-from registry.storage import known_migrations
+from registry.storage import Registry, known_migrations
 from registry.store.errors import StorageBusyError, StorageFullError
 
 psycopg = import_psycopg()
@@ -39,7 +41,7 @@ from registry.store.postgres.store import OVERFLOW, PostgresStore, translate  # 
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLES = {"_qllm_migrations", "users", "tokens", "query_llms", "usage_events"}
-TABLES |= {"usage_hourly", "usage_totals"}
+TABLES |= {"usage_hourly", "usage_totals", "query_models", "query_model_members"}
 
 
 def connect(location: str) -> Any:
@@ -103,7 +105,7 @@ def test_both_backends_speak_of_the_same_migrations() -> None:
     sqlite = sorted(known_migrations())
     # SQLite may be a step ahead while a PostgreSQL file is being written: never behind.
     assert names == sqlite[: len(names)]
-    assert names[:2] == ["m001_initial", "m002_rollups"]
+    assert names[:3] == ["m001_initial", "m002_rollups", "m003_query_models"]
 
 
 def test_text_keys_sort_bytewise_as_in_sqlite(pg_location: str) -> None:
@@ -114,7 +116,12 @@ def test_text_keys_sort_bytewise_as_in_sqlite(pg_location: str) -> None:
                 AND collation_name IS DISTINCT FROM 'C'
                 AND table_name IN (SELECT tablename FROM pg_tables)"""
         ).fetchall()
-        assert loose == [("query_llms", "body")]  # body is never compared
+        # bodies and weights are never compared
+        assert sorted(loose) == [
+            ("query_llms", "body"),
+            ("query_models", "body"),
+            ("query_models", "weight"),
+        ]
         conn.execute("INSERT INTO query_llms VALUES ('a', NULL, '{}', 'm', 'x', 'y', 1, NULL)")
         conn.execute("INSERT INTO query_llms VALUES ('B', NULL, '{}', 'm', 'x', 'y', 1, NULL)")
         rows = conn.execute("SELECT name FROM query_llms ORDER BY name").fetchall()
@@ -132,6 +139,37 @@ def test_the_views_render_times_and_exact_costs(pg_location: str) -> None:
         stats = conn.execute("SELECT created, requests, chat_cost FROM query_llm_stats").fetchone()
     assert event == (times.render(1795651200000001), Decimal("5E-9"))
     assert stats == (times.render(0), 1, Decimal("5E-9"))
+
+
+def test_the_query_model_views_match_sqlite_s(pg_location: str, tmp_path: Path) -> None:
+    """m003's views give what SQLite's give for the same rows (its body, weight and stats)."""
+    statements = [
+        'INSERT INTO query_llms VALUES (\'n\', NULL, \'{"weight":{"type":"static"}}\','
+        " 'm', 'x', 'static', 0, NULL)",
+        "INSERT INTO query_models VALUES ('M', NULL, '{}', '{}', 'static', 1, 7, NULL)",
+        "INSERT INTO query_model_members VALUES ('M', 0, 'n')",
+        "INSERT INTO usage_events (name, at, chat_cost, query_model)"
+        " VALUES ('n', 1795651200000001, 5, 'M')",
+        "INSERT INTO usage_totals (name, query_model, requests, chat_cost) VALUES ('n', 'M', 1, 5)",
+    ]
+    queries = [
+        "SELECT name, members, created, requests, chat_cost FROM query_model_stats",
+        "SELECT query_model, position, name, weight FROM query_model_member_llms",
+        "SELECT at, chat_cost, query_model FROM usage_events_rfc3339",
+    ]
+    with connect(pg_location) as conn:
+        for statement in statements:
+            conn.execute(statement)
+        ours = [conn.execute(query).fetchall() for query in queries]
+    Registry(tmp_path / "r.db").close()
+    with contextlib.closing(sqlite3.connect(tmp_path / "r.db")) as db:
+        for statement in statements:
+            db.execute(statement)
+        theirs = [db.execute(query).fetchall() for query in queries]
+    # SQLite's costs are floats (x / 1e9); PostgreSQL's exact: compared as numbers.
+    assert ours[1] == theirs[1]
+    assert [(r[0], r[1], r[2], r[3], float(r[4])) for r in ours[0]] == theirs[0]
+    assert [(r[0], float(r[1]), r[2]) for r in ours[2]] == theirs[2]
 
 
 # --- migrations -----------------------------------------------------------------------------
@@ -425,7 +463,8 @@ def test_a_rollup_past_64_bits_is_the_input_s_fault(store: PostgresStore) -> Non
         conn.execute("INSERT INTO query_llms VALUES ('n', NULL, '{}', 'm', 'x', 'y', 0, NULL)")
         conn.execute("INSERT INTO usage_totals (name, requests) VALUES ('n', %s)", [2**63 - 1])
     upsert = """INSERT INTO usage_totals (name, requests) VALUES ('n', 1)
-        ON CONFLICT (name, user_id) DO UPDATE SET requests = usage_totals.requests + 1"""
+        ON CONFLICT (name, user_id, query_model)
+        DO UPDATE SET requests = usage_totals.requests + 1"""
     with pytest.raises(ValidationError) as caught, store.transaction(write=True) as conn:
         conn.execute(upsert)
     assert caught.value.errors == [("", OVERFLOW)]
