@@ -42,10 +42,11 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from pg import Server  # noqa: E402
 
-from registry import times, usage  # noqa: E402
+from registry import times  # noqa: E402
 from registry.model import AMOUNTS  # noqa: E402
 from registry.storage import Registry  # noqa: E402
 from registry.store.postgres import open_store  # noqa: E402
+from registry.store.sqlite import usage  # noqa: E402
 
 HOUR = 3_600_000_000
 Row = tuple[Any, ...]

@@ -31,8 +31,8 @@ from registry.errors import (
     ValidationError,
 )
 from registry.http import dashboard
+from registry.query import SORTS
 from registry.storage import DEFAULT_TIMEOUT, Registry, default_path
-from registry.usage import SORTS
 
 F = TypeVar("F", bound=Callable[..., Any])
 

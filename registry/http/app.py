@@ -14,7 +14,6 @@ import contextlib
 import json
 import logging
 import os
-import sqlite3
 import tempfile
 import threading
 import time
@@ -38,7 +37,9 @@ from registry.errors import (
     ConflictError,
     NotFoundError,
     SchemaTooNewError,
+    StorageBusyError,
     StorageError,
+    StorageFullError,
     ValidationError,
 )
 from registry.http import openapi
@@ -124,12 +125,10 @@ def error_response(
 
 
 def _storage_status(exc: StorageError) -> tuple[int, dict[str, str]]:
-    """503 with Retry-After for a lock held too long; 507 for a full disk or database."""
-    cause = exc.__cause__
-    name = getattr(cause, "sqlite_errorname", "") if isinstance(cause, sqlite3.Error) else ""
-    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+    """503 with Retry-After when busy; 507 for a full disk or database: by type, any backend."""
+    if isinstance(exc, StorageBusyError):
         return 503, {"Retry-After": RETRY_AFTER}
-    if name == "SQLITE_FULL" or name.startswith("SQLITE_IOERR_WRITE"):
+    if isinstance(exc, StorageFullError):
         return 507, {}
     return 503, {"x-should-retry": "false"}
 
