@@ -54,8 +54,10 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "Outcomes",
     "Registry",
+    "default_location",
     "default_path",
     "known_migrations",
+    "location_of",
     "migration_set",
 ]
 
@@ -69,6 +71,19 @@ def default_path() -> Path:
         return Path(os.environ["QLLM_DB"])
     data = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
     return Path(data) / "qllm" / "registry.db"
+
+
+def default_location() -> str | Path:
+    """`default_path`, or the PostgreSQL URL that ``$QLLM_DB`` holds (kept as text: a
+    `Path` would fold its ``//``)."""
+    if is_postgres(os.environ.get("QLLM_DB")):
+        return os.environ["QLLM_DB"]
+    return default_path()
+
+
+def location_of(location: str | os.PathLike[str]) -> str | Path:
+    """A location as given: a PostgreSQL URL stays text, anything else is a file's `Path`."""
+    return str(location) if is_postgres(location) else sqlite_path(location)
 
 
 class Registry:
@@ -97,12 +112,8 @@ class Registry:
         timeout: float = DEFAULT_TIMEOUT,
         create: bool = True,
     ) -> None:
-        location: str | os.PathLike[str] = path if path is not None else default_path()
-        if is_postgres(location):
-            self.location = str(location)
-        else:
-            location = sqlite_path(location)
-            self.location = str(location)
+        location = location_of(path) if path is not None else default_location()
+        self.location = str(location)
         self.readonly = readonly
         self.timeout = timeout
         self.create = create and not readonly

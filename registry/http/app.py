@@ -44,7 +44,7 @@ from registry.errors import (
 )
 from registry.http import openapi
 from registry.http.writer import Writer
-from registry.storage import DEFAULT_TIMEOUT, Registry, default_path
+from registry.storage import DEFAULT_TIMEOUT, Registry, default_location, location_of
 
 log = logging.getLogger("qllm.http")
 
@@ -275,8 +275,8 @@ def _expect(request: Request, *types: str) -> None:
 class Service:
     """What the endpoints share: the file, a `Registry` per thread, the writer."""
 
-    def __init__(self, path: Path, timeout: float) -> None:
-        self.path = path
+    def __init__(self, path: str | Path, timeout: float) -> None:
+        self.path = path  # a file, or a PostgreSQL URL
         self.timeout = timeout
         self._local = threading.local()
         self.writer = Writer(self.open)
@@ -534,7 +534,7 @@ ROUTES: list[BaseRoute] = [
 
 def create_app(path: str | os.PathLike[str] | None = None, timeout: float | None = None) -> ASGIApp:
     """The ASGI app on the registry at ``path`` (default: ``$QLLM_DB`` or the user's file)."""
-    where = Path(path) if path is not None else default_path()
+    where = location_of(path) if path is not None else default_location()
     if timeout is None:
         timeout = float(os.environ.get("QLLM_TIMEOUT") or DEFAULT_TIMEOUT)
     svc = Service(where, timeout)
