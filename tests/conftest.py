@@ -94,6 +94,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "surfaces: run the reg tests on the library, on HTTP and on PostgreSQL"
     )
     config.addinivalue_line("markers", "library_only(reason): needs Registry internals")
+    config.addinivalue_line("markers", "backends: run the reg tests on SQLite and PostgreSQL")
     config.addinivalue_line(
         "markers", "sqlite_only(reason): needs the SQLite file (its internals, modes or WAL)"
     )
@@ -103,6 +104,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "reg" not in metafunc.fixturenames:
         return
     marked = metafunc.definition.get_closest_marker
+    if marked("surfaces") is None and marked("backends") is not None:
+        if marked("sqlite_only") is None:  # the library on both backends, no HTTP
+            metafunc.parametrize("surface", ["library", "postgres"])
+        return
     if marked("surfaces") is None:
         return
     # library: a Registry on a SQLite file; http: a Client over a server on one;

@@ -16,6 +16,8 @@ from hypothesis import strategies as st
 from registry import AuthenticationError, AuthorizationError, Registry, ValidationError, times
 from registry import series as buckets
 
+pytestmark = pytest.mark.backends  # each reg test runs on SQLite and PostgreSQL
+
 
 @pytest.fixture
 def three(reg: Registry) -> tuple[Registry, list[str], str]:

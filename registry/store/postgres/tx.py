@@ -59,7 +59,9 @@ class _Rows:
 
     @staticmethod
     def _row(row: tuple[Any, ...]) -> tuple[Any, ...]:
-        return tuple(int(v) if isinstance(v, Decimal) else v for v in row)
+        # Only whole numbers (NUMERIC of scale 0, what SUM of integers gives): a view's
+        # exact cost such as 0.5 stays a Decimal.
+        return tuple(int(v) if isinstance(v, Decimal) and _whole(v) else v for v in row)
 
     def fetchone(self) -> tuple[Any, ...] | None:
         row = self._cursor.fetchone()
@@ -238,3 +240,8 @@ class PostgresTx(SqliteTx):
         # the DELETE and the INSERT ... SELECT (readers go on).
         self.pg.execute("LOCK TABLE usage_events, usage_hourly, usage_totals IN EXCLUSIVE MODE")
         return shared.rebuild_rollups(self.conn)
+
+
+def _whole(value: Decimal) -> bool:
+    exponent = value.as_tuple().exponent
+    return isinstance(exponent, int) and exponent >= 0
