@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from registry.model import QueryLlm, QueryModel
 from registry.query import Page, Subject, Window
 from registry.series import Series
+from registry.store.postgres import is_location
 
 
 class Tx(Protocol):
@@ -58,13 +59,9 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
-POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 SQLITE_SCHEME = "sqlite:"
-
-
-def is_postgres(location: object) -> bool:
-    """Whether ``location`` names a PostgreSQL database rather than a file."""
-    return isinstance(location, str) and location.startswith(POSTGRES_SCHEMES)
+# Whether a location names a PostgreSQL database rather than a file (no psycopg needed).
+is_postgres = is_location
 
 
 def sqlite_path(location: str | os.PathLike[str]) -> Path:
