@@ -108,7 +108,7 @@ def test_writer_waits_for_the_lock_then_gives_up(db_path: Path) -> None:
         other.execute("BEGIN IMMEDIATE")
         with Registry(db_path, timeout=0.2) as reg:
             started = time.monotonic()
-            with pytest.raises(registry.StorageError) as caught:
+            with pytest.raises(registry.StorageBusyError) as caught:  # a StorageError
                 reg.record_usage(name)
             assert time.monotonic() - started >= 0.2
             assert str(caught.value) == (
