@@ -30,7 +30,6 @@ from registry.errors import (
     RegistryError,
     ValidationError,
 )
-from registry.http import dashboard
 from registry.query import SORTS
 from registry.storage import DEFAULT_TIMEOUT, Registry, default_location, location_of
 from registry.store.postgres import describe
@@ -376,6 +375,10 @@ def usage_series(
         token=token,
     )
     if format_ == "html":
+        # Imported here: registry.http needs the server extra, which the rest of the
+        # command line does not.
+        from registry.http import dashboard  # noqa: PLC0415
+
         # The dashboard shows everyone's usage, as the API does without a token.
         board = dashboard.gather(registry, start, end, bucket)
         if board.errors:
