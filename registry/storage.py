@@ -215,10 +215,14 @@ class Registry:
 
     def register(self, body: Any, token: str | None = None) -> QueryLlm:
         """Validate and store ``body``; registering it again changes nothing."""
-        with self._transaction() as tx:
+
+        def work(tx: Tx) -> QueryLlm:
             user = self._caller(tx, token)
             llm = body if isinstance(body, QueryLlm) else validate(body)
             tx.insert_llm(llm, user, times.now())
+            return llm
+
+        llm = self.store.run(work, write=True)
         self._known_names.add(llm.name)
         return llm
 
@@ -283,13 +287,17 @@ class Registry:
         Members are registered as by `register`, for the same caller; registering
         the model again changes nothing.
         """
-        with self._transaction() as tx:
+
+        def work(tx: Tx) -> QueryModel:
             user = self._caller(tx, token)
             model = body if isinstance(body, QueryModel) else validate_model(body)
             now = times.now()
             for llm in {m.name: m for m in model.members}.values():
                 tx.insert_llm(llm, user, now)
             tx.insert_model(model, user, now)
+            return model
+
+        model = self.store.run(work, write=True)
         self._known_names.update(m.name for m in model.members)
         return model
 
@@ -377,9 +385,12 @@ class Registry:
             "embedding_cost": embedding_cost,
             "query_model": query_model,
         }
-        with self._transaction() as tx:
+
+        def work(tx: Tx) -> int:
             user = self._caller(tx, token)
             return tx.record([event], user, self._known_names, batch=False)
+
+        return self.store.run(work, write=True)
 
     def record_usage_many(
         self, events: Iterable[Mapping[str, Any]], token: str | None = None
@@ -432,8 +443,9 @@ class Registry:
         `StorageError` is raised: no job was written. This is what lets a server
         share one commit between concurrent requests (group commit).
         """
-        outcomes: Outcomes = []
-        with self._transaction() as tx:
+
+        def work(tx: Tx) -> Outcomes:
+            outcomes: Outcomes = []
             for events, token, batch in jobs:
                 try:
                     with tx.savepoint():
@@ -443,7 +455,13 @@ class Registry:
                     outcomes.append(exc)
                 else:
                     outcomes.append(written)
-        return outcomes
+            return outcomes
+
+        # Run again after a conflict only when every job's events can be read twice.
+        if all(isinstance(events, list | tuple) for events, _, _ in jobs):
+            return self.store.run(work, write=True)
+        with self._transaction() as tx:
+            return work(tx)
 
     def rebuild_rollups(self) -> dict[str, int]:
         """Recompute the rollups from the usage events; how many rows each rollup has."""

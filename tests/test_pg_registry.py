@@ -192,3 +192,23 @@ def test_concurrent_processes_lose_and_double_nothing(pg_location: str, tmp_path
         assert before == brute_force(reg)
         reg.rebuild_rollups()
         assert rollups(reg) == before
+
+
+def test_a_group_job_past_64_bits_fails_alone(pg_location: str) -> None:
+    """Group commit on PostgreSQL: a job whose rollup would pass 2**63 rolls back to its
+    savepoint, with SQLite's error; the other jobs are written."""
+    with Registry(pg_location) as reg:
+        name = reg.register(body()).name
+        # Totals near the limit (as after years of use): the next 10 tokens pass it.
+        reg.db.execute(
+            "INSERT INTO usage_totals (name, requests, chat_prompt_tokens) VALUES (?, 1, ?)",
+            [name, 2**63 - 5],
+        )
+        over = {"name": name, "chat_prompt_tokens": 10}
+        outcomes = reg.record_usage_groups(
+            [([over], None, False), ([{"name": name, "request_id": "ok"}], None, True)]
+        )
+        assert isinstance(outcomes[0], registry.ValidationError)
+        assert "past 2**63" in str(outcomes[0])
+        assert outcomes[1] == 1
+        assert reg.db.execute("SELECT COUNT(*) FROM usage_events").fetchone() == (1,)

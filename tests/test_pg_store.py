@@ -396,7 +396,7 @@ def _conflicting(store: PostgresStore, counter: Any, interfere: int) -> tuple[in
         conn.execute("UPDATE counter SET n = n + 1 WHERE id = 1")
 
     try:
-        store.run(work, write=True)
+        store.run_sql(work, write=True)
     finally:
         (value,) = counter.execute("SELECT n FROM counter WHERE id = 1").fetchone()
     return calls, value
@@ -441,7 +441,7 @@ def test_a_deadlock_is_retried_and_both_writers_succeed(store: PostgresStore, co
                 both_locked_one.wait()
             conn.execute("UPDATE counter SET n = n + 1 WHERE id = %s", [second])
 
-        store.run(work, write=True)
+        store.run_sql(work, write=True)
 
     threads = [
         threading.Thread(target=writer, args=(0, 1, 2)),

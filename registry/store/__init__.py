@@ -11,15 +11,17 @@ backend against them structurally.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from registry.model import QueryLlm, QueryModel
 from registry.query import Page, Subject, Window
 from registry.series import Series
 from registry.store.postgres import is_location
+
+T = TypeVar("T")
 
 
 class Tx(Protocol):
@@ -47,12 +49,18 @@ class Tx(Protocol):
 
 
 class Store(Protocol):
-    """A registry's database: transactions, and batches recorded the backend's fastest way."""
+    """A registry's database: transactions, and batches recorded the backend's fastest way.
+
+    ``run(work)`` is ``work(tx)`` in one transaction, run again where the backend may
+    fail a transaction for conflicting with concurrent ones (PostgreSQL's serialization
+    failures and deadlocks; SQLite's writers take turns instead): ``work`` must be safe
+    to run twice, reading no input it cannot read again."""
 
     where: str  # the location, fit for messages (no password)
     readonly: bool
 
     def transaction(self, *, write: bool) -> AbstractContextManager[Tx]: ...
+    def run(self, work: Callable[[Tx], T], *, write: bool) -> T: ...
     def record_batch(
         self, events: Iterable[Mapping[str, Any]], user: str | None, known_names: set[str]
     ) -> tuple[int, float]: ...

@@ -216,8 +216,15 @@ class PostgresStore:
             time.sleep(random.uniform(0, min(0.002 * 2**number, 0.1)))  # noqa: S311
         raise AssertionError("unreachable: the last attempt raises or commits")
 
-    def run(self, work: Callable[[Connection], T], *, write: bool) -> T:
-        """``work(conn)`` in a transaction, run again after a serialization failure or deadlock."""
+    def run(self, work: Callable[[PostgresTx], T], *, write: bool) -> T:
+        """``work(tx)`` in a transaction, run again after a serialization failure or deadlock."""
+        for attempt in self.attempts(write=write):
+            with attempt as conn:
+                result = work(PostgresTx(conn))
+        return result
+
+    def run_sql(self, work: Callable[[Connection], T], *, write: bool) -> T:
+        """`run` on the bare connection."""
         for attempt in self.attempts(write=write):
             with attempt as conn:
                 result = work(conn)

@@ -34,6 +34,7 @@ from registry.query import (
     Subject,
     Window,
     rows_of,
+    too_large,
 )
 from registry.series import Series
 from registry.store.sqlite import series as shared_series
@@ -169,7 +170,10 @@ def merge(
         copy.set_types(_TYPES)
         for position, row in enumerate(rows):
             copy.write_row([first + position, *row, position in timeless])
-    written: list[tuple[Any, ...]] = conn.execute(_MERGE).fetchall()
+    try:
+        written: list[tuple[Any, ...]] = conn.execute(_MERGE).fetchall()
+    except psycopg.errors.NumericValueOutOfRange as exc:  # a rollup's BIGINT past 2**63
+        raise too_large("Query LLM") from exc
     count = sum(int(n) for _, _, n in written)
     if count < len(rows):  # some request_ids were seen before: each must repeat its event
         conflict = conn.execute(_FIRST_CONFLICT).fetchone()

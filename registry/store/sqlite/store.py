@@ -16,11 +16,11 @@ import os
 import sqlite3
 import time
 import urllib.parse
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, cast
+from typing import Any, Self, TypeVar, cast
 
 from sqlite_utils import Database, Migrations
 
@@ -40,6 +40,7 @@ from registry.series import Series
 from registry.store.sqlite import series as series_sql
 from registry.store.sqlite import usage
 
+T = TypeVar("T")
 DEFAULT_TIMEOUT = 10.0
 # SQLite's header field for "which application's file is this": "QLLM" in ASCII.
 # Set on every registry, checked before anything is written to a file.
@@ -283,6 +284,11 @@ class SqliteStore:
         a consistent snapshot for reads."""
         with self.errors(), self._begin(write=write) as conn:
             yield SqliteTx(conn)
+
+    def run(self, work: Callable[[SqliteTx], T], *, write: bool) -> T:
+        """``work(tx)`` in one transaction (SQLite's writers wait their turn: no retries)."""
+        with self.transaction(write=write) as tx:
+            return work(tx)
 
     @contextmanager
     def _begin(self, *, write: bool) -> Iterator[sqlite3.Connection]:
