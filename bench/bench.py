@@ -34,7 +34,8 @@ import rfc8785
 import xxhash
 
 import registry
-from registry import times, usage
+from registry import times
+from registry.store.sqlite import usage
 
 ROOT = Path(__file__).resolve().parent.parent
 START = times.parse("2026-01-01T00:00:00Z")

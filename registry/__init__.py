@@ -13,7 +13,9 @@ from registry.errors import (
     NotFoundError,
     RegistryError,
     SchemaTooNewError,
+    StorageBusyError,
     StorageError,
+    StorageFullError,
     ValidationError,
 )
 from registry.model import (
@@ -48,7 +50,9 @@ __all__ = [
     "SchemaTooNewError",
     "StaticStrategy",
     "StaticWeight",
+    "StorageBusyError",
     "StorageError",
+    "StorageFullError",
     "TrainingTableStrategy",
     "TrainingTableWeight",
     "ValidationError",

@@ -30,9 +30,9 @@ from registry.errors import (
     RegistryError,
     ValidationError,
 )
-from registry.http import dashboard
-from registry.storage import DEFAULT_TIMEOUT, Registry, default_path
-from registry.usage import SORTS
+from registry.query import SORTS
+from registry.storage import DEFAULT_TIMEOUT, Registry, default_location, location_of
+from registry.store.postgres import describe
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -142,7 +142,8 @@ def _registry_options(*, reads_only: bool = False) -> Callable[[F], F]:
             "--db",
             envvar="QLLM_DB",
             type=click.Path(dir_okay=False),
-            help="Registry file [env QLLM_DB; default: in the user's data directory].",
+            help="Registry file, or a postgresql:// URL [env QLLM_DB; default: a file in the"
+            " user's data directory].",
         )(fn)
 
     return decorate
@@ -387,6 +388,10 @@ def usage_series(
         token=token,
     )
     if format_ == "html":
+        # Imported here: registry.http needs the server extra, which the rest of the
+        # command line does not.
+        from registry.http import dashboard  # noqa: PLC0415
+
         # The dashboard shows everyone's usage, as the API does without a token.
         board = dashboard.gather(registry, start, end, bucket)
         if board.errors:
@@ -548,8 +553,9 @@ def rebuild_rollups(ctx: click.Context, db: str | None, timeout: float) -> None:
 @cli.command()
 @_registry_options()
 def where(db: str | None, timeout: float) -> None:
-    """Print the path of the registry file that commands use."""
-    _emit({"db": str(Path(db) if db else default_path())})
+    """Print the registry file (or PostgreSQL URL, without its password) that commands use."""
+    location = location_of(db) if db else default_location()
+    _emit({"db": str(location) if isinstance(location, Path) else describe(location)})
 
 
 @cli.command()
@@ -590,10 +596,10 @@ def serve(db: str | None, host: str, port: int, workers: int, timeout: float) ->
         raise click.ClickException(
             f"{exc}; install it with: pip install 'query-llm-registry[server]'"
         ) from None
-    path = Path(db) if db else default_path()
-    Registry(path, timeout=timeout).close()  # create and migrate once, before the workers
-    # The workers find the file in the environment: uvicorn imports the app factory anew.
-    os.environ["QLLM_DB"] = str(path.resolve())
+    location = location_of(db) if db else default_location()
+    Registry(location, timeout=timeout).close()  # create and migrate once, before the workers
+    # The workers find the registry in the environment: uvicorn imports the app factory anew.
+    os.environ["QLLM_DB"] = str(location.resolve() if isinstance(location, Path) else location)
     os.environ["QLLM_TIMEOUT"] = str(timeout)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then raises the signal again for the

@@ -63,7 +63,25 @@ class SchemaTooNewError(RegistryError):
 
 
 class StorageError(RegistryError):
-    """The database file cannot be used: locked too long, disk full, read-only or damaged."""
+    """The database cannot be used: locked too long, disk full, read-only or damaged.
+
+    `StorageBusyError` and `StorageFullError` are the kinds a caller may act on by type."""
+
+
+class StorageBusyError(StorageError):
+    """The database cannot do it now, and the same call may succeed later.
+
+    Locked past the timeout, a statement timeout, conflicts with concurrent
+    writers that outlasted the retries, or a server restarting or out of
+    connections. Nothing of the call was committed, except where the
+    connection was lost during COMMIT: retry with the same ``request_id``s.
+    An HTTP surface answers 503 with Retry-After.
+    """
+
+
+class StorageFullError(StorageError):
+    """The database has no room left (disk full, file too large): nothing of the call was
+    written. An HTTP surface answers 507: retrying will not help until room is made."""
 
 
 class NotARegistryError(StorageError):

@@ -107,7 +107,7 @@ def _rule_schema(rule: Any, tp: Any) -> dict[str, Any]:  # noqa: PLR0911, PLR091
         return {"type": "string", "format": "date-time"}
     if isinstance(rule, Text):
         return {"type": "string", "minLength": 1, "maxLength": 256}
-    if isinstance(rule, QueryLlmName | QueryModelName):
+    if isinstance(rule, QueryLlmName | QueryModelName):  # both: 22 base62 characters
         return {"type": "string", "pattern": "^[0-9A-Za-z]{22}$"}
     raise TypeError(f"no JSON Schema for rule {rule!r}")
 

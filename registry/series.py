@@ -1,7 +1,7 @@
 """Usage over time (USAGE_SERIES.md section 1): the query, and the buckets it asks for.
 
 Pure Python, no SQL: `Series.of` checks a query and fixes its buckets; the
-sums are computed by `registry.usage_series`. Buckets are aligned in UTC:
+sums are computed by the store (`registry.store`). Buckets are aligned in UTC:
 whole hours, days, ISO weeks (Monday 00:00) or calendar months; the first
 and last are clipped to ``[from, to)``. Every width is a whole number of
 hours, so each hour of the rollups falls in exactly one bucket.

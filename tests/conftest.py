@@ -65,6 +65,14 @@ def db_path(tmp_path: Path, surface: str, request: pytest.FixtureRequest) -> Pat
 
 
 @pytest.fixture
+def location(surface: str, request: pytest.FixtureRequest) -> str:
+    """Where the test's ``reg`` keeps its data: a file, or a fresh PostgreSQL database."""
+    if surface == "postgres":
+        return str(request.getfixturevalue("pg_location"))
+    return str(request.getfixturevalue("db_path"))
+
+
+@pytest.fixture
 def served_file(request: pytest.FixtureRequest) -> Iterator[tuple[int, str, Path]]:
     """A server on a fresh file, stopped after the test."""
     servers: Servers = request.getfixturevalue("servers")
@@ -82,18 +90,35 @@ def served_file(request: pytest.FixtureRequest) -> Iterator[tuple[int, str, Path
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "surfaces: run the reg tests on the library and on HTTP")
+    config.addinivalue_line(
+        "markers", "surfaces: run the reg tests on the library, on HTTP and on PostgreSQL"
+    )
     config.addinivalue_line("markers", "library_only(reason): needs Registry internals")
+    config.addinivalue_line("markers", "backends: run the reg tests on SQLite and PostgreSQL")
+    config.addinivalue_line(
+        "markers", "sqlite_only(reason): needs the SQLite file (its internals, modes or WAL)"
+    )
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "reg" not in metafunc.fixturenames:
         return
-    both = metafunc.definition.get_closest_marker("surfaces") is not None
-    if metafunc.definition.get_closest_marker("library_only") is not None:
-        both = False
-    if both:
-        metafunc.parametrize("surface", ["library", "http"])
+    marked = metafunc.definition.get_closest_marker
+    if marked("surfaces") is None and marked("backends") is not None:
+        if marked("sqlite_only") is None:  # the library on both backends, no HTTP
+            metafunc.parametrize("surface", ["library", "postgres"])
+        return
+    if marked("surfaces") is None:
+        return
+    # library: a Registry on a SQLite file; http: a Client over a server on one;
+    # postgres: a Registry on a fresh PostgreSQL database (the same behaviour, to the byte).
+    surfaces = ["library"]
+    if marked("library_only") is None:
+        surfaces.append("http")
+    if marked("sqlite_only") is None:
+        surfaces.append("postgres")
+    if len(surfaces) > 1:
+        metafunc.parametrize("surface", surfaces)
 
 
 @pytest.fixture
@@ -197,6 +222,10 @@ def reg(surface: str, db_path: Path, request: pytest.FixtureRequest) -> Iterator
     """A fresh registry on a real file: the library itself, or a Client over a live server."""
     if surface == "library":
         with Registry(db_path) as opened:
+            yield opened
+        return
+    if surface == "postgres":
+        with Registry(request.getfixturevalue("location")) as opened:
             yield opened
         return
     _, url, path = request.getfixturevalue("served_file")

@@ -169,7 +169,7 @@ def test_file_size_limit_refuses_a_batch_and_stays_sound(filled: tuple[Path, str
     small = {"request_id": "small", "chat_prompt_tokens": 7}
     params = {"db": str(db), "name": name, "tag": "big", "total": 50_000, "room": 64 * 1024}
     result = run("file-too-big", params | {"small": small})
-    assert result["limited"]["error"] == "StorageError", result
+    assert result["limited"]["error"] == "StorageFullError", result  # a StorageError: the HTTP 507
     message = result["limited"]["message"]
     assert str(db) in message
     assert "full" in message, message

@@ -30,9 +30,10 @@ from hypothesis import strategies as st
 from sqlite_utils import Database
 
 import registry
-from registry import usage
+from registry import query, usage
 from registry.model import MAX_CREDITS_PER_EVENT
 from registry.storage import APPLICATION_ID, Registry, migration_set
+from registry.store.sqlite import usage as sqlite_usage
 
 QLLM = Path(sys.executable).with_name("qllm")
 AT = "2026-11-01T10:00:00Z"
@@ -115,13 +116,13 @@ def test_check_totals_refuses_exactly_the_totals_past_64_bits(
         f"INSERT INTO t VALUES ('g', {', '.join('?' * len(AMOUNTS))})", [list(r) for r in rows]
     )
     sums = dict(zip(AMOUNTS, (sum(column) for column in zip(*rows, strict=True)), strict=True))
-    keys = [[a] for a in AMOUNTS] + [list(columns) for columns in usage._COMBINED.values()]
+    keys = [[a] for a in AMOUNTS] + [list(columns) for columns in query.COMBINED.values()]
     too_large = any(sum(sums[a] for a in key) > INT64_MAX for key in keys)
     if too_large:
         with pytest.raises(registry.ValidationError, match="group's totals"):
-            usage.check_totals(conn, ["g", "other"], column="grp", table="t", group="group")
+            sqlite_usage.check_totals(conn, ["g", "other"], column="grp", table="t", group="group")
     else:
-        usage.check_totals(conn, ["g", "other"], column="grp", table="t", group="group")
+        sqlite_usage.check_totals(conn, ["g", "other"], column="grp", table="t", group="group")
 
 
 # --- 2. imports take the write lock only to move staged rows -------------------------------------

@@ -8,8 +8,10 @@ checked on psycopg's own exception class.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -29,7 +31,7 @@ from pg import Postgres, import_psycopg
 
 from registry import times
 from registry.errors import SchemaTooNewError, StorageError, ValidationError
-from registry.storage import known_migrations
+from registry.storage import Registry, known_migrations
 from registry.store.errors import StorageBusyError, StorageFullError
 
 psycopg = import_psycopg()
@@ -39,7 +41,7 @@ from registry.store.postgres.store import OVERFLOW, PostgresStore, translate  # 
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLES = {"_qllm_migrations", "users", "tokens", "query_llms", "usage_events"}
-TABLES |= {"usage_hourly", "usage_totals"}
+TABLES |= {"usage_hourly", "usage_totals", "query_models", "query_model_members"}
 
 
 def connect(location: str) -> Any:
@@ -103,7 +105,7 @@ def test_both_backends_speak_of_the_same_migrations() -> None:
     sqlite = sorted(known_migrations())
     # SQLite may be a step ahead while a PostgreSQL file is being written: never behind.
     assert names == sqlite[: len(names)]
-    assert names[:2] == ["m001_initial", "m002_rollups"]
+    assert names[:3] == ["m001_initial", "m002_rollups", "m003_query_models"]
 
 
 def test_text_keys_sort_bytewise_as_in_sqlite(pg_location: str) -> None:
@@ -114,7 +116,12 @@ def test_text_keys_sort_bytewise_as_in_sqlite(pg_location: str) -> None:
                 AND collation_name IS DISTINCT FROM 'C'
                 AND table_name IN (SELECT tablename FROM pg_tables)"""
         ).fetchall()
-        assert loose == [("query_llms", "body")]  # body is never compared
+        # bodies and weights are never compared
+        assert sorted(loose) == [
+            ("query_llms", "body"),
+            ("query_models", "body"),
+            ("query_models", "weight"),
+        ]
         conn.execute("INSERT INTO query_llms VALUES ('a', NULL, '{}', 'm', 'x', 'y', 1, NULL)")
         conn.execute("INSERT INTO query_llms VALUES ('B', NULL, '{}', 'm', 'x', 'y', 1, NULL)")
         rows = conn.execute("SELECT name FROM query_llms ORDER BY name").fetchall()
@@ -132,6 +139,37 @@ def test_the_views_render_times_and_exact_costs(pg_location: str) -> None:
         stats = conn.execute("SELECT created, requests, chat_cost FROM query_llm_stats").fetchone()
     assert event == (times.render(1795651200000001), Decimal("5E-9"))
     assert stats == (times.render(0), 1, Decimal("5E-9"))
+
+
+def test_the_query_model_views_match_sqlite_s(pg_location: str, tmp_path: Path) -> None:
+    """m003's views give what SQLite's give for the same rows (its body, weight and stats)."""
+    statements = [
+        'INSERT INTO query_llms VALUES (\'n\', NULL, \'{"weight":{"type":"static"}}\','
+        " 'm', 'x', 'static', 0, NULL)",
+        "INSERT INTO query_models VALUES ('M', NULL, '{}', '{}', 'static', 1, 7, NULL)",
+        "INSERT INTO query_model_members VALUES ('M', 0, 'n')",
+        "INSERT INTO usage_events (name, at, chat_cost, query_model)"
+        " VALUES ('n', 1795651200000001, 5, 'M')",
+        "INSERT INTO usage_totals (name, query_model, requests, chat_cost) VALUES ('n', 'M', 1, 5)",
+    ]
+    queries = [
+        "SELECT name, members, created, requests, chat_cost FROM query_model_stats",
+        "SELECT query_model, position, name, weight FROM query_model_member_llms",
+        "SELECT at, chat_cost, query_model FROM usage_events_rfc3339",
+    ]
+    with connect(pg_location) as conn:
+        for statement in statements:
+            conn.execute(statement)
+        ours = [conn.execute(query).fetchall() for query in queries]
+    Registry(tmp_path / "r.db").close()
+    with contextlib.closing(sqlite3.connect(tmp_path / "r.db")) as db:
+        for statement in statements:
+            db.execute(statement)
+        theirs = [db.execute(query).fetchall() for query in queries]
+    # SQLite's costs are floats (x / 1e9); PostgreSQL's exact: compared as numbers.
+    assert ours[1] == theirs[1]
+    assert [(r[0], r[1], r[2], r[3], float(r[4])) for r in ours[0]] == theirs[0]
+    assert [(r[0], float(r[1]), r[2]) for r in ours[2]] == theirs[2]
 
 
 # --- migrations -----------------------------------------------------------------------------
@@ -270,15 +308,15 @@ def test_importing_the_registry_does_not_import_psycopg() -> None:
 
 def test_readonly_stores_write_nothing(pg_location: str, postgres: Postgres) -> None:
     with open_store(pg_location, readonly=True) as store:
-        with pytest.raises(StorageError, match="read-only"), store.transaction(write=True):
+        with pytest.raises(StorageError, match="read-only"), store.connection(write=True):
             pass
         # Even a write slipped into a read transaction: the server refuses it.
         with (
             pytest.raises(StorageError, match="cannot be written"),
-            store.transaction(write=False) as conn,
+            store.connection(write=False) as conn,
         ):
             conn.execute("INSERT INTO users VALUES ('mallory', 1)")
-        with store.transaction(write=False) as conn:
+        with store.connection(write=False) as conn:
             assert conn.execute("SELECT COUNT(*) FROM users").fetchone() == (0,)
     empty = postgres.dsn(postgres.create(migrated=False))
     with pytest.raises(StorageError, match="needs migrating"):
@@ -291,24 +329,24 @@ def test_readonly_stores_write_nothing(pg_location: str, postgres: Postgres) -> 
 
 def test_a_transaction_is_all_or_nothing(store: PostgresStore) -> None:
     def insert_then_fail() -> None:
-        with store.transaction(write=True) as conn:
+        with store.connection(write=True) as conn:
             conn.execute("INSERT INTO users VALUES ('alice', 1)")
             raise ValidationError.one("/x", "bad")
 
     with pytest.raises(ValidationError):
         insert_then_fail()
-    with store.transaction(write=True) as conn:
+    with store.connection(write=True) as conn:
         conn.execute("INSERT INTO users VALUES ('bob', 1)")
-    with store.transaction(write=False) as conn:
+    with store.connection(write=False) as conn:
         assert conn.execute("SELECT id FROM users").fetchall() == [("bob",)]
 
 
 def test_other_database_errors_are_storage_errors(store: PostgresStore) -> None:
-    with store.transaction(write=True) as conn:
+    with store.connection(write=True) as conn:
         conn.execute("INSERT INTO users VALUES ('alice', 1)")
     with (
         pytest.raises(StorageError, match="duplicate key") as caught,
-        store.transaction(write=True) as conn,
+        store.connection(write=True) as conn,
     ):
         conn.execute("INSERT INTO users VALUES ('alice', 2)")
     assert type(caught.value) is StorageError
@@ -320,7 +358,7 @@ def test_a_held_lock_is_a_busy_error_after_the_timeout(pg_location: str, counter
         start = time.perf_counter()
         with (
             pytest.raises(StorageBusyError, match="locked by another session") as caught,
-            store.transaction(write=True) as conn,
+            store.connection(write=True) as conn,
         ):
             conn.execute("INSERT INTO users VALUES ('alice', 1)")
         waited = time.perf_counter() - start
@@ -333,11 +371,11 @@ def test_a_statement_past_its_timeout_is_a_busy_error(pg_location: str) -> None:
         start = time.perf_counter()
         with (
             pytest.raises(StorageBusyError, match="cancelled"),
-            store.transaction(write=False) as conn,
+            store.connection(write=False) as conn,
         ):
             conn.execute("SELECT pg_sleep(5)")
         assert time.perf_counter() - start < 3
-        with store.transaction(write=False) as conn:  # the pool's connection is fine after
+        with store.connection(write=False) as conn:  # the pool's connection is fine after
             assert conn.execute("SELECT 1").fetchone() == (1,)
 
 
@@ -358,7 +396,7 @@ def _conflicting(store: PostgresStore, counter: Any, interfere: int) -> tuple[in
         conn.execute("UPDATE counter SET n = n + 1 WHERE id = 1")
 
     try:
-        store.run(work, write=True)
+        store.run_sql(work, write=True)
     finally:
         (value,) = counter.execute("SELECT n FROM counter WHERE id = 1").fetchone()
     return calls, value
@@ -381,7 +419,7 @@ def test_conflicts_past_the_retries_are_a_busy_error(pg_location: str, counter: 
 
 def test_a_plain_transaction_does_not_retry(store: PostgresStore, counter: Any) -> None:
     def conflict_once() -> None:
-        with store.transaction(write=True) as conn:
+        with store.connection(write=True) as conn:
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             conn.execute("SELECT n FROM counter").fetchall()
             counter.execute("UPDATE counter SET n = n + 100 WHERE id = 1")
@@ -403,7 +441,7 @@ def test_a_deadlock_is_retried_and_both_writers_succeed(store: PostgresStore, co
                 both_locked_one.wait()
             conn.execute("UPDATE counter SET n = n + 1 WHERE id = %s", [second])
 
-        store.run(work, write=True)
+        store.run_sql(work, write=True)
 
     threads = [
         threading.Thread(target=writer, args=(0, 1, 2)),
@@ -421,18 +459,19 @@ def test_a_deadlock_is_retried_and_both_writers_succeed(store: PostgresStore, co
 
 
 def test_a_rollup_past_64_bits_is_the_input_s_fault(store: PostgresStore) -> None:
-    with store.transaction(write=True) as conn:
+    with store.connection(write=True) as conn:
         conn.execute("INSERT INTO query_llms VALUES ('n', NULL, '{}', 'm', 'x', 'y', 0, NULL)")
         conn.execute("INSERT INTO usage_totals (name, requests) VALUES ('n', %s)", [2**63 - 1])
     upsert = """INSERT INTO usage_totals (name, requests) VALUES ('n', 1)
-        ON CONFLICT (name, user_id) DO UPDATE SET requests = usage_totals.requests + 1"""
-    with pytest.raises(ValidationError) as caught, store.transaction(write=True) as conn:
+        ON CONFLICT (name, user_id, query_model)
+        DO UPDATE SET requests = usage_totals.requests + 1"""
+    with pytest.raises(ValidationError) as caught, store.connection(write=True) as conn:
         conn.execute(upsert)
     assert caught.value.errors == [("", OVERFLOW)]
     # Reading a sum past 64 bits is no input's fault.
     with (
         pytest.raises(StorageError, match="exceed 64-bit") as read,
-        store.transaction(write=False) as conn,
+        store.connection(write=False) as conn,
     ):
         conn.execute("SELECT CAST(SUM(requests) + 1 AS BIGINT) FROM usage_totals").fetchone()
     assert not isinstance(read.value, ValidationError)
@@ -460,23 +499,23 @@ def test_a_restarted_server_is_reconnected_through_the_pool(
     with open_store(pg_location, max_size=3) as store:
         with ExitStack() as stack:  # three connections in use: the pool keeps three
             for n in range(3):
-                conn = stack.enter_context(store.transaction(write=True))
+                conn = stack.enter_context(store.connection(write=True))
                 conn.execute("INSERT INTO users VALUES (%s, 1)", [f"before{n}"])
         server.pg_ctl("-m", "immediate", "restart")
         # The three idle connections died with the server: each fails at BEGIN,
         # where nothing was done yet, and the pool hands out a new one.
-        with store.transaction(write=True) as conn:
+        with store.connection(write=True) as conn:
             conn.execute("INSERT INTO users VALUES ('after', 1)")
 
         # A transaction under way when the server goes: a busy error, nothing of it kept.
         def restart_mid_transaction() -> None:
-            with store.transaction(write=True) as conn:
+            with store.connection(write=True) as conn:
                 conn.execute("INSERT INTO users VALUES ('lost', 1)")
                 server.pg_ctl("-m", "immediate", "restart")
 
         with pytest.raises(StorageBusyError):
             restart_mid_transaction()
-        with store.transaction(write=False) as conn:
+        with store.connection(write=False) as conn:
             users = [name for (name,) in conn.execute("SELECT id FROM users ORDER BY id")]
     assert users == ["after", "before0", "before1", "before2"]
 
@@ -533,11 +572,11 @@ def test_a_full_disk_is_a_full_error(pg_location: str, small_tablespace: str) ->
             )
             with (
                 pytest.raises(StorageFullError, match="No space left") as caught,
-                store.transaction(write=True) as conn,
+                store.connection(write=True) as conn,
             ):
                 conn.execute(fill)
             assert isinstance(caught.value.__cause__, psycopg.errors.DiskFull)
-            with store.transaction(write=False) as conn:  # nothing of it was kept
+            with store.connection(write=False) as conn:  # nothing of it was kept
                 assert conn.execute("SELECT COUNT(*) FROM filler").fetchone() == (0,)
     finally:
         with connect(pg_location) as conn:

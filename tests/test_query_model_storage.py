@@ -13,13 +13,14 @@ import pytest
 from conftest import COUNTERS, ROOT, ZERO_METADATA, body
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from workers import rollups_agree
+from workers import rollups_agree, rollups_match
 
 import registry
 from registry import times
 from registry.storage import Registry
 
-pytestmark = pytest.mark.surfaces  # each reg test runs on the library and over HTTP
+# each reg test runs on the library (SQLite), over HTTP and on PostgreSQL
+pytestmark = pytest.mark.surfaces
 
 STATIC = {"type": "static"}
 TABLE = {"type": "training_table", "embeddings_model": "openai/text-embedding-3-small", "top": 5}
@@ -201,7 +202,7 @@ def test_idempotency_compares_query_model(reg: Registry, model: registry.QueryMo
         reg.record_usage(a, request_id="r2", query_model=model.name, chat_prompt_tokens=1)
     assert reg.get_model(model.name, metadata=True)["requests"] == 1
     assert reg.get(a, metadata=True)["requests"] == 2
-    assert rollups_agree(reg.path)
+    assert rollups_match(reg)
 
 
 # --- statistics against brute force --------------------------------------------------------

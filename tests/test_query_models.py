@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 import registry
 from registry._convert import normalized_model
 
+pytestmark = pytest.mark.backends  # each reg test runs on SQLite and PostgreSQL
+
 VECTORS_PATH = ROOT / "tests" / "fixtures" / "query_model_vectors.json"
 _VECTORS = json.loads(VECTORS_PATH.read_text(encoding="utf-8"))
 _VALID: list[dict[str, Any]] = _VECTORS["valid"]

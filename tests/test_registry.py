@@ -75,6 +75,7 @@ def test_missing_directories_are_created_owner_only(tmp_path: Path) -> None:
 
 
 @pytest.mark.library_only("reads the settings of the library's own connection")
+@pytest.mark.sqlite_only("SQLite's PRAGMAs")
 def test_connection_settings(reg: Registry) -> None:
     """The connection uses WAL, enforces foreign keys and waits DEFAULT_TIMEOUT for locks."""
     assert pragma(reg, "journal_mode") == "wal"
@@ -91,6 +92,7 @@ def test_timeout_sets_the_busy_timeout(db_path: Path) -> None:
 
 
 @pytest.mark.library_only("uses the library's own connection, where foreign keys are on")
+@pytest.mark.sqlite_only("SQLite's error class; PostgreSQL always enforces foreign keys")
 def test_foreign_keys_are_enforced(reg: Registry) -> None:
     """A usage row for a Query LLM that does not exist is refused by SQLite itself."""
     with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
@@ -106,7 +108,7 @@ def test_writer_waits_for_the_lock_then_gives_up(db_path: Path) -> None:
         other.execute("BEGIN IMMEDIATE")
         with Registry(db_path, timeout=0.2) as reg:
             started = time.monotonic()
-            with pytest.raises(registry.StorageError) as caught:
+            with pytest.raises(registry.StorageBusyError) as caught:  # a StorageError
                 reg.record_usage(name)
             assert time.monotonic() - started >= 0.2
             assert str(caught.value) == (

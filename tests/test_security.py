@@ -167,7 +167,7 @@ class Recorder:
 def recorded(reg: Registry) -> Iterator[tuple[Registry, Recorder]]:
     """The registry, with every statement it runs recorded."""
     recorder = Recorder(reg._conn)
-    reg._conn = recorder  # type: ignore[assignment]
+    reg._conn = recorder
     yield reg, recorder
     reg._conn = recorder.conn
 

@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from registry import AuthenticationError, AuthorizationError, Registry, ValidationError, times
 from registry import series as buckets
 
-pytestmark = pytest.mark.surfaces  # each reg test runs on the library and over HTTP
+# each reg test runs on the library (SQLite), over HTTP and on PostgreSQL
+pytestmark = pytest.mark.surfaces
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,11 +32,12 @@ def rows(reg: Registry) -> tuple[int, int, int]:
 
 def stored(reg: Registry) -> list[tuple[Any, ...]]:
     """Every usage_events row, without its id, in insertion order."""
-    return reg.db.execute(
+    rows: list[tuple[Any, ...]] = reg.db.execute(
         "SELECT name, user_id, at, request_id, chat_completion_tokens, chat_prompt_tokens,"
         " chat_cost, embedding_completion_tokens, embedding_prompt_tokens, embedding_cost"
         " FROM usage_events ORDER BY id"
     ).fetchall()
+    return rows
 
 
 def totals(reg: Registry, name: str) -> dict[str, Any]:
@@ -381,12 +381,12 @@ def test_unknown_query_llm_writes_nothing(reg: Registry, llm: registry.QueryLlm)
     assert rows(reg) == before
 
 
-def test_name_registered_through_another_registry_is_found(db_path: Path, reg: Registry) -> None:
+def test_name_registered_through_another_registry_is_found(location: str, reg: Registry) -> None:
     """A name registered by another connection after this one looked it up is then accepted."""
     missing = registry.validate(body(id="later/model")).name
     with pytest.raises(registry.NotFoundError):
         reg.record_usage(missing)
-    with Registry(db_path) as second:
+    with Registry(location) as second:
         second.register(body(id="later/model"))
     assert reg.record_usage(missing) == 1
 

@@ -227,6 +227,17 @@ def brute_force_rollups(conn: sqlite3.Connection) -> dict[str, list[tuple[Any, .
     return {table: conn.execute(queries[table]).fetchall() for table in rollups(conn)}
 
 
+def rollups_match(reg: Any) -> bool:
+    """Whether the rollups of an open registry (SQLite or PostgreSQL) equal a rebuild."""
+    keys = {"usage_hourly": "1, 2, 3, 4", "usage_totals": "1, 2, 3"}
+    queries = _brute_force(True)
+    return all(
+        [tuple(r) for r in reg.db.execute(f"SELECT * FROM {t} ORDER BY {k}").fetchall()]
+        == [tuple(r) for r in reg.db.execute(queries[t]).fetchall()]
+        for t, k in keys.items()
+    )
+
+
 def rollups_agree(path: Path) -> bool:
     """Whether the rollups are exactly the events added up (read through a fresh connection)."""
     conn = sqlite3.connect(path)

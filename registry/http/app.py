@@ -14,7 +14,6 @@ import contextlib
 import json
 import logging
 import os
-import sqlite3
 import tempfile
 import threading
 import time
@@ -38,13 +37,15 @@ from registry.errors import (
     ConflictError,
     NotFoundError,
     SchemaTooNewError,
+    StorageBusyError,
     StorageError,
+    StorageFullError,
     ValidationError,
 )
 from registry.http import dashboard, openapi
 from registry.http.writer import Writer
 from registry.series import Series
-from registry.storage import DEFAULT_TIMEOUT, Registry, default_path
+from registry.storage import DEFAULT_TIMEOUT, Registry, default_location, location_of
 
 log = logging.getLogger("qllm.http")
 
@@ -125,12 +126,10 @@ def error_response(
 
 
 def _storage_status(exc: StorageError) -> tuple[int, dict[str, str]]:
-    """503 with Retry-After for a lock held too long; 507 for a full disk or database."""
-    cause = exc.__cause__
-    name = getattr(cause, "sqlite_errorname", "") if isinstance(cause, sqlite3.Error) else ""
-    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+    """503 with Retry-After when busy; 507 for a full disk or database: by type, any backend."""
+    if isinstance(exc, StorageBusyError):
         return 503, {"Retry-After": RETRY_AFTER}
-    if name == "SQLITE_FULL" or name.startswith("SQLITE_IOERR_WRITE"):
+    if isinstance(exc, StorageFullError):
         return 507, {}
     return 503, {"x-should-retry": "false"}
 
@@ -277,8 +276,8 @@ def _expect(request: Request, *types: str) -> None:
 class Service:
     """What the endpoints share: the file, a `Registry` per thread, the writer."""
 
-    def __init__(self, path: Path, timeout: float) -> None:
-        self.path = path
+    def __init__(self, path: str | Path, timeout: float) -> None:
+        self.path = path  # a file, or a PostgreSQL URL
         self.timeout = timeout
         self._local = threading.local()
         self.writer = Writer(self.open)
@@ -619,7 +618,7 @@ ROUTES: list[BaseRoute] = [
 
 def create_app(path: str | os.PathLike[str] | None = None, timeout: float | None = None) -> ASGIApp:
     """The ASGI app on the registry at ``path`` (default: ``$QLLM_DB`` or the user's file)."""
-    where = Path(path) if path is not None else default_path()
+    where = location_of(path) if path is not None else default_location()
     if timeout is None:
         timeout = float(os.environ.get("QLLM_TIMEOUT") or DEFAULT_TIMEOUT)
     svc = Service(where, timeout)

@@ -59,4 +59,7 @@ def open_store(location: str, **options: Any) -> PostgresStore:
             f"{describe(location)} is a PostgreSQL database, which needs psycopg 3 and "
             f"psycopg_pool ({exc.name} is missing): {INSTALL}"
         ) from exc
+    # `create` is about files: a database is made by its administrator, never by qllm,
+    # and an empty one is migrated on first use.
+    options.pop("create", None)
     return PostgresStore(location, **options)

@@ -15,8 +15,9 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, ExitStack, contextmanager
+from itertools import islice
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -26,9 +27,17 @@ from attrs import frozen
 from psycopg import IsolationLevel, errors
 from psycopg.conninfo import conninfo_to_dict
 
-from registry.errors import RegistryError, StorageError, ValidationError
-from registry.store.errors import StorageBusyError, StorageFullError
+from registry import times
+from registry.errors import (
+    RegistryError,
+    StorageBusyError,
+    StorageError,
+    StorageFullError,
+    ValidationError,
+)
+from registry.query import CHUNK, rows_of
 from registry.store.postgres import describe, migrate
+from registry.store.postgres.tx import Portable, PostgresTx, check, merge
 
 Connection = psycopg.Connection[tuple[Any, ...]]
 T = TypeVar("T")
@@ -73,6 +82,7 @@ class PostgresStore:
         self.retries = retries
         self.max_size = max_size
         self.attempts_made = 0  # transactions started, retries included: for tests and figures
+        self._db: Portable | None = None
         kwargs = self._connection_kwargs()
         self._migrate(kwargs)
         self._pool: psycopg_pool.ConnectionPool[Connection] = psycopg_pool.ConnectionPool(
@@ -125,7 +135,57 @@ class PostgresStore:
 
     # --- transactions ------------------------------------------------------------------
 
-    def transaction(self, *, write: bool) -> AbstractContextManager[Connection]:
+    @contextmanager
+    def transaction(self, *, write: bool) -> Iterator[PostgresTx]:
+        """One transaction of `Registry`: its SQL (`PostgresTx`), committed at the end.
+
+        One attempt: a serialization failure or deadlock is a `StorageBusyError`
+        (writes take rollup rows in key order, so deadlocks are rare).
+        """
+        with self._translated(write) as conn:
+            yield PostgresTx(conn)
+
+    def record_batch(
+        self, events: Iterable[Mapping[str, Any]], user: str | None, known_names: set[str]
+    ) -> tuple[int, float]:
+        """Validate ``events`` before any transaction, then write them in ONE transaction
+        (COPY into a staging table, one merge), run again after a serialization failure
+        or deadlock: (events written, seconds the transaction took)."""
+        if self.readonly:
+            raise StorageError(f"{self.where} is open read-only")
+        now = times.now()
+        try:
+            iterator = iter(events)
+        except TypeError:
+            raise ValidationError.one("", "must be an iterable of usage events") from None
+        rows: list[list[Any]] = []
+        timeless: set[int] = set()
+        while chunk := list(islice(iterator, CHUNK)):
+            part, late = rows_of(chunk, user, now, len(rows), batch=True)
+            timeless.update(len(rows) + i for i in late)
+            rows.extend(part)
+        if not rows:
+            return 0, 0.0
+        started = time.monotonic()
+        for attempt in self.attempts(write=True):
+            with attempt as conn:
+                check(conn, rows, known_names, 0, batch=True)
+                written = merge(conn, rows, timeless, 0, batch=True)
+        return written, time.monotonic() - started
+
+    @property
+    def db(self) -> Portable:
+        """A connection of its own in autocommit, taking SQLite's placeholders: for tools
+        and tests that look at the tables, as ``Registry.db`` does on SQLite."""
+        if self._db is None:
+            try:
+                conn = psycopg.connect(self.location, **self._connection_kwargs())
+            except psycopg.Error as exc:
+                raise StorageError(f"cannot connect to {self.where}: {_text(exc)}") from exc
+            self._db = Portable(conn)
+        return self._db
+
+    def connection(self, *, write: bool) -> AbstractContextManager[Connection]:
         """One transaction on a pooled connection, committed at the end of the block.
 
         Any exception rolls it back. psycopg errors come out as `StorageError`s
@@ -156,8 +216,15 @@ class PostgresStore:
             time.sleep(random.uniform(0, min(0.002 * 2**number, 0.1)))  # noqa: S311
         raise AssertionError("unreachable: the last attempt raises or commits")
 
-    def run(self, work: Callable[[Connection], T], *, write: bool) -> T:
-        """``work(conn)`` in a transaction, run again after a serialization failure or deadlock."""
+    def run(self, work: Callable[[PostgresTx], T], *, write: bool) -> T:
+        """``work(tx)`` in a transaction, run again after a serialization failure or deadlock."""
+        for attempt in self.attempts(write=write):
+            with attempt as conn:
+                result = work(PostgresTx(conn))
+        return result
+
+    def run_sql(self, work: Callable[[Connection], T], *, write: bool) -> T:
+        """`run` on the bare connection."""
         for attempt in self.attempts(write=write):
             with attempt as conn:
                 result = work(conn)
@@ -224,6 +291,8 @@ class PostgresStore:
     # --- closing ----------------------------------------------------------------------
 
     def close(self) -> None:
+        if self._db is not None:
+            self._db.conn.close()
         self._pool.close()
 
     def __enter__(self) -> Self:

@@ -1,8 +1,8 @@
-"""Usage over time (USAGE_SERIES.md): its SQL.
+"""Usage over time (USAGE_SERIES.md): its SQLite SQL.
 
 A series is summed per bucket and group in SQL: from the hourly rollup for
 the whole hours of the window, and from the raw events only for the partial
-hours at its two edges (`usage.Window.pieces`). Each piece is one grouped
+hours at its two edges (`registry.query.Window.pieces`). Each piece is one grouped
 query that walks the Query LLMs and seeks each one's ``(name, hour)`` or
 ``(name, at)`` range, so its cost follows the window and the number of Query
 LLMs, not the events stored outside the window.
@@ -10,13 +10,12 @@ LLMs, not the events stored outside the window.
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 from registry import series as buckets
 from registry.model import AMOUNTS
+from registry.query import ANONYMOUS, NO_MODEL, Window, credits
 from registry.series import Series
-from registry.usage import ANONYMOUS, NO_MODEL, Window, credits
 
 # How each group key reads: (from a rollup row ``u``, from an event row ``u``); ``q`` is
 # the Query LLM. The rollups store '' for events recorded without a token; the events NULL.
@@ -32,12 +31,17 @@ _RAW_SUMS = "COUNT(*), " + ", ".join(f"SUM(u.{a})" for a in AMOUNTS)
 _MICRO = 1_000_000
 
 
-def _bucket_key(column: str, bucket: str) -> str:
+def _bucket_key(column: str, bucket: str, dialect: str = "sqlite") -> str:
     """SQL for the key of the bucket holding ``column`` (UTC microseconds).
 
     Fixed widths: the bucket's aligned start. Months: ``year * 12 + month - 1``.
-    SQLite's ``%`` keeps the sign of the dividend, hence ``(x % w + w) % w``: a floor.
+    SQLite's ``%`` (and PostgreSQL's) keeps the sign of the dividend, hence
+    ``(x % w + w) % w``: a floor. The month is the one statement whose two
+    dialects differ: SQLite's ``strftime``, PostgreSQL's ``EXTRACT``.
     """
+    if bucket == "month" and dialect == "postgres":
+        stamp = f"(TIMESTAMP '1970-01-01' + {column} * INTERVAL '1 microsecond')"
+        return f"EXTRACT(YEAR FROM {stamp}) * 12 + EXTRACT(MONTH FROM {stamp}) - 1"
     if bucket == "month":
         seconds = f"(({column} - (({column} % {_MICRO}) + {_MICRO}) % {_MICRO}) / {_MICRO})"
         return (
@@ -48,8 +52,13 @@ def _bucket_key(column: str, bucket: str) -> str:
     return f"{column} - ((({column} - {offset}) % {width}) + {width}) % {width}"
 
 
-def series(conn: sqlite3.Connection, query: Series, user: str | None) -> list[dict[str, Any]]:
-    """The ``data`` list of ``query``; only ``user``'s events when given."""
+def series(
+    conn: Any, query: Series, user: str | None, dialect: str = "sqlite"
+) -> list[dict[str, Any]]:
+    """The ``data`` list of ``query``; only ``user``'s events when given.
+
+    ``conn``: a `sqlite3.Connection`, or any object with its ``execute`` (the
+    PostgreSQL backend passes one that speaks SQLite's placeholders)."""
     spans = query.buckets()
     if query.bucket == "month":
         index = {buckets.month_index(low): i for i, (low, _) in enumerate(spans)}
@@ -60,10 +69,10 @@ def series(conn: sqlite3.Connection, query: Series, user: str | None) -> list[di
     width = 1 + len(query.group_by)  # the bucket key and the group keys lead each row
     # The whole hours first: most rows, and no group can be in them twice.
     if whole is not None and whole[0] is not None and whole[1] is not None:
-        for row in _piece(conn, query, user, True, whole[0], whole[1]):
+        for row in _piece(conn, query, user, True, whole[0], whole[1], dialect):
             sums[index[row[0]]][row[1:width]] = list(row[width:])
     for low, high in edges:
-        for row in _piece(conn, query, user, False, low, high):
+        for row in _piece(conn, query, user, False, low, high, dialect):
             totals = sums[index[row[0]]].get(row[1:width])
             if totals is None:
                 sums[index[row[0]]][row[1:width]] = list(row[width:])
@@ -85,7 +94,13 @@ def series(conn: sqlite3.Connection, query: Series, user: str | None) -> list[di
 
 
 def _piece(
-    conn: sqlite3.Connection, query: Series, user: str | None, rolled: bool, low: int, high: int
+    conn: Any,
+    query: Series,
+    user: str | None,
+    rolled: bool,
+    low: int,
+    high: int,
+    dialect: str,
 ) -> list[tuple[Any, ...]]:
     """Rows ``(bucket key, *group keys, requests, *amounts)`` of one piece of the window."""
     which = 0 if rolled else 1
@@ -112,13 +127,15 @@ def _piece(
         where += " AND u.user_id = :user"
     # CROSS JOIN keeps query_llms the outer loop: one range seek per Query LLM in the
     # (name, hour) or (name, at) key, never a scan of all history.
+    bucket = _bucket_key("u." + column, query.bucket, dialect)
     sql = (
-        f"SELECT {', '.join([_bucket_key('u.' + column, query.bucket), *keys])}, {sums}"
+        f"SELECT {', '.join([bucket, *keys])}, {sums}"
         f" FROM query_llms q CROSS JOIN {table} u"
         f" WHERE u.name = q.name AND u.{column} >= :low AND u.{column} < :high{where}"
         f" GROUP BY {', '.join(str(i) for i in range(1, len(keys) + 2))}"
     )
-    return conn.execute(sql, params).fetchall()
+    rows: list[tuple[Any, ...]] = conn.execute(sql, params).fetchall()
+    return rows
 
 
 def _ordered(groups: dict[tuple[Any, ...], list[int]]) -> list[tuple[Any, ...]]:

@@ -1,0 +1,187 @@
+"""What a statistics question asks, parsed once for every backend: windows, pages, the
+sorts, and the 64-bit rule on totals. No SQL here: the stores answer these."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from attrs import frozen
+
+from registry import times
+from registry._convert import usage_values
+from registry.errors import ValidationError
+from registry.model import NANO
+
+HOUR = 3_600_000_000  # microseconds
+CHUNK = 2_000  # events validated and written at a time
+SORTS = ("created", "requests", "tokens", "prompt_tokens", "completion_tokens", "cost")
+MAX_PAGE = 1000
+ANONYMOUS = ""  # the rollups' user_id for events recorded without a token
+NO_MODEL = ""  # the rollups' query_model for events recorded for no Query Model
+
+
+# --- windows -----------------------------------------------------------------------------
+
+
+@frozen
+class Window:
+    """The half-open range ``[start, end)`` of UTC microseconds; None is unbounded."""
+
+    start: int | None = None
+    end: int | None = None
+
+    @classmethod
+    def of(cls, start: str | datetime | None, end: str | datetime | None) -> Window:
+        problems: list[tuple[str, str]] = []
+        bounds: list[int | None] = []
+        for path, value in (("/from", start), ("/to", end)):
+            try:
+                bounds.append(None if value is None else times.parse(value))
+            except times.TimeError as exc:
+                problems.append((path, str(exc)))
+        if problems:
+            raise ValidationError(problems)
+        low, high = bounds
+        if low is not None and high is not None and low > high:
+            raise ValidationError.one("/from", "must not be later than to")
+        return cls(low, high)
+
+    def pieces(self) -> tuple[tuple[int | None, int | None] | None, list[tuple[int, int]]]:
+        """The whole hours for the rollups, and the partial hours for the raw events."""
+        start, end = self.start, self.end
+        first = None if start is None else -(-start // HOUR) * HOUR  # first whole hour
+        last = None if end is None else end - end % HOUR  # end of the last whole hour
+        if first is not None and last is not None and first >= last:
+            return None, [(start, end)] if start is not None and end is not None else []
+        edges = []
+        if start is not None and first is not None and start < first:
+            edges.append((start, first))
+        if end is not None and last is not None and last < end:
+            edges.append((last, end))
+        return (first, last), edges
+
+
+# --- what statistics are about ------------------------------------------------------------
+
+
+@frozen
+class Subject:
+    """What statistics are about: the rows of ``table`` (by ``name``), and the column that
+    names them in the events and rollups. Trusted constants only: they are spliced into SQL."""
+
+    table: str
+    column: str
+
+
+LLMS = Subject("query_llms", "name")
+MODELS = Subject("query_models", "query_model")
+
+
+def credits(nano: int) -> Decimal:
+    """Nano-credits as an exact Decimal of credits: 1000000000 is Decimal('1')."""
+    return Decimal(nano) / NANO
+
+
+# --- list pages -----------------------------------------------------------------------------
+
+
+@frozen
+class Page:
+    """What `list` returns: ``count`` names from ``offset``, ordered by ``sort`` over ``window``."""
+
+    count: int
+    offset: int
+    sort: str
+    window: Window
+
+    @classmethod
+    def of(
+        cls,
+        count: Any,
+        offset: Any,
+        sort: Any,
+        start: str | datetime | None,
+        end: str | datetime | None,
+    ) -> Page:
+        problems = []
+        if count.__class__ is not int or not 1 <= count <= MAX_PAGE:
+            problems.append(("/count", f"must be an integer between 1 and {MAX_PAGE}"))
+        if offset.__class__ is not int or offset < 0:
+            problems.append(("/offset", "must be an integer, 0 or more"))
+        if sort not in SORTS:
+            problems.append(("/sort", "must be one of: " + ", ".join(SORTS)))
+        try:
+            window = Window.of(start, end)
+        except ValidationError as exc:
+            problems.extend(exc.errors)
+        if problems:
+            raise ValidationError(problems)
+        return cls(count, offset, sort, window)
+
+
+# --- the 64-bit guarantee -------------------------------------------------------------------
+
+INT64_MAX = 2**63 - 1
+# Every total a reader can ask for is a sum of these over one group's events:
+# one amount (metadata, windows, the stats view) or a list sort key (spec 9).
+# Windows are parts of the all-time totals (amounts are never negative), so
+# bounding each group's all-time sums bounds every total anyone can ask for.
+COMBINED = {
+    "tokens": (
+        "chat_completion_tokens",
+        "chat_prompt_tokens",
+        "embedding_completion_tokens",
+        "embedding_prompt_tokens",
+    ),
+    "prompt_tokens": ("chat_prompt_tokens", "embedding_prompt_tokens"),
+    "completion_tokens": ("chat_completion_tokens", "embedding_completion_tokens"),
+    "cost": ("chat_cost", "embedding_cost"),
+}
+
+
+def too_large(group: str = "Query LLM") -> ValidationError:
+    """The refusal of a write that would take a group's totals past 64 bits."""
+    return ValidationError.one(
+        "", f"these events would take a {group}'s totals past 2**63 (9.2e9 credits)"
+    )
+
+
+def check_sums(by_amount: Mapping[str, int], group: str) -> None:
+    """Refuse (`too_large`) a group whose all-time sums (or combined keys) pass 64 bits."""
+    if any(value > INT64_MAX for value in by_amount.values()):
+        raise too_large(group)
+    for columns in COMBINED.values():
+        if sum(by_amount[c] for c in columns) > INT64_MAX:
+            raise too_large(group)
+
+
+def models_of(pairs: Iterable[tuple[str, str | None]]) -> set[str]:
+    """The Query Models among ``(name, query_model)`` pairs (none: None or '')."""
+    return {model for _, model in pairs if model and model != NO_MODEL}
+
+
+# --- usage events as rows ---------------------------------------------------------------------
+
+
+def rows_of(
+    chunk: Iterable[Any], user: str | None, now: int, first: int, batch: bool
+) -> tuple[list[list[Any]], set[int]]:
+    """Validated ``usage_events`` rows of ``chunk`` ([name, user_id, at, request_id,
+    *amounts, query_model]), and the positions of the events given without ``at`` (they
+    get ``now``). With ``batch``, errors name the event's index from ``first``."""
+    rows: list[list[Any]] = []
+    timeless: set[int] = set()
+    for raw in chunk:
+        try:
+            row = usage_values(raw)
+        except ValidationError as exc:
+            raise (exc.under(f"/{first + len(rows)}") if batch else exc) from None
+        row[1] = user
+        if row[2] is None:
+            timeless.add(len(rows))
+            row[2] = now
+        rows.append(row)
+    return rows, timeless

@@ -1,0 +1,619 @@
+"""Usage events (spec 6) and the statistics over them (spec 7 and 9): their SQLite SQL.
+
+Events are stored one row each, with costs in integer nano-credits. Every
+write also adds them into two rollups in the same transaction, so that the
+three always agree: ``usage_hourly`` (per Query LLM, hour, user and Query
+Model) and ``usage_totals`` (per Query LLM, user and Query Model). The same
+functions answer for both subjects, Query LLMs and Query Models (`Subject`):
+a Query LLM's rows are those of its name, whatever their Query Model; a
+Query Model's are those of its name in ``query_model``. All-time statistics read the
+totals. A window ``[start, end)`` is answered from the whole hours inside it
+in the hourly rollup, plus the raw events of the partial hours at its edges:
+the cost of a query grows with the hours it spans, not with the events in the
+file.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from itertools import islice
+from typing import Any
+
+from registry import times
+from registry._convert import usage_values
+from registry.errors import ConflictError, NotFoundError, ValidationError
+from registry.model import AMOUNTS
+from registry.query import (
+    ANONYMOUS,
+    CHUNK,
+    HOUR,
+    LLMS,
+    NO_MODEL,
+    Page,
+    Subject,
+    Window,
+    check_sums,
+    credits,
+    models_of,
+)
+from registry.query import too_large as _too_large
+
+_INSERT = f"""
+    INSERT INTO usage_events (name, user_id, at, request_id, {", ".join(AMOUNTS)}, query_model)
+    VALUES ({", ".join("?" * (5 + len(AMOUNTS)))})
+    ON CONFLICT (request_id) DO NOTHING"""
+_ADD = ", ".join(f"{a} = {a} + excluded.{a}" for a in ("requests", *AMOUNTS))
+_ROLL_UP_HOURS = f"""
+    INSERT INTO usage_hourly (name, hour, user_id, query_model, requests, {", ".join(AMOUNTS)})
+    VALUES ({", ".join("?" * (5 + len(AMOUNTS)))})
+    ON CONFLICT (name, hour, user_id, query_model) DO UPDATE SET {_ADD}"""
+_ROLL_UP_TOTALS = f"""
+    INSERT INTO usage_totals (name, user_id, query_model, requests, {", ".join(AMOUNTS)})
+    VALUES ({", ".join("?" * (4 + len(AMOUNTS)))})
+    ON CONFLICT (name, user_id, query_model) DO UPDATE SET {_ADD}"""
+_REBUILD = (
+    "DELETE FROM usage_hourly",
+    "DELETE FROM usage_totals",
+    f"""
+    INSERT INTO usage_hourly (name, hour, user_id, query_model, requests, {", ".join(AMOUNTS)})
+    SELECT name, at - at % {HOUR}, COALESCE(user_id, '{ANONYMOUS}'),
+        COALESCE(query_model, '{NO_MODEL}'), COUNT(*), {", ".join(f"SUM({a})" for a in AMOUNTS)}
+    FROM usage_events GROUP BY 1, 2, 3, 4""",
+    f"""
+    INSERT INTO usage_totals (name, user_id, query_model, requests, {", ".join(AMOUNTS)})
+    SELECT name, user_id, query_model, SUM(requests), {", ".join(f"SUM({a})" for a in AMOUNTS)}
+    FROM usage_hourly GROUP BY 1, 2, 3""",
+)
+
+# Statements shared by both backends take this: a `sqlite3.Connection`, or the PostgreSQL
+# backend's wrapper that speaks SQLite's placeholders (`registry.store.postgres.tx`).
+Conn = Any
+Row = list[Any]  # [name, user_id, at, request_id, *amounts, query_model]: one usage_events row
+_MODEL = 4 + len(AMOUNTS)  # a row's query_model (staged rows carry one more value after it)
+
+
+# --- recording ------------------------------------------------------------------------
+
+
+def record_many(
+    conn: sqlite3.Connection,
+    events: Iterable[Any],
+    user: str | None,
+    known_names: set[str],
+    *,
+    batch: bool = True,
+) -> int:
+    """Validate and insert ``events`` inside the caller's transaction; the number written.
+
+    Read in chunks, so a generator of any length is never held in memory.
+    With ``batch``, errors name the event's index (``/3/chat_cost``).
+    """
+    now = times.now()
+    written = 0
+    try:
+        iterator = iter(events)
+    except TypeError:
+        raise ValidationError.one("", "must be an iterable of usage events") from None
+    first = 0  # the index of the chunk's first event
+    while chunk := list(islice(iterator, CHUNK)):
+        rows: list[Row] = []
+        timeless: set[int] = set()  # positions in the chunk of events without `at`
+        for raw in chunk:
+            try:
+                row = usage_values(raw)
+            except ValidationError as exc:
+                raise (exc.under(f"/{first + len(rows)}") if batch else exc) from None
+            row[1] = user
+            if row[2] is None:
+                timeless.add(len(rows))
+                row[2] = now
+            rows.append(row)
+        where = first if batch else None
+        _check_names(conn, rows, known_names, where)
+        check_members(conn, rows, where)
+        (last_id,) = conn.execute("SELECT COALESCE(MAX(id), 0) FROM usage_events").fetchone()
+        before = conn.total_changes
+        conn.executemany(_INSERT, rows)
+        if conn.total_changes - before < len(rows):  # some request_ids were seen before
+            rows = _inserted(conn, rows, timeless, last_id, where)
+        _roll_up(conn, rows)
+        check_all_totals(conn, [(row[0], row[_MODEL]) for row in rows])
+        written += len(rows)
+        first += len(chunk)
+    return written
+
+
+# --- staged batches: validated before the write lock, moved in one short transaction ---------
+
+# A TEMP table belongs to this connection alone, in SQLite's temp schema: filling
+# it takes no lock on the registry file, so other processes write meanwhile.
+_STAGE_AMOUNTS = ", ".join(f"{a} INTEGER NOT NULL" for a in AMOUNTS)
+_STAGING = (
+    f"""
+    CREATE TEMP TABLE qllm_stage (
+        name TEXT NOT NULL, user_id TEXT, at INTEGER NOT NULL, request_id TEXT,
+        {_STAGE_AMOUNTS}, query_model TEXT, timeless INTEGER NOT NULL)""",
+    f"""
+    CREATE TEMP TABLE qllm_stage_hours (
+        name TEXT NOT NULL, hour INTEGER NOT NULL, user_id TEXT NOT NULL,
+        query_model TEXT NOT NULL, requests INTEGER NOT NULL, {_STAGE_AMOUNTS})""",
+)
+_STAGE_ROW = f"""
+    INSERT INTO temp.qllm_stage
+        (name, user_id, at, request_id, {", ".join(AMOUNTS)}, query_model, timeless)
+    VALUES ({", ".join("?" * (6 + len(AMOUNTS)))})"""
+_HOURS_OF = f"""
+    INSERT INTO temp.qllm_stage_hours
+    SELECT name, at - at % {HOUR}, COALESCE(user_id, '{ANONYMOUS}'),
+        COALESCE(query_model, '{NO_MODEL}'), COUNT(*), {", ".join(f"SUM({a})" for a in AMOUNTS)}
+    FROM {{source}} GROUP BY 1, 2, 3, 4"""
+# ORDER BY rowid: of staged rows sharing a request_id, the first is the one kept.
+# WHERE true: without it SQLite would read ON CONFLICT as a join's ON.
+_MOVE_STAGED = f"""
+    INSERT INTO main.usage_events (name, user_id, at, request_id, {", ".join(AMOUNTS)}, query_model)
+    SELECT name, user_id, at, request_id, {", ".join(AMOUNTS)}, query_model FROM temp.qllm_stage
+    WHERE true ORDER BY rowid
+    ON CONFLICT (request_id) DO NOTHING"""
+_FIRST_CONFLICT = f"""
+    SELECT s.rowid - 1 FROM temp.qllm_stage s JOIN main.usage_events e
+        ON e.request_id = s.request_id
+    WHERE NOT (e.name = s.name AND e.user_id IS s.user_id AND (s.timeless OR e.at = s.at)
+        AND e.query_model IS s.query_model
+        AND {" AND ".join(f"e.{a} = s.{a}" for a in AMOUNTS)})
+    ORDER BY s.rowid LIMIT 1"""
+_ROLL_UP_STAGED = (
+    f"""
+    INSERT INTO usage_hourly (name, hour, user_id, query_model, requests, {", ".join(AMOUNTS)})
+    SELECT * FROM temp.qllm_stage_hours WHERE true
+    ON CONFLICT (name, hour, user_id, query_model) DO UPDATE SET {_ADD}""",
+    f"""
+    INSERT INTO usage_totals (name, user_id, query_model, requests, {", ".join(AMOUNTS)})
+    SELECT name, user_id, query_model, SUM(requests), {", ".join(f"SUM({a})" for a in AMOUNTS)}
+    FROM temp.qllm_stage_hours WHERE true GROUP BY 1, 2, 3
+    ON CONFLICT (name, user_id, query_model) DO UPDATE SET {_ADD}""",
+)
+
+
+@contextmanager
+def staging(conn: sqlite3.Connection) -> Iterator[None]:
+    """Empty stage tables on ``conn`` for one batch, dropped afterwards whatever happens."""
+    _drop_stage(conn)
+    for statement in _STAGING:
+        conn.execute(statement)
+    try:
+        yield
+    finally:
+        _drop_stage(conn)
+
+
+def _drop_stage(conn: sqlite3.Connection) -> None:
+    conn.execute("DROP TABLE IF EXISTS temp.qllm_stage")
+    conn.execute("DROP TABLE IF EXISTS temp.qllm_stage_hours")
+
+
+def stage(
+    conn: sqlite3.Connection, events: Iterable[Any], user: str | None, known_names: set[str]
+) -> int:
+    """Validate ``events`` into the stage, outside any transaction; how many were staged.
+
+    Read in chunks, so memory stays flat however long the input is (or however
+    slowly it comes). Errors name the event's index (``/3/chat_cost``); names
+    are checked here too, since a registered name is never removed.
+    """
+    now = times.now()
+    try:
+        iterator = iter(events)
+    except TypeError:
+        raise ValidationError.one("", "must be an iterable of usage events") from None
+    first = 0
+    # (name, hour, query_model) -> requests, *amounts
+    hours: dict[tuple[str, int, str], list[int]] = {}
+    while chunk := list(islice(iterator, CHUNK)):
+        rows: list[Row] = []
+        for raw in chunk:
+            try:
+                row = usage_values(raw)
+            except ValidationError as exc:
+                raise exc.under(f"/{first + len(rows)}") from None
+            row[1] = user
+            if row[2] is None:  # "now", remembered so that a retry's time need not match
+                row[2] = now
+                row.append(1)
+            else:
+                row.append(0)
+            rows.append(row)
+        _check_names(conn, rows, known_names, first)
+        check_members(conn, rows, first)
+        for name, _, at, _, a, b, c, d, e, f, model, _ in rows:
+            key = (name, at - at % HOUR, NO_MODEL if model is None else model)
+            total = hours.get(key)
+            if total is None:
+                hours[key] = [1, a, b, c, d, e, f]
+            else:
+                total[0] += 1
+                total[1] += a
+                total[2] += b
+                total[3] += c
+                total[4] += d
+                total[5] += e
+                total[6] += f
+        # One transaction per chunk (without one, every row would be a commit of
+        # its own); it writes only the temp schema, so the file's lock stays free.
+        with _temp_transaction(conn):
+            conn.executemany(_STAGE_ROW, rows)
+            if len(hours) >= _MAX_HOURS_HELD:
+                _flush_hours(conn, hours, user)
+        first += len(chunk)
+    with _temp_transaction(conn):
+        _flush_hours(conn, hours, user)
+    return first
+
+
+# Hourly sums are added up in memory and written out (to be added once more by
+# the rollups' upsert) when this many are held: memory stays flat either way.
+_MAX_HOURS_HELD = 50_000
+_STAGE_HOURS = f"""
+    INSERT INTO temp.qllm_stage_hours VALUES ({", ".join("?" * (5 + len(AMOUNTS)))})"""
+
+
+def _flush_hours(
+    conn: sqlite3.Connection, hours: dict[tuple[str, int, str], list[int]], user: str | None
+) -> None:
+    rolled = ANONYMOUS if user is None else user
+    try:
+        conn.executemany(
+            _STAGE_HOURS, [[n, h, rolled, m, *sums] for (n, h, m), sums in hours.items()]
+        )
+    except OverflowError as exc:  # one hour's sum in the batch itself is past 64 bits
+        raise _too_large("Query LLM") from exc
+    hours.clear()
+
+
+@contextmanager
+def _temp_transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    conn.execute("BEGIN")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def commit_stage(conn: sqlite3.Connection, staged: int) -> int:
+    """Move the staged events in, inside the caller's write transaction; the number new.
+
+    The only work done under the write lock: one INSERT ... SELECT, the
+    request_id checks when some were recorded before, the rollups and the
+    64-bit check.
+    """
+    (last_id,) = conn.execute("SELECT COALESCE(MAX(id), 0) FROM main.usage_events").fetchone()
+    before = conn.total_changes
+    conn.execute(_MOVE_STAGED)
+    written = conn.total_changes - before
+    if written < staged:  # some request_ids were seen before: each must repeat its event
+        conflict = conn.execute(_FIRST_CONFLICT).fetchone()
+        if conflict is not None:
+            raise ConflictError.one(
+                f"/{conflict[0]}/request_id", "was recorded before with different content"
+            )
+    try:
+        if written < staged:  # the hours of the events actually written
+            conn.execute("DELETE FROM temp.qllm_stage_hours")
+            conn.execute(_HOURS_OF.format(source="main.usage_events WHERE id > ?"), [last_id])
+        for statement in _ROLL_UP_STAGED:
+            conn.execute(statement)
+    except sqlite3.IntegrityError as exc:  # the rollups' checks for exact 64-bit sums
+        raise _too_large("Query LLM") from exc
+    except sqlite3.OperationalError as exc:  # SUM() past 64 bits
+        if "integer overflow" not in str(exc):
+            raise
+        raise _too_large("Query LLM") from exc
+    touched = conn.execute("SELECT DISTINCT name, query_model FROM temp.qllm_stage_hours")
+    check_all_totals(conn, touched.fetchall())
+    return written
+
+
+def _check_names(conn: Conn, rows: list[Row], known: set[str], first: int | None) -> None:
+    """Every row names a registered Query LLM. ``first``: the batch index of ``rows[0]``."""
+    # Names are never deleted, so a name seen once stays known for this process.
+    unseen = {row[0] for row in rows} - known
+    if not unseen:
+        return
+    marks = ", ".join("?" * len(unseen))
+    found = conn.execute(f"SELECT name FROM query_llms WHERE name IN ({marks})", list(unseen))
+    known.update(name for (name,) in found)
+    for position, row in enumerate(rows):
+        if row[0] not in known:
+            raise NotFoundError(row[0], None if first is None else first + position)
+
+
+def check_members(conn: Conn, rows: list[Row], first: int | None) -> None:
+    """Every row with a ``query_model`` names a registered Query Model that has the row's
+    Query LLM among its members (QUERY_MODEL.md section 5)."""
+    wanted = {row[_MODEL] for row in rows if row[_MODEL] is not None}
+    if not wanted:
+        return
+    marks = ", ".join("?" * len(wanted))
+    registered = {
+        model
+        for (model,) in conn.execute(
+            f"SELECT name FROM query_models WHERE name IN ({marks})", list(wanted)
+        )
+    }
+    pairs = {
+        (model, member)
+        for model, member in conn.execute(
+            f"SELECT model, member FROM query_model_members WHERE model IN ({marks})",
+            list(wanted),
+        )
+    }
+    for position, row in enumerate(rows):
+        model = row[_MODEL]
+        if model is None or (model, row[0]) in pairs:
+            continue
+        path = "/query_model" if first is None else f"/{first + position}/query_model"
+        if model not in registered:
+            raise ValidationError.one(path, f"{model} is not a registered Query Model")
+        raise ValidationError.one(
+            path, f"Query Model {model} does not have the Query LLM {row[0]} among its members"
+        )
+
+
+def _inserted(
+    conn: sqlite3.Connection,
+    rows: list[Row],
+    timeless: set[int],
+    last_id: int,
+    first: int | None,
+) -> list[Row]:
+    """The rows the insert kept; each one it skipped must repeat its stored event exactly.
+
+    ``ON CONFLICT (request_id) DO NOTHING`` skipped them in order, so of rows
+    sharing a ``request_id`` the first new one is the one kept.
+    """
+    kept = {
+        request_id
+        for (request_id,) in conn.execute(
+            "SELECT request_id FROM usage_events WHERE id > ? AND request_id IS NOT NULL",
+            [last_id],
+        )
+    }
+    result = []
+    for position, row in enumerate(rows):
+        request_id = row[3]
+        if request_id is None or request_id in kept:
+            kept.discard(request_id)
+            result.append(row)
+            continue
+        stored = conn.execute(
+            f"SELECT name, user_id, at, request_id, {', '.join(AMOUNTS)}, query_model"
+            " FROM usage_events"
+            " WHERE request_id = ?",
+            [request_id],
+        ).fetchone()
+        # A retry that leaves out `at` means "the same request": its stored time stands.
+        same = stored[:2] == tuple(row[:2]) and stored[3:] == tuple(row[3:])
+        if not same or (position not in timeless and stored[2] != row[2]):
+            path = "/request_id" if first is None else f"/{first + position}/request_id"
+            raise ConflictError.one(path, "was recorded before with different content")
+    return result
+
+
+def _roll_up(conn: sqlite3.Connection, rows: list[Row]) -> None:
+    """Add the inserted rows into the hourly and all-time rollups."""
+    hours: dict[tuple[str, int, str, str], list[int]] = {}
+    for name, user, at, _, a, b, c, d, e, f, model in rows:
+        key = (
+            name,
+            at - at % HOUR,
+            ANONYMOUS if user is None else user,
+            NO_MODEL if model is None else model,
+        )
+        total = hours.get(key)
+        if total is None:
+            hours[key] = [1, a, b, c, d, e, f]
+        else:
+            total[0] += 1
+            total[1] += a
+            total[2] += b
+            total[3] += c
+            total[4] += d
+            total[5] += e
+            total[6] += f
+    totals: dict[tuple[str, str, str], list[int]] = {}
+    for (name, _, user, model), sums in hours.items():
+        total = totals.setdefault((name, user, model), [0] * 7)
+        for i, value in enumerate(sums):
+            total[i] += value
+    try:
+        conn.executemany(_ROLL_UP_HOURS, [[*key, *sums] for key, sums in hours.items()])
+        conn.executemany(_ROLL_UP_TOTALS, [[*key, *sums] for key, sums in totals.items()])
+    except (sqlite3.IntegrityError, OverflowError) as exc:  # the rollups' 64-bit checks
+        raise _too_large("Query LLM") from exc
+
+
+# --- the 64-bit guarantee -------------------------------------------------------------------
+
+
+def check_totals(
+    conn: Conn,
+    touched: Iterable[str],
+    *,
+    column: str = "name",
+    table: str = "usage_totals",
+    group: str = "Query LLM",
+) -> None:
+    """Refuse (ValidationError) a write that took a touched group's totals past 64 bits.
+
+    Call it inside the write's transaction, after the write: raising rolls it
+    all back. ``touched`` are the values of ``column`` (the group key: a
+    Query LLM's name, or another grouping) that the write added events to;
+    ``table`` holds one or more rows per group with the amount columns
+    (``usage_totals``: one per user). Each amount summed over the group, and
+    each combined sort key, must stay a 64-bit integer.
+    """
+    keys = sorted(set(touched))
+    sums = ", ".join(f"SUM({amount})" for amount in AMOUNTS)
+    for start in range(0, len(keys), 500):  # SQLite binds at most 32766 values
+        part = keys[start : start + 500]
+        marks = ", ".join("?" * len(part))
+        try:
+            found = conn.execute(
+                f"SELECT {sums} FROM {table} WHERE {column} IN ({marks}) GROUP BY {column}",
+                part,
+            ).fetchall()
+        except sqlite3.OperationalError as exc:
+            if "integer overflow" not in str(exc):
+                raise
+            raise _too_large(group) from exc
+        for amounts in found:
+            check_sums(dict(zip(AMOUNTS, amounts, strict=True)), group)
+
+
+def check_all_totals(conn: Conn, touched: Iterable[tuple[str, str | None]]) -> None:
+    """`check_totals` for the Query LLMs and the Query Models of ``(name, query_model)`` pairs."""
+    pairs = list(touched)
+    check_totals(conn, {name for name, _ in pairs})
+    models = models_of(pairs)
+    if models:
+        check_totals(conn, models, column="query_model", group="Query Model")
+
+
+def rebuild_rollups(conn: Conn) -> dict[str, int]:
+    """Recompute both rollups from the events; how many rows each now has."""
+    for statement in _REBUILD:
+        conn.execute(statement)
+    return {
+        table: conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+        for table in ("usage_hourly", "usage_totals")
+    }
+
+
+# --- statistics for one Query LLM or Query Model ----------------------------------------------
+
+
+# BIGINT: 64 bits in PostgreSQL too, where SUM of integers is NUMERIC.
+_SUMS = ", ".join(f"COALESCE(CAST(SUM({a}) AS BIGINT), 0)" for a in AMOUNTS)
+
+
+def totals(
+    conn: Conn,
+    name: str,
+    user: str | None,
+    window: Window,
+    subject: Subject = LLMS,
+) -> dict[str, Any]:
+    """Requests and sums for ``name`` in ``window`` (only ``user``'s events if given)."""
+    column = subject.column
+    whole, edges = window.pieces()
+    mine = "" if user is None else " AND user_id = :user"
+    params: dict[str, Any] = {"name": name, "user": user}
+    result = [0] * (1 + len(AMOUNTS))
+    parts: list[tuple[int, ...]] = []
+    if whole is not None:
+        hours = _range("hour", whole, params)
+        table = "usage_hourly" if hours else "usage_totals"
+        parts.append(
+            conn.execute(
+                f"SELECT COALESCE(CAST(SUM(requests) AS BIGINT), 0), {_SUMS} FROM {table}"
+                f" WHERE {column} = :name{hours}{mine}",
+                params,
+            ).fetchone()
+        )
+    for low, high in edges:
+        parts.append(
+            conn.execute(
+                f"SELECT COUNT(*), {_SUMS} FROM usage_events"
+                f" WHERE {column} = :name AND at >= :low AND at < :high{mine}",
+                {**params, "low": low, "high": high},
+            ).fetchone()
+        )
+    for part in parts:
+        for i, value in enumerate(part):
+            result[i] += value
+    return {"requests": result[0]} | {
+        key: credits(value) if key.endswith("_cost") else value
+        for key, value in zip(AMOUNTS, result[1:], strict=True)
+    }
+
+
+def _range(column: str, bounds: tuple[int | None, int | None], params: dict[str, Any]) -> str:
+    sql = ""
+    if bounds[0] is not None:
+        params["first"] = bounds[0]
+        sql += f" AND {column} >= :first"
+    if bounds[1] is not None:
+        params["last"] = bounds[1]
+        sql += f" AND {column} < :last"
+    return sql
+
+
+# --- list and count -----------------------------------------------------------------------
+
+
+# Sort keys, summed per Query LLM: over rollup rows, and over raw event rows.
+_METRICS = {
+    "requests": ("requests", "1"),
+    "tokens": (
+        "chat_completion_tokens + chat_prompt_tokens"
+        " + embedding_completion_tokens + embedding_prompt_tokens",
+    )
+    * 2,
+    "prompt_tokens": ("chat_prompt_tokens + embedding_prompt_tokens",) * 2,
+    "completion_tokens": ("chat_completion_tokens + embedding_completion_tokens",) * 2,
+    "cost": ("chat_cost + embedding_cost",) * 2,
+}
+_MINE = (
+    " AND (q.user_id = :user"
+    " OR q.name IN (SELECT {column} FROM usage_totals WHERE user_id = :user))"
+)
+
+
+def ranked_names(conn: Conn, page: Page, user: str | None, subject: Subject = LLMS) -> list[str]:
+    """One page of names: newest first, or by usage over the window, largest first."""
+    # An offset past SQLite's largest integer is past the last row all the same (an empty
+    # page); bound as is, it would raise OverflowError.
+    offset = min(page.offset, 2**63 - 1)
+    params: dict[str, Any] = {"user": user, "count": page.count, "offset": offset}
+    mine = _MINE.format(column=subject.column) if user is not None else ""
+    key = "created" if page.sort == "created" else _usage_of_q(page, user, params, subject)
+    sql = f"SELECT name FROM {subject.table} q WHERE 1 = 1{mine} ORDER BY {key} DESC, name"
+    rows = conn.execute(sql + " LIMIT :count OFFSET :offset", params)
+    return [name for (name,) in rows]
+
+
+def _usage_of_q(page: Page, user: str | None, params: dict[str, Any], subject: Subject) -> str:
+    """The sort key of Query LLM (or Model) ``q`` over the window, as a SQL expression.
+
+    Each piece is a subquery on ``q.name``, so that every Query LLM costs a few
+    seeks in the rollups' and events' ``(name, ...)`` keys, rather than a scan
+    of the whole window grouped afterwards.
+    """
+    rolled, raw = _METRICS[page.sort]
+    column = subject.column
+    mine = "" if user is None else " AND user_id = :user"
+    whole, edges = page.window.pieces()
+    parts = []
+    if whole is not None:
+        hours = _range("hour", whole, params)
+        table = "usage_hourly" if hours else "usage_totals"
+        parts.append(f"SELECT SUM({rolled}) FROM {table} WHERE {column} = q.name{hours}{mine}")
+    for i, (low, high) in enumerate(edges):
+        params[f"low{i}"], params[f"high{i}"] = low, high
+        parts.append(
+            f"SELECT SUM({raw}) FROM usage_events"
+            f" WHERE {column} = q.name AND at >= :low{i} AND at < :high{i}{mine}"
+        )
+    return " + ".join(f"COALESCE(({part}), 0)" for part in parts) or "0"
+
+
+def count_names(conn: Conn, user: str | None, subject: Subject = LLMS) -> int:
+    """How many Query LLMs (or Models) are registered, or how many ``list(me=True)`` returns."""
+    mine = _MINE.format(column=subject.column) if user is not None else ""
+    (count,) = conn.execute(
+        f"SELECT COUNT(*) FROM {subject.table} q WHERE 1 = 1{mine}", {"user": user}
+    ).fetchone()
+    return int(count)
