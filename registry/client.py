@@ -26,7 +26,9 @@ from registry.errors import (
     ConflictError,
     NotFoundError,
     RegistryError,
+    StorageBusyError,
     StorageError,
+    StorageFullError,
     ValidationError,
 )
 from registry.model import AMOUNTS, QueryLlm, QueryModel
@@ -112,6 +114,7 @@ class Client:
         body: Any = None,
         content: Iterator[bytes] | None = None,
         name: str | None = None,
+        subject: str = "Query LLM",
     ) -> Any:
         token = token if token is not None else self.token
         if token == "":  # over HTTP an empty credential means "no token": never send one
@@ -136,7 +139,9 @@ class Client:
             data = {"message": response.text}
         if response.is_success:
             return _floats(data)
-        raise _error(response.status_code, data, name)
+        # A 503 that a retry cannot help (a damaged or read-only file) is not "busy".
+        busy = response.headers.get("x-should-retry") != "false"
+        raise _error(response.status_code, data, name, subject, busy=busy)
 
     def health(self) -> dict[str, Any]:
         """``{"status": "ok"}`` once the server has opened and migrated its file."""
@@ -210,7 +215,12 @@ class Client:
         """The response body of Query Model ``name``; with ``metadata``, its statistics."""
         query = {"metadata": metadata, "me": me, "from": start, "to": end}
         result: dict[str, Any] = self._call(
-            "GET", f"/query_models/{quote(str(name), safe='')}", token, query=query, name=name
+            "GET",
+            f"/query_models/{quote(str(name), safe='')}",
+            token,
+            query=query,
+            name=name,
+            subject="Query Model",
         )
         return result
 
@@ -344,7 +354,9 @@ def _array(events: Iterator[Any]) -> Iterator[bytes]:
     yield b"]"
 
 
-def _error(status: int, data: Any, name: str | None) -> RegistryError:  # noqa: PLR0911 - a table
+def _error(  # noqa: PLR0911 - a table
+    status: int, data: Any, name: str | None, subject: str, *, busy: bool
+) -> RegistryError:
     """The `registry.errors` class of an error body (the server's table, read backwards)."""
     data = data if isinstance(data, dict) else {"message": str(data)}
     message = str(data.get("message", ""))
@@ -366,7 +378,9 @@ def _error(status: int, data: Any, name: str | None) -> RegistryError:  # noqa: 
             message
         )
     if status == 404 and name is not None:
-        return NotFoundError(name)
-    if status in (503, 507):
-        return StorageError(message)
+        return NotFoundError(name, kind=subject)
+    if status == 503:
+        return StorageBusyError(message) if busy else StorageError(message)
+    if status == 507:
+        return StorageFullError(message)
     return RegistryError(f"{status}: {message}")

@@ -34,13 +34,15 @@ class ConflictError(ValidationError):
 
 
 class NotFoundError(RegistryError):
-    """No Query LLM is registered under that name; ``index`` is the event's, in a batch."""
+    """Nothing is registered under that name; ``index`` is the event's, in a batch;
+    ``kind`` says what was looked for (a Query LLM, or a Query Model)."""
 
-    def __init__(self, name: str, index: int | None = None) -> None:
+    def __init__(self, name: str, index: int | None = None, kind: str = "Query LLM") -> None:
         self.name = name
         self.index = index
+        self.kind = kind
         where = "" if index is None else f"event {index}: "
-        super().__init__(f"{where}no Query LLM named {name}")
+        super().__init__(f"{where}no {kind} named {name}")
 
 
 class AuthenticationError(RegistryError):

@@ -323,7 +323,7 @@ class Registry:
                 raise ValidationError.one("/name", NOT_A_MODEL_NAME)
             row = tx.model(name)
             if row is None:
-                raise NotFoundError(name)
+                raise NotFoundError(name, kind="Query Model")
             members = [_llm_body(*member) for member in tx.members(name)]
             result = model_body(name, row[0], members, json.loads(row[1]))
             if with_metadata:

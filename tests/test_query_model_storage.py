@@ -120,8 +120,10 @@ def test_failure_inside_the_transaction_leaves_nothing(db_path: Path) -> None:
 
 
 def test_get_model_errors(reg: Registry, model: registry.QueryModel) -> None:
-    with pytest.raises(registry.NotFoundError):
-        reg.get_model(registry.validate(body(id="q/q")).name)
+    missing = registry.validate(body(id="q/q")).name
+    with pytest.raises(registry.NotFoundError) as caught:
+        reg.get_model(missing)
+    assert str(caught.value) == f"no Query Model named {missing}"  # not "Query LLM"
     with pytest.raises(registry.ValidationError):
         reg.get_model("short")
     with pytest.raises(registry.AuthorizationError):
