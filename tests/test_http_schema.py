@@ -26,7 +26,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from registry.http import openapi
+from registry.http import app, openapi
 from registry.http.app import ROUTES
 from registry.storage import Registry
 
@@ -96,3 +96,29 @@ def test_no_500_and_every_answer_conforms(
         known["path_parameters"] = {"name": name}
     case = data.draw(schema[path][method].as_strategy(mode, **known))
     case.call_and_validate(checks=CHECKS)
+
+
+# --- the response renderer's fast path writes what the exact one writes --------------------
+
+_DECIMALS = st.decimals(allow_nan=False, allow_infinity=False, places=9) | st.decimals(
+    allow_nan=False, allow_infinity=False
+)
+_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text()
+    | _DECIMALS
+)
+_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_VALUES)
+def test_render_fast_path_writes_the_exact_text(value: Any) -> None:
+    assert app.render(value) == app._render_exact(value)
