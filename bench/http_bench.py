@@ -1,13 +1,25 @@
-"""HTTP figures: ``qllm serve`` under wrk, as ratios to the same server's trivial /health route.
+"""HTTP figures: the server under wrk on loopback, as ratios to the same server's trivial routes.
 
-Usage: python bench/http_bench.py [--events N] [--seconds S] [--connections C]
-Needs wrk (Debian package ``wrk``); without it, says so and exits 0.
+Usage: python bench/http_bench.py [--events N] [--seconds S] [--connections C] [--lines L]
+
+- ``GET /query_llms/{name}?metadata=true&from=..&to=..`` on a file of N events, against
+  ``GET /health`` under the same load;
+- ``POST /usage`` of one event per request, against a trivial POST route that only parses
+  the JSON body and answers, with events per commit and p99, for 1 and 2 workers;
+- ``POST /usage`` of an L-line JSON Lines body, against ``qllm usage import`` of the same
+  file, with the server's peak RSS.
+
+The app served is ``create_app(...)`` plus two bench-only routes (the trivial POST, and the
+writer's commit counters); the product never ships them. wrk comes from Debian's package,
+installed here when missing (as root); without it the bench says so and exits 0.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
 import re
 import shutil
 import signal
@@ -17,18 +29,104 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from registry.storage import Registry
 
 BODY = {"id": "openai/gpt-4o", "mode": "generate", "weight": {"type": "static", "weight": 1}}
+HERE = Path(__file__).resolve().parent
+WINDOW = "metadata=true&from=2026-11-03T05:30:00Z&to=2026-11-20T12:00:00Z"
+
+
+# --- the app the bench serves: the product's, plus two routes of its own -------------------
+
+
+def bench_app() -> Any:
+    """``create_app`` on ``$QLLM_DB`` plus ``POST /bench/echo`` and ``GET /bench/writer``."""
+    from starlette.requests import Request  # noqa: PLC0415 - the server extra, bench only
+    from starlette.responses import JSONResponse, Response  # noqa: PLC0415
+
+    from registry.http import create_app  # noqa: PLC0415
+
+    # As `qllm serve` does: the access log line per request is part of what is measured.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    app = create_app(os.environ["QLLM_DB"])
+
+    async def echo(request: Request) -> Response:
+        json.loads(await request.body())
+        return JSONResponse({"ok": True})
+
+    async def writer(request: Request) -> Response:
+        w = request.app.state.service.writer
+        return JSONResponse({"pid": os.getpid(), "groups": w.groups, "requests": w.requests})
+
+    starlette = app.app.app  # AccessLog(BodyLimit(Starlette)): the routes live in the last
+    starlette.add_route("/bench/echo", echo, methods=["POST"])
+    starlette.add_route("/bench/writer", writer, methods=["GET"])
+    return app
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+class Server:
+    """uvicorn serving `bench_app` on a free loopback port, as `qllm serve` configures it."""
+
+    def __init__(self, path: Path, workers: int) -> None:
+        self.url = f"http://127.0.0.1:{free_port()}"
+        port = self.url.rsplit(":", 1)[1]
+        command = [sys.executable, "-m", "uvicorn", "--factory", "--app-dir", str(HERE)]
+        command += ["http_bench:bench_app", "--port", port, "--workers", str(workers)]
+        command += ["--no-access-log", "--log-level", "warning"]
+        env = {**os.environ, "QLLM_DB": str(path)}
+        self.process = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
+        while True:
+            try:
+                httpx.get(self.url + "/health").raise_for_status()
+                return
+            except httpx.TransportError:
+                time.sleep(0.1)
+
+    def writer(self) -> dict[int, tuple[int, int]]:
+        """Commits and requests per worker: new connections until every worker answered."""
+        seen: dict[int, tuple[int, int]] = {}
+        for _ in range(40):
+            figures = httpx.get(self.url + "/bench/writer").json()
+            seen[figures["pid"]] = (figures["groups"], figures["requests"])
+        return seen
+
+    def peak_rss_mb(self) -> float:
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        kb = re.search(r"VmHWM:\s+(\d+) kB", status).group(1)  # type: ignore[union-attr]
+        return int(kb) / 1024
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait()
+
+
+# --- wrk ------------------------------------------------------------------------------------
+
+
+def ensure_wrk() -> bool:
+    if shutil.which("wrk") is None and os.geteuid() == 0 and shutil.which("apt-get"):
+        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=False)
+    return shutil.which("wrk") is not None
+
+
+def post_script(folder: Path, body: str, name: str) -> Path:
+    script = folder / f"{name}.lua"
+    script.write_text(
+        'wrk.method = "POST"\n'
+        f"wrk.body = {json.dumps(body)}\n"
+        'wrk.headers["Content-Type"] = "application/json"\n'
+    )
+    return script
 
 
 def wrk(url: str, seconds: int, connections: int, script: Path | None = None) -> dict[str, float]:
@@ -51,69 +149,125 @@ def wrk(url: str, seconds: int, connections: int, script: Path | None = None) ->
     }
 
 
+def line(label: str, figures: dict[str, float], base: dict[str, float], unit: str) -> str:
+    return (
+        f"  {label:34} {figures['rps']:8.0f} {unit}  {figures['rps'] / base['rps']:5.2f}x"
+        f"  p50 {figures['p50_ms']:6.1f} ms  p99 {figures['p99_ms']:6.1f} ms"
+        f"  non-2xx {figures['errors']:.0f}"
+    )
+
+
+# --- the three benches ----------------------------------------------------------------------
+
+
+def fill(path: Path, events: int) -> str:
+    with Registry(path) as reg:
+        name = reg.register(BODY).name
+        reg.record_usage_many(
+            {
+                "name": name,
+                "at": f"2026-11-{1 + i % 28:02d}T{i % 24:02d}:00:00Z",
+                "chat_cost": "0.001",
+                "chat_prompt_tokens": i % 100,
+            }
+            for i in range(events)
+        )
+    return name
+
+
+def reads_and_writes(
+    path: Path, name: str, folder: Path, workers: int, args: argparse.Namespace
+) -> None:
+    event = json.dumps({"name": name, "chat_prompt_tokens": 1, "chat_cost": 0.0001})
+    script = post_script(folder, event, "post")
+    server = Server(path, workers)
+    try:
+        seconds, connections = args.seconds, args.connections
+        health = wrk(server.url + "/health", seconds, connections)
+        get = wrk(f"{server.url}/query_llms/{name}?{WINDOW}", seconds, connections)
+        echo = wrk(server.url + "/bench/echo", seconds, connections, script)
+        before = server.writer()
+        post = wrk(server.url + "/usage", seconds, connections, script)
+        after = server.writer()
+    finally:
+        server.stop()
+    groups = sum(after[p][0] - before.get(p, (0, 0))[0] for p in after)
+    requests = sum(after[p][1] - before.get(p, (0, 0))[1] for p in after)
+    print(f"HTTP, {workers} worker(s), {connections} connections, {args.events} events in file:")
+    print(line("GET /health", health, health, "req/s"))
+    print(line("GET /query_llms/{name}?metadata..", get, health, "req/s"))
+    print(line("POST /bench/echo (parse, answer)", echo, echo, "req/s"))
+    print(line("POST /usage (1 event)", post, echo, "ev/s "))
+    print(f"  events per commit: {requests / max(groups, 1):.1f} ({requests} in {groups} commits)")
+
+
+def jsonl(folder: Path, lines: int) -> None:
+    base = folder / "jsonl-base.db"
+    name = fill(base, 0)
+    data = folder / "events.jsonl"
+    with data.open("w") as out:
+        for i in range(lines):
+            event = {
+                "name": name,
+                "at": f"2026-11-{1 + i % 28:02d}T{i % 24:02d}:{i % 60:02d}:00Z",
+                "request_id": f"r{i}",
+                "chat_prompt_tokens": i % 1000,
+                "chat_completion_tokens": i % 300,
+                "chat_cost": "0.000123",
+            }
+            out.write(json.dumps(event) + "\n")
+    cli = folder / "cli.db"
+    shutil.copy(base, cli)
+    qllm = str(Path(sys.executable).with_name("qllm"))
+    started = time.perf_counter()
+    command = [qllm, "usage", "import", str(data), "--db", str(cli)]
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cli_seconds = time.perf_counter() - started
+    served = folder / "served.db"
+    shutil.copy(base, served)
+    server = Server(served, 1)
+    try:
+        started = time.perf_counter()
+        with data.open("rb") as body:
+            response = httpx.post(
+                server.url + "/usage",
+                content=body,
+                headers={"Content-Type": "application/x-ndjson"},
+                timeout=600,
+            )
+        http_seconds = time.perf_counter() - started
+        response.raise_for_status()
+        rss = server.peak_rss_mb()
+    finally:
+        server.stop()
+    cli_rate, http_rate = lines / cli_seconds, lines / http_seconds
+    print(f"POST /usage of a {lines}-line JSON Lines body ({data.stat().st_size / 2**20:.0f} MiB):")
+    print(f"  qllm usage import            {cli_rate:9.0f} ev/s  {cli_seconds:5.1f} s")
+    print(
+        f"  POST /usage (x-ndjson)       {http_rate:9.0f} ev/s  {http_seconds:5.1f} s"
+        f"  {http_rate / cli_rate:5.2f}x  peak server RSS {rss:.0f} MB"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--lines", type=int, default=1_000_000)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
+    if not ensure_wrk():
         print("wrk is not installed (apt-get install wrk): no HTTP figures")
         return
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "bench.db"
-        with Registry(path) as reg:
-            name = reg.register(BODY).name
-            reg.record_usage_many(
-                (
-                    {
-                        "name": name,
-                        "at": f"2026-11-{1 + i % 28:02d}T{i % 24:02d}:00:00Z",
-                        "chat_cost": "0.001",
-                    }
-                    for i in range(args.events)
-                ),
-            )
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        qllm = str(Path(sys.executable).with_name("qllm"))
-        server = subprocess.Popen(
-            [qllm, "serve", "--db", str(path), "--port", str(port), "--workers", str(args.workers)],
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            while True:
-                try:
-                    httpx.get(url + "/health")
-                    break
-                except httpx.TransportError:
-                    time.sleep(0.1)
-            script = Path(tmp) / "post.lua"
-            event = json.dumps({"name": name, "chat_prompt_tokens": 1, "chat_cost": 0.0001})
-            script.write_text(
-                'wrk.method = "POST"\n'
-                f"wrk.body = {json.dumps(event)}\n"
-                'wrk.headers["Content-Type"] = "application/json"\n'
-            )
-            window = "metadata=true&from=2026-11-03T05:30:00Z&to=2026-11-20T12:00:00Z"
-            health = wrk(url + "/health", args.seconds, args.connections)
-            get = wrk(f"{url}/query_llms/{name}?{window}", args.seconds, args.connections)
-            post = wrk(url + "/usage", args.seconds, args.connections, script)
-        finally:
-            server.send_signal(signal.SIGTERM)
-            server.wait()
-    print(f"HTTP, {args.workers} worker(s), {args.connections} connections, {args.events} events:")
-    for label, figures in (
-        ("GET /health", health),
-        ("GET /query_llms/{name}", get),
-        ("POST /usage (1 event)", post),
-    ):
-        print(
-            f"  {label:28} {figures['rps']:8.0f} req/s  {figures['rps'] / health['rps']:5.2f}x"
-            f"  p50 {figures['p50_ms']:.1f} ms  p99 {figures['p99_ms']:.1f} ms"
-            f"  non-2xx {figures['errors']:.0f}"
-        )
+        folder = Path(tmp)
+        path = folder / "bench.db"
+        name = fill(path, args.events)
+        for workers in args.workers:
+            reads_and_writes(path, name, folder, workers, args)
+        if args.lines:
+            jsonl(folder, args.lines)
 
 
 if __name__ == "__main__":

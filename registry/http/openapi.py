@@ -77,21 +77,73 @@ _DASHBOARD = [
     ("bucket", {"type": "string", "enum": list(BUCKETS), "default": "day"}, "bar width"),
     ("format", {"type": "string", "enum": ["html", "json"]}, "json: the page's data"),
 ]
+_COUNT = {"type": "integer", "minimum": 0}
 _ERROR = {
     "type": "object",
     "required": ["code", "message", "error"],
+    "additionalProperties": False,
     "properties": {
-        "code": {"type": "integer"},
+        "code": {"type": "integer", "minimum": 400, "maximum": 599},
         "message": {"type": "string"},
-        "error": {"type": "object"},
+        # OpenAI's shape: its own code and message, `type` to tell 401s apart, and
+        # for an unregistered name inside a body the `name` at fault.
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "integer", "minimum": 400, "maximum": 599},
+                "message": {"type": "string"},
+                "type": {"type": "string"},
+                "name": {"type": "string"},
+            },
+        },
         "errors": {
             "type": "array",
+            "minItems": 1,
             "items": {
                 "type": "object",
+                "required": ["path", "message"],
+                "additionalProperties": False,
                 "properties": {"path": {"type": "string"}, "message": {"type": "string"}},
             },
         },
     },
+}
+# What `metadata=true` adds to a response body: all of it or none of it.
+_METADATA: dict[str, Any] = {
+    "user_id": {"type": ["string", "null"]},
+    "created": {"type": "string", "pattern": r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$"},
+    "requests": _COUNT,
+    **{
+        f"{kind}_{amount}": _COUNT if amount != "cost" else {"type": "number", "minimum": 0}
+        for kind in ("chat", "embedding")
+        for amount in ("completion_tokens", "prompt_tokens", "cost")
+    },
+}
+
+
+def response_of(body: dict[str, Any]) -> dict[str, Any]:
+    """A response body: the normalized ``body`` plus ``name`` (and ``training_table_name``
+    when its weight has one), plus the metadata keys all together or not at all."""
+    return {
+        "type": "object",
+        "required": [*body.get("required", []), "name"],
+        "additionalProperties": False,
+        "properties": {
+            **body["properties"],
+            "name": _NAME,
+            "training_table_name": _NAME,
+            **_METADATA,
+        },
+        "dependentRequired": {"created": list(_METADATA)},
+    }
+
+
+_LOOSE_RESPONSE = {  # a body whose precise response schema is not derived here
+    "type": "object",
+    "required": ["name"],
+    "properties": {"name": _NAME, **_METADATA},
+    "dependentRequired": {"created": list(_METADATA)},
 }
 
 
@@ -118,11 +170,23 @@ def _json_body(content: dict[str, Any]) -> dict[str, Any]:
     return {"required": True, "content": {"application/json": {"schema": content}}}
 
 
-def collection(prefix: str, body: str, what: str) -> dict[str, Any]:
-    """The four operations of a collection (``/query_llms``...) whose body schema is ``body``."""
+def collection(
+    prefix: str, body: str, what: str, response: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The four operations of a collection (``/query_llms``...) whose body schema is ``body``
+    and response body schema ``response`` (a `_ref`; by default only name and metadata)."""
+    answer = response or _LOOSE_RESPONSE
     names = {
         "type": "object",
-        "properties": {"data": {"type": "array", "items": {"type": "string"}}},
+        "required": ["data"],
+        "additionalProperties": False,
+        "properties": {"data": {"type": "array", "maxItems": 1000, "items": _NAME}},
+    }
+    count = {
+        "type": "object",
+        "required": ["count"],
+        "additionalProperties": False,
+        "properties": {"count": _COUNT},
     }
     return {
         prefix: {
@@ -130,7 +194,7 @@ def collection(prefix: str, body: str, what: str) -> dict[str, Any]:
                 "summary": f"register a {what} (idempotent)",
                 "parameters": _params(_WINDOW),
                 "requestBody": _json_body(_ref(body)),
-                "responses": _ok({"type": "object"}),
+                "responses": _ok(answer),
             },
             "get": {
                 "summary": f"list {what} names",
@@ -142,7 +206,7 @@ def collection(prefix: str, body: str, what: str) -> dict[str, Any]:
             "get": {
                 "summary": f"how many {what}s are registered",
                 "parameters": _params(_WINDOW[1:2]),
-                "responses": _ok({"type": "object", "properties": {"count": {"type": "integer"}}}),
+                "responses": _ok(count),
             },
         },
         f"{prefix}/{{name}}": {
@@ -153,11 +217,11 @@ def collection(prefix: str, body: str, what: str) -> dict[str, Any]:
                         "name": "name",
                         "in": "path",
                         "required": True,
-                        "schema": {"type": "string", "pattern": "^[0-9A-Za-z]{22}$"},
+                        "schema": _NAME,
                     },
                     *_params(_WINDOW),
                 ],
-                "responses": _ok({"type": "object"}),
+                "responses": _ok(answer),
             },
         },
     }
@@ -166,7 +230,7 @@ def collection(prefix: str, body: str, what: str) -> dict[str, Any]:
 def document(routes: Sequence[BaseRoute]) -> dict[str, Any]:
     """The OpenAPI document of the routes served; body schemas generated from the model."""
     paths: dict[str, Any] = {}
-    paths.update(collection("/query_llms", "QueryLlm", "Query LLM"))
+    paths.update(collection("/query_llms", "QueryLlm", "Query LLM", _ref("QueryLlmResponse")))
     paths.update(collection("/query_models", "QueryModel", "Query Model"))
     events = {"oneOf": [_ref("UsageEvent"), {"type": "array", "items": _ref("UsageEvent")}]}
     paths["/usage"] = {
@@ -179,7 +243,14 @@ def document(routes: Sequence[BaseRoute]) -> dict[str, Any]:
                     "application/x-ndjson": {"schema": _ref("UsageEvent")},
                 },
             },
-            "responses": _ok({"type": "object", "properties": {"written": {"type": "integer"}}}),
+            "responses": _ok(
+                {
+                    "type": "object",
+                    "required": ["written"],
+                    "additionalProperties": False,
+                    "properties": {"written": _COUNT},
+                }
+            ),
         },
         "get": {
             "summary": "usage per time bucket and group, over [from, to)",
@@ -205,11 +276,23 @@ def document(routes: Sequence[BaseRoute]) -> dict[str, Any]:
     paths["/health"] = {
         "get": {
             "summary": "ok once the file is open and migrated",
-            "responses": _ok({"type": "object"}),
+            "responses": _ok(
+                {
+                    "type": "object",
+                    "required": ["status"],
+                    "additionalProperties": False,
+                    "properties": {"status": {"const": "ok"}},
+                }
+            ),
         }
     }
     paths["/openapi.json"] = {
-        "get": {"summary": "this document", "responses": _ok({"type": "object"})}
+        "get": {
+            "summary": "this document",
+            "responses": _ok(
+                {"type": "object", "required": ["openapi", "info", "paths", "components"]}
+            ),
+        }
     }
     served = {r.path for r in routes if isinstance(r, Route)}
     paths = {p: ops for p, ops in paths.items() if p in served}  # only what this server has
@@ -217,12 +300,14 @@ def document(routes: Sequence[BaseRoute]) -> dict[str, Any]:
         release = version("query-llm-registry")
     except PackageNotFoundError:  # a source checkout that was never installed
         release = "0"
+    components = schema.components(model.QueryLlm, model.QueryModel, model.UsageEvent)
+    components["QueryLlmResponse"] = response_of(components["QueryLlm"])
     return {
         "openapi": "3.1.0",
         "info": {"title": "Query LLM Registry", "version": release},
         "paths": paths,
         "components": {
-            "schemas": schema.components(model.QueryLlm, model.QueryModel, model.UsageEvent),
+            "schemas": components,
             "responses": {
                 "Error": {
                     "description": "an error",
