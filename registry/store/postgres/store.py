@@ -35,7 +35,7 @@ from registry.errors import (
     StorageFullError,
     ValidationError,
 )
-from registry.query import CHUNK, rows_of
+from registry.query import CHUNK, rows_of, too_large
 from registry.store.postgres import describe, migrate
 from registry.store.postgres.tx import Portable, PostgresTx, check, merge
 
@@ -45,8 +45,8 @@ T = TypeVar("T")
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_RETRIES = 5
 DEFAULT_MAX_SIZE = 10
-# The same words as SQLite's rollup checks, for the same refusal.
-OVERFLOW = "these events would take a Query LLM's totals past 2**63 (9.2e9 credits)"
+# The same refusal as SQLite's rollup checks: one message, made in registry.query.
+OVERFLOW = too_large().errors[0][1]
 
 # Errors after which the whole transaction may simply run again.
 RETRYABLE: tuple[type[psycopg.Error], ...] = (errors.SerializationFailure, errors.DeadlockDetected)
@@ -395,7 +395,7 @@ def _conflicts(f: _Failure) -> RegistryError:
 
 def _overflow(f: _Failure) -> RegistryError:
     if f.write:  # only the rollups' sums can pass 2**63 in a write: the input's fault
-        return ValidationError.one("", OVERFLOW)
+        return too_large()
     return StorageError(f"{f.where}: the totals asked for exceed 64-bit integers")
 
 
