@@ -96,7 +96,7 @@ def reads(reg: Registry, tokens: dict[str, str]) -> str:
     """Every read a user can make, as one JSON text: equal texts, equal answers."""
     out: list[Any] = []
     windows = [(None, None), ("2026-03-01T05:30:00Z", "2026-03-02T07:15:00.5Z")]
-    callers = [None, *tokens.values()]
+    callers: list[str | None] = [None, *tokens.values()]
 
     def attempt(call: Any, *args: Any, **kwargs: Any) -> None:
         try:
@@ -116,14 +116,14 @@ def reads(reg: Registry, tokens: dict[str, str]) -> str:
         attempt(reg.get_model, name)
         for start, end in windows:
             attempt(reg.get_model, name, metadata=True, start=start, end=end)
-    for token in callers:
-        me = token is not None
-        attempt(reg.count, me=me, token=token)
-        attempt(reg.count_models, me=me, token=token)
+    for caller in callers:
+        me = caller is not None
+        attempt(reg.count, me=me, token=caller)
+        attempt(reg.count_models, me=me, token=caller)
         for sort in SORTS:
             for start, end in windows:
-                attempt(reg.list, sort=sort, start=start, end=end, me=me, token=token)
-                attempt(reg.list_models, sort=sort, start=start, end=end, me=me, token=token)
+                attempt(reg.list, sort=sort, start=start, end=end, me=me, token=caller)
+                attempt(reg.list_models, sort=sort, start=start, end=end, me=me, token=caller)
     for bucket in ("hour", "day", "month"):
         attempt(reg.usage_series, "2026-03-01T00:00:00Z", "2026-04-01T00:00:00Z", bucket)
         attempt(
@@ -179,6 +179,7 @@ def test_a_copy_killed_midway_completes_when_run_again(
     """SIGKILL while the command copies (some batches committed): the rerun finishes it,
     nothing doubled, events without request_id included."""
     source: str | Path
+    target: str | Path
     if direction == "to_postgres":
         source, target = tmp_path / "source.db", pg_location
         with Registry(source) as reg:
