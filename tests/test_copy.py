@@ -283,10 +283,17 @@ def test_the_command_line(tmp_path: Path, pg_location: str) -> None:
     source = tmp_path / "source.db"
     with Registry(source) as reg:
         populate(reg, events=30)
+    # A password in the URL is never printed (the session's own server trusts local
+    # connections, so any password connects; a server of QLLM_TEST_PG may not).
+    secret = pg_location
+    if not os.environ.get("QLLM_TEST_PG"):
+        secret = pg_location.replace("://postgres@", "://postgres:hunter2@", 1)
+        assert "hunter2" in secret
     done = subprocess.run(
-        [QLLM, "copy", str(source), pg_location], capture_output=True, text=True, check=False
+        [QLLM, "copy", str(source), secret], capture_output=True, text=True, check=False
     )
     assert done.returncode == 0, done.stderr
+    assert "hunter2" not in done.stdout + done.stderr
     assert json.loads(done.stdout)["events"] == 30
     assert done.stderr.startswith(f"copied {source} to ")
     assert "30 usage events (30 new)" in done.stderr
