@@ -23,9 +23,11 @@ import click
 
 from registry import series_text, times
 from registry._convert import dump, dump_model, validate, validate_model
+from registry.copy import BATCH, copy_registry
 from registry.errors import (
     AuthenticationError,
     AuthorizationError,
+    CopyError,
     NotFoundError,
     RegistryError,
     ValidationError,
@@ -36,7 +38,7 @@ from registry.store.postgres import describe
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-EXIT_INVALID, EXIT_NOT_FOUND, EXIT_AUTH, EXIT_STORAGE = 1, 3, 4, 5
+EXIT_INVALID, EXIT_NOT_FOUND, EXIT_AUTH, EXIT_STORAGE, EXIT_COPY = 1, 3, 4, 5, 6
 
 
 class _Group(click.Group):
@@ -71,6 +73,9 @@ class _Group(click.Group):
         except (AuthenticationError, AuthorizationError) as exc:
             click.echo(str(exc), err=True)
             ctx.exit(EXIT_AUTH)
+        except CopyError as exc:
+            click.echo(str(exc), err=True)
+            ctx.exit(EXIT_COPY)
         except RegistryError as exc:
             click.echo(str(exc), err=True)
             ctx.exit(EXIT_STORAGE)
@@ -548,6 +553,46 @@ def token_revoke(ctx: click.Context, secret: str, db: str | None, timeout: float
 def rebuild_rollups(ctx: click.Context, db: str | None, timeout: float) -> None:
     """Recompute the hourly and all-time rollups from the usage events."""
     _emit(_open_registry(ctx, db, False, timeout).rebuild_rollups())
+
+
+@cli.command(name="copy")
+@click.argument("source", metavar="FROM", type=click.Path(dir_okay=False))
+@click.argument("target", metavar="TO", type=click.Path(dir_okay=False))
+@click.option(
+    "--timeout",
+    type=float,
+    default=DEFAULT_TIMEOUT,
+    show_default=True,
+    help="Seconds to wait for another process's write lock.",
+)
+@click.option(
+    "--batch",
+    type=click.IntRange(1, 1_000_000),
+    default=BATCH,
+    show_default=True,
+    help="Usage events written per transaction.",
+)
+@click.option("--quiet", is_flag=True, help="No summary line on stderr.")
+def copy_command(source: str, target: str, timeout: float, batch: int, quiet: bool) -> None:
+    """Copy the registry FROM (a file, or a postgresql:// URL) to TO, then check the copy.
+
+    TO must be new, or hold only an earlier (possibly interrupted) copy of FROM: running
+    it again goes on where it stopped. Nothing must write to either meanwhile.
+    """
+    copied = copy_registry(source, target, timeout=timeout, batch=batch)
+    if not quiet:
+        click.echo(copied.summary(), err=True)
+    _emit(
+        {
+            "users": copied.users,
+            "tokens": copied.tokens,
+            "query_llms": copied.query_llms,
+            "query_models": copied.query_models,
+            "events": copied.events,
+            "new_events": copied.new_events,
+            "seconds": round(copied.seconds, 3),
+        }
+    )
 
 
 @cli.command()

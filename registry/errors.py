@@ -102,3 +102,18 @@ class NoRegistryError(StorageError):
         super().__init__(
             f"no registry at {path}: check the path (commands that only read never create one)"
         )
+
+
+class CopyError(RegistryError):
+    """`registry.copy` could not make the target a copy of the source."""
+
+
+class CopyConflictError(CopyError):
+    """The target already holds something the source does not (another body under a name,
+    another token under a hash, usage events of its own): the copy is refused before it
+    writes anything."""
+
+
+class CopyMismatchError(CopyError):
+    """The check after a copy found the two registries different (the source changed
+    during the copy, or a writer used the target meanwhile): the copy cannot be trusted."""

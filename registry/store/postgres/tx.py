@@ -231,6 +231,10 @@ class PostgresTx(SqliteTx):
             first += len(chunk)
         return written
 
+    def put_events(self, rows: list[list[Any]]) -> int:
+        # The same COPY and merge as a batch of `record`: events and both rollups at once.
+        return merge(self.pg, rows, set(), 0, batch=True)
+
     @contextmanager
     def savepoint(self) -> Iterator[None]:
         """A nested transaction: a `RegistryError` inside rolls back only its writes."""

@@ -37,8 +37,8 @@ from registry.errors import (
 from registry.model import QueryLlm, QueryModel
 from registry.query import LLMS, Page, Subject, Window
 from registry.series import Series
+from registry.store.sqlite import copying, usage
 from registry.store.sqlite import series as series_sql
-from registry.store.sqlite import usage
 
 T = TypeVar("T")
 DEFAULT_TIMEOUT = 10.0
@@ -501,3 +501,31 @@ class SqliteTx:
 
     def rebuild_rollups(self) -> dict[str, int]:
         return usage.rebuild_rollups(self.conn)
+
+    # --- raw rows, for copying a registry and checking the copy (`registry.copy`) ------------
+
+    def copy_page(
+        self, table: str, after: tuple[Any, ...] | None, limit: int
+    ) -> list[tuple[Any, ...]]:
+        return copying.page(self.conn, table, after, limit)
+
+    def event_page(self, after: int, limit: int) -> list[tuple[Any, ...]]:
+        return copying.event_page(self.conn, after, limit)
+
+    def count_events(self) -> int:
+        return copying.count_events(self.conn)
+
+    def put_rows(self, table: str, rows: list[tuple[Any, ...]]) -> None:
+        copying.insert(self.conn, table, rows)
+
+    def put_events(self, rows: list[list[Any]]) -> int:
+        return usage.copy_events(self.conn, rows)
+
+    def statistics(self, by: str, after: str | None, limit: int) -> list[tuple[Any, ...]]:
+        return copying.statistics(self.conn, by, after, limit)
+
+    def rollup_rows(self, table: str, low: str, high: str) -> list[tuple[Any, ...]]:
+        return copying.rollup_rows(self.conn, table, low, high)
+
+    def rebuilt_rows(self, table: str, low: str, high: str) -> list[tuple[Any, ...]]:
+        return copying.rebuilt_rows(self.conn, table, low, high)

@@ -125,6 +125,20 @@ def record_many(
     return written
 
 
+def copy_events(conn: sqlite3.Connection, rows: list[Row]) -> int:
+    """Insert rows read from another registry as they are (user, time and all), inside the
+    caller's transaction, adding them into both rollups as `record_many` does; the number
+    inserted. Fewer than ``rows`` means some request_ids were there already: the caller
+    decides (nothing of this call is rolled up then, so it must roll back)."""
+    before = conn.total_changes
+    conn.executemany(_INSERT, rows)
+    written: int = conn.total_changes - before
+    if written == len(rows):
+        _roll_up(conn, rows)
+        check_all_totals(conn, [(row[0], row[_MODEL]) for row in rows])
+    return written
+
+
 # --- staged batches: validated before the write lock, moved in one short transaction ---------
 
 # A TEMP table belongs to this connection alone, in SQLite's temp schema: filling
