@@ -158,9 +158,8 @@ def bucket_count(start: int, end: int, bucket: str) -> int:
 
 def render(at: int) -> str:
     """A bucket boundary as RFC 3339 text: seconds, with a fraction only when there is one."""
-    moment = times.EPOCH + timedelta(microseconds=at)
-    text = f"{moment:%Y-%m-%dT%H:%M:%S}"
-    return (text + f".{moment.microsecond:06d}Z") if moment.microsecond else text + "Z"
+    # isoformat, not strftime's %Y, which writes year 189 as "189" (see times.render).
+    return (times.EPOCH.replace(tzinfo=None) + timedelta(microseconds=at)).isoformat() + "Z"
 
 
 def parse_rendered(text: str) -> datetime:

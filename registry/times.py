@@ -118,4 +118,7 @@ def now() -> int:
 
 def render(value: int) -> str:
     """UTC microseconds as RFC 3339 text with a ``Z`` and six fraction digits."""
-    return f"{EPOCH + timedelta(microseconds=value):%Y-%m-%dT%H:%M:%S.%fZ}"
+    # Not strftime's %Y: the C library writes year 189 as "189", and RFC 3339 needs
+    # four digits. A window may start in any year from 1, so every year is written.
+    moment = EPOCH.replace(tzinfo=None) + timedelta(microseconds=value)
+    return moment.isoformat(timespec="microseconds") + "Z"

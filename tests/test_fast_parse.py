@@ -13,7 +13,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from registry import times
+from registry import series, times
 from registry._convert import _decimal_nano, _Invalid, nano_credits
 from registry.model import MAX_CREDITS_PER_EVENT, NANO
 
@@ -207,3 +207,20 @@ def test_times_fast_equals_reference(text: str) -> None:
 def test_fast_path_values(text: str, micros: int) -> None:
     """A few worked values, so that fast and reference cannot agree on a wrong answer."""
     assert times.parse(text) == micros
+
+
+# --- times written back: RFC 3339 for every year a window can name ---------------------
+
+_MOMENTS = st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59, 59))
+
+
+@given(_MOMENTS)
+@example(datetime(189, 10, 15, 12, 28, 14, 100000))  # strftime wrote "189-10-15T…"
+@example(datetime(1, 1, 1))
+def test_render_writes_four_digit_years_and_reads_back(moment: datetime) -> None:
+    value = times.micros(moment.replace(tzinfo=UTC))
+    text = times.render(value)
+    assert text == moment.isoformat(timespec="microseconds") + "Z"  # "0189-10-15T12:28:14.100000Z"
+    assert times.parse(text) == value
+    # a series boundary: the same, its fraction only when there is one
+    assert series.render(value) == moment.isoformat() + "Z"

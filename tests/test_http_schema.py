@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import schemathesis
 from conftest import Servers
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.generation.modes import GenerationMode
@@ -75,6 +75,11 @@ OPERATIONS = [
     if mode is GenerationMode.POSITIVE or operation.get("parameters") or "requestBody" in operation
 ]
 
+# `/query_llms/count` is its own route: a concrete path is matched before a templated
+# one (as OpenAPI says), so an invalid `{name}` spelled like a sibling route is that
+# route's request, answered by its own schema, and not a case of `{name}`'s.
+SIBLINGS = {path.rsplit("/", 1)[1] for path in openapi.document(ROUTES)["paths"] if "{" not in path}
+
 
 @pytest.mark.parametrize(("path", "method", "mode"), OPERATIONS)
 @settings(
@@ -95,6 +100,7 @@ def test_no_500_and_every_answer_conforms(
     if "{name}" in path and mode is GenerationMode.POSITIVE and data.draw(st.booleans()):
         known["path_parameters"] = {"name": name}
     case = data.draw(schema[path][method].as_strategy(mode, **known))
+    assume(str((case.path_parameters or {}).get("name")) not in SIBLINGS)
     case.call_and_validate(checks=CHECKS)
 
 
