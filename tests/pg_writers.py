@@ -10,6 +10,7 @@ what it was TOLD was written (its acknowledgements), and how each attempt ended.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
@@ -23,14 +24,35 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]  # the checkout's `registry`, when run as a script
 
 import httpx  # noqa: E402
-from workers import event, number_of  # noqa: E402
-
-import registry  # noqa: E402
 
 Params = dict[str, Any]
 BATCH_EVERY = 4  # every 4th request is a batch...
 BATCH_SIZE = 12  # ...of this many events
 SHARED_EVERY = 3  # every 3rd event id is shared with the writer's partner
+
+
+# Imports kept light (httpx, and `registry` only for a library writer): eight of these
+# start at once on a loaded machine, and the start is most of their time.
+
+
+def number_of(request_id: str) -> int:
+    """The event number behind a request_id (stable across processes, unlike hash())."""
+    return int.from_bytes(hashlib.sha256(request_id.encode()).digest()[:4], "big")
+
+
+def event(name: str, n: int, request_id: str) -> dict[str, Any]:
+    """Event number ``n``, all its amounts made from ``n``: the tests recompute every sum."""
+    return {
+        "name": name,
+        "at": f"2026-11-{1 + n % 20:02d}T{n % 24:02d}:{n % 60:02d}:{n % 59:02d}.{n % 10**6:06d}Z",
+        "request_id": request_id,
+        "chat_prompt_tokens": n % 1000,
+        "chat_completion_tokens": n % 13,
+        "chat_cost": f"0.{n % 10**9:09d}",
+        "embedding_prompt_tokens": n % 5,
+        "embedding_completion_tokens": 0,
+        "embedding_cost": f"{n % 1000}.{(n * 7919) % 10**9:09d}",
+    }
 
 
 def request(worker: int, pair: int, k: int, names: list[str]) -> list[dict[str, Any]]:
@@ -106,6 +128,8 @@ def http_sender(p: Params, log: Log) -> Callable[[list[dict[str, Any]], int], in
 
 def library_sender(p: Params, log: Log) -> Callable[[list[dict[str, Any]], int], int | None]:
     """`Registry.record_usage` or `record_usage_many` on the database itself."""
+    import registry  # only library writers pay for it
+
     reg = registry.Registry(p["db"], timeout=p["timeout"])
 
     def send(events: list[dict[str, Any]], attempt: int) -> int | None:

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +23,13 @@ import httpx
 import pytest
 from conftest import COUNTERS, body
 from pg import REQUIRE, Server, free_port, import_psycopg
-from workers import event, number_of, rollups_match, spawn, sums
+from pg_writers import event as writers_event
+from pg_writers import number_of
+from workers import event, rollups_match, spawn, sums
 
 import registry
 from registry.storage import Registry
+from registry.store.postgres.store import DEFAULT_MAX_SIZE
 
 psycopg = import_psycopg()
 
@@ -88,7 +92,7 @@ def finish(proc: subprocess.Popen[str], timeout: float = 90) -> dict[str, Any]:
 
 def expected(ids: set[str], names: list[str]) -> dict[str, dict[str, Any]]:
     """Each name's exact sums over the events behind ``ids`` (an id says what its event is)."""
-    events = [event(names[number_of(i) % len(names)], number_of(i), i) for i in ids]
+    events = [writers_event(names[number_of(i) % len(names)], number_of(i), i) for i in ids]
     return {name: sums([e for e in events if e["name"] == name]) for name in names}
 
 
@@ -130,21 +134,42 @@ def test_eight_writers_through_two_servers_lose_and_double_nothing(
         procs = [
             writer(
                 {"surface": "http", "urls": urls, "worker": w, "pair": w // 2, "names": names}
-                | {"requests": 24, "http_timeout": 30, "timeout": TIMEOUT}
+                | {"requests": 16, "http_timeout": 30, "timeout": TIMEOUT}
             )
             for w in range(8)
         ]
         results = [finish(proc) for proc in procs]
+        servers[1].stop()
+        # 40 reads held up at once (by a lock on the table they read) run in 40 threads
+        # of the server, which share its ONE pool: afterwards it keeps no more sessions
+        # than the pool's size (a registry per thread would be a pool per thread, each
+        # keeping a session: 38 of them when this was so).
+        with ThreadPoolExecutor(40) as pool:
+            with psycopg.connect(pg_location) as locker:
+                locker.execute("LOCK TABLE query_llms IN ACCESS EXCLUSIVE MODE")
+                reads = [pool.submit(read, urls[0], names[n % 2]) for n in range(40)]
+                time.sleep(1.0)
+            statuses = {future.result() for future in reads}
+        assert 1 <= sessions(pg_location) <= DEFAULT_MAX_SIZE
+        assert statuses <= {200, 503}  # 503: no connection free within the timeout
+        assert read(urls[0], names[0]) == 200
     finally:
         for server in servers:
             server.stop()
     for result in results:
         assert result["bad"] == [], result
-        assert len(result["acks"]) == 24
+        assert len(result["acks"]) == 16
     written = sum(n for result in results for _, n in result["acks"])
     acked = {i for result in results for ids, _ in result["acks"] for i in ids}
     assert written == len(acked)  # no failure here: each new event counted exactly once
     check_database(pg_location, names, results)
+
+
+def read(url: str, name: str) -> int:
+    """A read the server answers in its thread pool: one Query LLM's all-time statistics."""
+    return httpx.get(
+        f"{url}/query_llms/{name}", params={"metadata": "true"}, timeout=30
+    ).status_code
 
 
 def in_transaction(location: str) -> bool:
@@ -184,7 +209,7 @@ def wait_until(condition: Any, what: str, proc: subprocess.Popen[Any], limit: fl
         time.sleep(0.01)
 
 
-BIG = 40_000  # events in a batch that is killed mid-write
+BIG = 20_000  # events in a batch that is killed mid-write
 
 
 def test_a_writer_killed_mid_batch_leaves_nothing_of_it(
