@@ -152,15 +152,13 @@ def library_sender(p: Params, log: Log) -> Callable[[list[dict[str, Any]], int],
 def write(p: Params) -> Any:
     """Send requests until ``requests`` are acknowledged, or until the ``stop`` file exists.
 
-    With ``progress``: touch ``{progress}/ready-W`` after ``warmup`` acknowledgements,
-    and once ``{progress}/restarted`` exists, ``{progress}/done-W`` after ``warmup`` more.
+    With ``progress``: after each acknowledgement, their number in ``{progress}/acked-W``.
     """
     log = Log()
     send = (http_sender if p["surface"] == "http" else library_sender)(p, log)
     stop = Path(p["stop"]) if p.get("stop") else None
     progress = Path(p["progress"]) if p.get("progress") else None
-    worker, warmup = p["worker"], p.get("warmup", 5)
-    after_restart: int | None = None
+    worker = p["worker"]
     k = 0
     while k < p.get("requests", 10**9) and not (stop and stop.exists()):
         events = request(worker, p["pair"], k, p["names"])
@@ -173,13 +171,9 @@ def write(p: Params) -> Any:
             time.sleep(0.05)
         log.acks.append(([str(e["request_id"]) for e in events], written))
         k += 1
-        if progress is not None:
-            if k == warmup:
-                (progress / f"ready-{worker}").touch()
-            if after_restart is None and (progress / "restarted").exists():
-                after_restart = k
-            if after_restart is not None and k - after_restart == warmup:
-                (progress / f"done-{worker}").touch()
+        if progress is not None:  # written whole, then renamed: never read half-written
+            (progress / f".acked-{worker}").write_text(str(k))
+            (progress / f".acked-{worker}").replace(progress / f"acked-{worker}")
     return log.result()
 
 
