@@ -336,7 +336,7 @@ class Service:
         self._local = threading.local()
         self._shared: Registry | None = None
         self._lock = threading.Lock()
-        self.writer = Writer(self.open, self.release, timeout)
+        self.writer = Writer(self.open, self.release)
 
     def open(self) -> Registry:
         """A registry for the calling thread: its own on a file, the process's on PostgreSQL."""

@@ -14,11 +14,10 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
-import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from registry.errors import RegistryError, StorageBusyError, StorageError
+from registry.errors import RegistryError
 from registry.storage import Registry
 
 MAX_GROUP = 256  # requests per commit: bounds how long one group holds the lock
@@ -28,7 +27,7 @@ _STOP = object()
 
 
 class _Job:
-    __slots__ = ("batch", "events", "future", "loop", "queued", "token")
+    __slots__ = ("batch", "events", "future", "loop", "token")
 
     def __init__(
         self,
@@ -42,7 +41,6 @@ class _Job:
         self.batch = batch
         self.loop = loop
         self.future: asyncio.Future[int] = loop.create_future()
-        self.queued = time.monotonic()
 
 
 def _settle(future: asyncio.Future[int], outcome: Outcome) -> None:
@@ -62,14 +60,9 @@ class Writer:
         self,
         open_registry: Callable[[], Registry],
         release: Callable[[Registry], None],
-        timeout: float,
     ) -> None:
         self._open = open_registry
         self._release = release
-        self._timeout = timeout
-        # Whether the last commit failed for the database's sake (unreachable, locked):
-        # then queued jobs may already have waited their whole timeout.
-        self._failing = False
         self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._ready = threading.Event()
         self._failure: BaseException | None = None
@@ -119,37 +112,13 @@ class Writer:
                         stopping = True
                         break
                     group.append(more)
-                self._commit(registry, self._live(group))
+                self._commit(registry, group)
                 if stopping:
                     break
         finally:
             self._release(registry)
 
-    def _live(self, group: list[_Job]) -> list[_Job]:
-        """The jobs of ``group`` still worth a try; the others fail now, nothing written.
-
-        While the database fails (a PostgreSQL server down or restarting, a file locked
-        by another process), each commit waits ``timeout`` before it gives up, and the
-        jobs queued meanwhile would wait that long again in the next group, and so on
-        behind one another: a job that has already waited its timeout gets its 503 now."""
-        if not self._failing:
-            return group
-        now = time.monotonic()
-        live = []
-        for job in group:
-            if now - job.queued <= self._timeout:
-                live.append(job)
-                continue
-            waited = StorageBusyError(
-                f"the registry could not be written within {self._timeout:g} s"
-                " (the database is unreachable or locked); nothing of this request was written"
-            )
-            job.loop.call_soon_threadsafe(_settle, job.future, waited)
-        return live
-
     def _commit(self, registry: Registry, group: list[_Job]) -> None:
-        if not group:
-            return
         outcomes: list[Outcome]
         try:
             outcomes = list(
@@ -160,11 +129,8 @@ class Writer:
             # PostgreSQL server broke during the COMMIT, no one can know, and a client's
             # retry with the same request_id settles it.
             outcomes = [exc] * len(group)
-            self._failing = isinstance(exc, StorageError)
         except Exception as exc:  # a defect: every job fails, the server goes on
             outcomes = [exc] * len(group)
-        else:
-            self._failing = False
         self.groups += 1
         self.requests += len(group)
         for job, outcome in zip(group, outcomes, strict=True):
