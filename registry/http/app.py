@@ -3,7 +3,8 @@
 Endpoints only translate: query fields and body in, one `Registry` call, a
 JSON response out; the registry's own validation and errors do all the
 checking. Reads and registrations are plain ``def`` endpoints (Starlette runs
-them in its thread pool), each thread with its own `Registry` connection, except
+them in its thread pool), each thread with its own `Registry` connection on a file,
+one `Registry` and its connection pool shared by all on PostgreSQL, except
 ``GET`` of one name, answered on the event loop (it is cheaper than the hop);
 ``POST /usage`` is ``async`` and waits for the group-commit writer.
 """
@@ -311,30 +312,63 @@ def _expect(request: Request, *types: str) -> None:
         raise HTTPException(415, f"the body must be {' or '.join(types)}")
 
 
-# --- the registry: a connection per thread, one writer --------------------------------------
+# --- the registry: a connection per thread (file) or one pool (PostgreSQL), one writer ------
 
 
 class Service:
-    """What the endpoints share: the file, a `Registry` per thread, the writer."""
+    """What the endpoints share: the registry and the writer.
+
+    On a file, a `Registry` per thread: sqlite3 connections stay in the thread that made
+    them, and opening one is cheap. On PostgreSQL, ONE `Registry` for the process, so
+    ONE connection pool: a `Registry` per thread would be a pool per thread, up to
+    Starlette's 40 threads times the pool's size in connections to the server. The pool
+    is thread-safe and lends each call a connection for one transaction; the writer
+    borrows from it like any reader.
+    """
 
     def __init__(self, path: str | Path, timeout: float) -> None:
         self.path = path  # a file, or a PostgreSQL URL
         self.timeout = timeout
+        self.pooled = postgres.is_location(path)
         # A read from a local file costs less than a hop to a worker thread; a read from a
         # database server waits on the network, which must never stall the event loop.
-        self.reads_inline = not postgres.is_location(path)
+        self.reads_inline = not self.pooled
         self._local = threading.local()
-        self.writer = Writer(self.open)
+        self._shared: Registry | None = None
+        self._lock = threading.Lock()
+        self.writer = Writer(self.open, self.release)
 
     def open(self) -> Registry:
-        return Registry(self.path, timeout=self.timeout)
+        """A registry for the calling thread: its own on a file, the process's on PostgreSQL."""
+        if not self.pooled:
+            return Registry(self.path, timeout=self.timeout)
+        with self._lock:
+            if self._shared is None:
+                self._shared = Registry(self.path, timeout=self.timeout)
+            return self._shared
+
+    def release(self, reg: Registry) -> None:
+        """Done with ``reg``: a file's connection is closed; the shared pool stays open."""
+        if reg is not self._shared:
+            reg.close()
 
     def registry(self) -> Registry:
-        """This thread's registry (sqlite3 connections stay in the thread that made them)."""
+        """This thread's registry (on PostgreSQL, the one shared by every thread)."""
+        if self._shared is not None:
+            return self._shared
         reg: Registry | None = getattr(self._local, "registry", None)
         if reg is None:
-            reg = self._local.registry = self.open()
+            reg = self.open()
+            if not self.pooled:
+                self._local.registry = reg
         return reg
+
+    def close(self) -> None:
+        """Close the shared pool (after the writer has stopped: it borrows from it)."""
+        with self._lock:
+            shared, self._shared = self._shared, None
+        if shared is not None:
+            shared.close()
 
 
 def service(request: Request) -> Service:
@@ -685,6 +719,7 @@ def create_app(path: str | os.PathLike[str] | None = None, timeout: float | None
             yield
         finally:
             svc.writer.close()  # in-flight requests are answered first: uvicorn waits for them
+            svc.close()
 
     app = Starlette(routes=ROUTES, exception_handlers=HANDLERS, lifespan=lifespan)
     app.router.redirect_slashes = False  # a redirect is no answer for an API client

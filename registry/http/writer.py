@@ -53,10 +53,16 @@ def _settle(future: asyncio.Future[int], outcome: Outcome) -> None:
 
 
 class Writer:
-    """The one writer thread of a server process. ``open`` makes its registry in that thread."""
+    """The one writer thread of a server process. ``open`` makes its registry in that thread;
+    ``release`` is handed it when the thread stops (it may be shared, and stay open)."""
 
-    def __init__(self, open_registry: Callable[[], Registry]) -> None:
+    def __init__(
+        self,
+        open_registry: Callable[[], Registry],
+        release: Callable[[Registry], None],
+    ) -> None:
         self._open = open_registry
+        self._release = release
         self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._ready = threading.Event()
         self._failure: BaseException | None = None
@@ -110,7 +116,7 @@ class Writer:
                 if stopping:
                     break
         finally:
-            registry.close()
+            self._release(registry)
 
     def _commit(self, registry: Registry, group: list[_Job]) -> None:
         outcomes: list[Outcome]
@@ -118,7 +124,10 @@ class Writer:
             outcomes = list(
                 registry.record_usage_groups([(j.events, j.token, j.batch) for j in group])
             )
-        except RegistryError as exc:  # the COMMIT (or BEGIN) failed: no job was written
+        except RegistryError as exc:
+            # BEGIN or COMMIT failed: no job was written; or, when the connection to a
+            # PostgreSQL server broke during the COMMIT, no one can know, and a client's
+            # retry with the same request_id settles it.
             outcomes = [exc] * len(group)
         except Exception as exc:  # a defect: every job fails, the server goes on
             outcomes = [exc] * len(group)

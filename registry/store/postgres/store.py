@@ -92,6 +92,12 @@ class PostgresStore:
             max_size=max_size,
             open=False,
             timeout=timeout,
+            # While the server is down, the pool retries each lost connection with a
+            # doubling pause, which after a minute's outage would leave the pool waiting
+            # another minute once the server is back. Giving up after ``timeout`` ends
+            # that chain; the next caller who finds the pool empty starts a new one at
+            # once, so a server that is back is found within about one ``timeout``.
+            reconnect_timeout=max(timeout, 1.0),
             name="qllm",
         )
         try:
@@ -411,8 +417,10 @@ _MEANINGS: dict[type[BaseException], Callable[[_Failure], RegistryError]] = {
     errors.DiskFull: lambda f: StorageFullError(f"cannot write {f.where}: {f.text}"),
     errors.NumericValueOutOfRange: _overflow,
     errors.ReadOnlySqlTransaction: lambda f: StorageError(f"{f.where} cannot be written: {f.text}"),
+    # Every connection in use, or none can be made (the server is down or restarting):
+    # the pool cannot tell which, and both may pass.
     psycopg_pool.PoolTimeout: lambda f: StorageBusyError(
-        f"{f.where} is busy: no connection free within {f.timeout:g} s"
+        f"{f.where} is busy or unreachable: no connection within {f.timeout:g} s"
     ),
     # Connection lost, server shutting down or restarting, too many
     # connections, out of memory: the same call may succeed later.
