@@ -151,6 +151,19 @@ _FIRST_CONFLICT = f"""
     ORDER BY s.ord LIMIT 1"""
 
 
+# Memory for the merge's sorts, aggregates and its RETURNING rows, per staged row (measured:
+# about 190 bytes a staged row sorted, 150 kept, 800 an hourly group). With the server's
+# default (4 MB) a batch of 100,000 events spilled all three to temporary files.
+_WORK_MEM_PER_ROW = 1024
+_WORK_MEM_MB = (4, 512)  # the server's default at least; at most what one merge may take
+
+
+def work_mem(rows: int) -> str:
+    """The ``work_mem`` that keeps a merge of ``rows`` staged events in memory."""
+    low, high = _WORK_MEM_MB
+    return f"{min(high, max(low, -(-rows * _WORK_MEM_PER_ROW // 2**20)))}MB"
+
+
 def merge(
     conn: Connection, rows: list[list[Any]], timeless: set[int], first: int, batch: bool
 ) -> int:
@@ -161,6 +174,8 @@ def merge(
     """
     if not rows:
         return 0
+    # For this transaction only (SET LOCAL); no other session's memory changes.
+    conn.execute("SELECT set_config('work_mem', %s, true)", [work_mem(len(rows))])
     conn.execute(_STAGE)
     conn.execute("TRUNCATE qllm_stage")
     with (
