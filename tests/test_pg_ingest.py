@@ -46,8 +46,7 @@ def reg(pg_location: str) -> Any:
         reg.name = reg.register(  # type: ignore[attr-defined]
             {"id": "big/1", "mode": "generate", "weight": {"type": "static", "weight": 1}}
         ).name
-        reg.location = pg_location  # type: ignore[attr-defined]
-        yield reg
+        yield reg  # reg.location is pg_location
 
 
 def test_a_big_batch_skips_the_request_ids_stored_before(reg: Any) -> None:
