@@ -191,8 +191,10 @@ def merge(
     """
     if not rows:
         return 0
-    # For this transaction only (SET LOCAL); no other session's memory changes.
-    conn.execute("SELECT set_config('work_mem', %s, true)", [work_mem(len(rows))])
+    memory = work_mem(len(rows))
+    if memory != work_mem(0):  # a small batch (a single event) needs no extra round trip
+        # For this transaction only (SET LOCAL); no other session's memory changes.
+        conn.execute("SELECT set_config('work_mem', %s, true)", [memory])
     conn.execute(_STAGE)
     conn.execute("TRUNCATE qllm_stage")
     with (
