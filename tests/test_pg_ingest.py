@@ -98,3 +98,10 @@ def test_a_request_id_committed_by_another_writer_meanwhile(reg: Any) -> None:
     other.close()
     assert result == [BIG - 1]
     assert stored(reg.location) == BIG
+
+
+def test_a_merge_asks_for_memory_by_its_size_within_bounds() -> None:
+    sizes = [int(tx.work_mem(rows).removesuffix("MB")) for rows in range(0, 2_000_000, 997)]
+    assert sizes == sorted(sizes)  # more rows, never less memory
+    assert (tx.work_mem(0), tx.work_mem(4096), tx.work_mem(100_000)) == ("4MB", "4MB", "98MB")
+    assert tx.work_mem(10**9) == "512MB"  # one merge never asks for more
