@@ -50,7 +50,7 @@ from registry.query import CHUNK, rows_of  # noqa: E402
 HOUR = lite.HOUR
 DAY = 24 * HOUR
 START = lite.START
-LLMS = 1_000
+LLMS = 1_000  # Query LLMs, unless --llms
 Row = tuple[Any, ...]
 Conn = psycopg.Connection[tuple[Any, ...]]
 COLUMNS = ("name", "user_id", "at", "request_id", *AMOUNTS)
@@ -255,8 +255,13 @@ class Raw:
 
 
 def stats(
-    regs: dict[str, registry.Registry], raws: dict[str, Raw], hot: str, runs: int, count: int
+    regs: dict[str, registry.Registry],
+    raws: dict[str, Raw],
+    names: list[str],
+    runs: int,
+    count: int,
 ) -> None:
+    hot = names[0]
     few = max(3, runs // 10)  # the raw scans of everything take long: fewer runs
     window = (START + 3 * DAY + HOUR // 2, START + 4 * DAY + HOUR // 2 + 17_000_000)
     three = (START + 2 * DAY + HOUR // 3, START + 5 * DAY + HOUR // 5)
@@ -280,21 +285,21 @@ def stats(
             (runs, runs),
         )
         yield (
-            f"list by cost, {LLMS:,} Query LLMs, all time",
+            f"list by cost, {len(names):,} Query LLMs, all time",
             lambda: reg.list(sort="cost"),
             lambda: raw.ranked(*everything),
             (runs, few),
         )
         t = text["three"]
         yield (
-            f"list by cost, {LLMS:,} Query LLMs, 3-day window",
+            f"list by cost, {len(names):,} Query LLMs, 3-day window",
             lambda: reg.list(sort="cost", start=t[0], end=t[1]),
             lambda: raw.ranked(*three),
             (runs, few),
         )
         s = text["series"]
         yield (
-            f"29-day daily series by name, {LLMS:,} Query LLMs",
+            f"29-day daily series by name, {len(names):,} Query LLMs",
             lambda: reg.usage_series(s[0], s[1], "day", ["name"]),
             lambda: raw.series(*series),
             (max(3, runs // 5), max(3, runs // 5)),  # slow on both sides
@@ -332,6 +337,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="20,000 events, 5 runs")
     parser.add_argument("--events", type=int, help="how many events (default 1,000,000)")
+    parser.add_argument("--llms", type=int, default=LLMS, help="how many Query LLMs")
     parser.add_argument("--dsn", help="a PostgreSQL server to use instead of starting one")
     args = parser.parse_args(argv)
     count = args.events or (20_000 if args.quick else 1_000_000)
@@ -342,7 +348,8 @@ def main(argv: list[str] | None = None) -> None:
         admin = server.dsn()
     else:
         admin = args.dsn
-    databases = ("qllm_bench", "qllm_bench_raw")
+    # Names of this run's own: a shared server may hold another run's.
+    databases = (f"qllm_bench_{os.getpid()}", f"qllm_bench_{os.getpid()}_raw")
     work = Path(tempfile.mkdtemp(prefix="qllm-pgbench-"))
     try:
         with psycopg.connect(admin, autocommit=True) as conn:
@@ -362,7 +369,7 @@ def main(argv: list[str] | None = None) -> None:
         sqlite_reg = registry.Registry(work / "registry.db")
         pg_reg = registry.Registry(location)
         names = []
-        for i in range(LLMS):
+        for i in range(args.llms):
             names.append(sqlite_reg.register(lite.body(i)).name)
             pg_reg.register(lite.body(i))
         events = make_events(names, count)
@@ -378,7 +385,7 @@ def main(argv: list[str] | None = None) -> None:
             "sqlite": Raw(lambda sql, p: sqlite_raw_conn.execute(sql, p).fetchall(), pg=False),
             "postgres": Raw(lambda sql, p: pg_raw_conn.execute(sql, p).fetchall(), pg=True),
         }
-        stats({"sqlite": sqlite_reg, "postgres": pg_reg}, raws, names[0], runs, count)
+        stats({"sqlite": sqlite_reg, "postgres": pg_reg}, raws, names, runs, count)
         sizes(location, count)
         sqlite_raw_conn.close()
         pg_raw_conn.close()
