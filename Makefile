@@ -25,7 +25,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/bench.py
 	$(BIN)/python bench/http_bench.py
-	$(BIN)/python bench/pg_ingest.py --registry
+	$(BIN)/python bench/pg_bench.py
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,10 +1,8 @@
 """How to write 1M usage events into PostgreSQL: the measurement behind the backend's ingest.
 
-``make bench`` runs ``--registry``: `Registry.record_usage_many` of the same
-events (validation, membership, idempotency and rollups included) on
-PostgreSQL and on a SQLite file, with psycopg's raw binary ``COPY`` of the
-same prepared rows beside both, and the ratios. Without it, the methods
-below. Run ``.venv/bin/python bench/pg_ingest.py``:
+The library itself on both backends (validation, idempotency and rollups
+included) is measured by ``bench/pg_bench.py``, part of ``make bench``. This
+script compares the methods below. Run ``.venv/bin/python bench/pg_ingest.py``:
 it starts a PostgreSQL of its own with durable defaults (fsync on, as a
 real server; the test server runs with fsync off), or uses ``--dsn URL``
 (a database is created there and dropped).
@@ -226,81 +224,11 @@ def sqlite_raw(rows: list[Row]) -> None:
         print(f"| sqlite raw executemany, no rollups | {seconds:.2f} s | {rate} |")
 
 
-def as_events(rows: list[Row]) -> list[dict[str, Any]]:
-    """The prepared rows as the usage events a client sends (costs in nano-credits as
-    exact decimal text), for the library's own batch ingest."""
-    events = []
-    for name, _, at, request_id, cct, cpt, cc, ect, ept, ec in rows:
-        events.append(
-            {
-                "name": name,
-                "at": times.render(at),
-                "request_id": request_id,
-                "chat_completion_tokens": cct,
-                "chat_prompt_tokens": cpt,
-                "chat_cost": f"{cc}e-9",
-                "embedding_completion_tokens": ect,
-                "embedding_prompt_tokens": ept,
-                "embedding_cost": f"{ec}e-9",
-            }
-        )
-    return events
-
-
-def registry_rates(location: str, rows: list[Row], names: Sequence[str]) -> None:
-    """Batch ingest by the library on PostgreSQL and SQLite, and raw COPY: one table."""
-    bodies = [
-        {"id": f"bench/{n}", "mode": "generate", "weight": {"type": "static", "weight": 1}}
-        for n in names
-    ]
-    with Registry(location) as reg:
-        mapping = {n: reg.register(b).name for n, b in zip(names, bodies, strict=True)}
-    events = as_events([(mapping[r[0]], None, *r[2:]) for r in rows])
-    prepared = [(mapping[r[0]], None, *r[2:]) for r in rows]
-    timings: dict[str, float] = {}
-    with Registry(location) as reg:
-        start = time.perf_counter()
-        assert reg.record_usage_many(events) == len(events)
-        timings["postgres"] = time.perf_counter() - start
-    with tempfile.TemporaryDirectory() as folder, Registry(Path(folder) / "r.db") as reg:
-        for n in names:
-            reg.register(
-                {"id": f"bench/{n}", "mode": "generate", "weight": {"type": "static", "weight": 1}}
-            )
-        start = time.perf_counter()
-        assert reg.record_usage_many(events) == len(events)
-        timings["sqlite"] = time.perf_counter() - start
-    with psycopg.connect(location, autocommit=True) as conn:
-        conn.execute("TRUNCATE usage_events, usage_hourly, usage_totals")
-        start = time.perf_counter()
-        raw_copy(conn, prepared, binary=True)
-        timings["copy"] = time.perf_counter() - start
-    count = len(events)
-    print(f"\n{count:,} events, one batch (`record_usage_many`), same events on both\n")
-    print("| backend | time | events/s | vs raw COPY |\n| --- | --- | --- | --- |")
-    for label, key in (
-        ("PostgreSQL: record_usage_many", "postgres"),
-        ("SQLite: record_usage_many", "sqlite"),
-        ("PostgreSQL: raw binary COPY, no validation, no rollups", "copy"),
-    ):
-        seconds = timings[key]
-        print(
-            f"| {label} | {seconds:.2f} s | {count / seconds:,.0f}/s"
-            f" | {timings['copy'] / seconds:.2f}x |"
-        )
-    print(
-        f"\nPostgreSQL / SQLite batch ingest rate: {timings['sqlite'] / timings['postgres']:.2f}x"
-    )
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--chunk", type=int, action="append", help="rows per statement")
     parser.add_argument("--dsn", help="a server to use instead of starting one")
-    parser.add_argument(
-        "--registry", action="store_true", help="the library on both backends vs raw COPY"
-    )
     args = parser.parse_args(argv)
     sizes = args.chunk or [10_000, 100_000]
     server = None
@@ -320,12 +248,6 @@ def main(argv: list[str] | None = None) -> None:
         users: list[str | None] = [None, *(f"user{i}" for i in range(9))]
         rows = make_rows(args.events, names, users)
         release = version[0] if version else "?"
-        if args.registry:
-            print(f"PostgreSQL {release}")
-            registry_rates(location, rows, names)
-            with psycopg.connect(admin, autocommit=True) as conn:
-                conn.execute("DROP DATABASE qllm_bench WITH (FORCE)")
-            return
         print(f"PostgreSQL {release}, {args.events:,} events, one transaction each\n")
         print("| method | time | events/s |\n| --- | --- | --- |")
         with psycopg.connect(location, autocommit=True) as conn:

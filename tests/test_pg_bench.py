@@ -24,3 +24,22 @@ def test_pg_ingest_bench_runs_and_checks_itself(postgres: Postgres) -> None:
     assert done.returncode == 0, done.stderr
     rows = [line for line in done.stdout.splitlines() if " s | " in line]  # timed rows
     assert len(rows) == 6  # every method ran, and passed its own checks
+
+
+def test_pg_bench_compares_both_backends_on_the_same_events(postgres: Postgres) -> None:
+    """``pg_bench.py`` (part of make bench) runs every workload on both backends, checks
+    that each registry agrees with its raw query, and prints the table (a small run)."""
+    command = [sys.executable, "bench/pg_bench.py", "--quick", "--events", "2000", "--llms", "50"]
+    done = subprocess.run(
+        [*command, "--dsn", postgres.admin_dsn],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    table = [line for line in done.stdout.splitlines() if line.startswith("| ")]
+    assert table[0].startswith("| workload | SQLite: qllm |")
+    assert len(table) == 1 + 2 + 5  # the header, ingest and validation, five statistics
+    assert "PostgreSQL / SQLite batch ingest rate" in done.stdout

@@ -103,8 +103,11 @@ def test_a_fresh_database_costs_tens_of_milliseconds(postgres: Postgres) -> None
 def test_both_backends_speak_of_the_same_migrations() -> None:
     names = [m.name for m in migrate.migration_set()]
     sqlite = sorted(known_migrations())
-    # SQLite may be a step ahead while a PostgreSQL file is being written: never behind.
-    assert names == sqlite[: len(names)]
+    # Either may be one step ahead while the other's file is being written (PostgreSQL's
+    # m004 came first); where both have a step, it has one name.
+    common = min(len(names), len(sqlite))
+    assert names[:common] == sqlite[:common]
+    assert abs(len(names) - len(sqlite)) <= 1
     assert names[:3] == ["m001_initial", "m002_rollups", "m003_query_models"]
 
 
