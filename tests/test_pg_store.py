@@ -100,14 +100,16 @@ def test_a_fresh_database_costs_tens_of_milliseconds(postgres: Postgres) -> None
     assert (time.perf_counter() - start) / 5 < 2.0
 
 
+POSTGRES_ONLY = {"m004_rollups_without_foreign_keys"}
+
+
 def test_both_backends_speak_of_the_same_migrations() -> None:
     names = [m.name for m in migrate.migration_set()]
     sqlite = sorted(known_migrations())
-    # Either may be one step ahead while the other's file is being written (PostgreSQL's
-    # m004 came first); where both have a step, it has one name.
-    common = min(len(names), len(sqlite))
-    assert names[:common] == sqlite[:common]
-    assert abs(len(names) - len(sqlite)) <= 1
+    # PostgreSQL's m004 drops the rollups' foreign keys; on SQLite that needs a rebuild
+    # of every user's file for no measured gain (README, Performance), so it has no
+    # twin there. Every other step has the same name in the same place on both.
+    assert [name for name in names if name not in POSTGRES_ONLY] == sqlite
     assert names[:3] == ["m001_initial", "m002_rollups", "m003_query_models"]
 
 
