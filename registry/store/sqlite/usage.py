@@ -279,8 +279,9 @@ def commit_stage(conn: sqlite3.Connection, staged: Stage) -> int:
     The only work done under the write lock: the inserts, the request_id checks
     when some were recorded before, the rollups and the 64-bit check.
     """
-    (since,) = conn.execute("SELECT COALESCE(MAX(id), 0) FROM main.usage_events").fetchone()
-    last_id = since
+    last_id = "SELECT COALESCE(MAX(id), 0) FROM main.usage_events"
+    (since,) = conn.execute(last_id).fetchone()
+    before_chunk = since
     written = 0
     first = 0  # the batch index of the chunk's first event
     for rows, timeless in staged.chunks():
@@ -288,10 +289,10 @@ def commit_stage(conn: sqlite3.Connection, staged: Stage) -> int:
         conn.executemany(_INSERT, rows)
         new = conn.total_changes - before
         if new < len(rows):  # some request_ids were seen before: each must repeat its event
-            _inserted(conn, rows, set(timeless), last_id, first)
-        last_id += new  # ids are given in order: the next chunk's start
+            _inserted(conn, rows, set(timeless), before_chunk, first)
         written += new
         first += len(rows)
+        (before_chunk,) = conn.execute(last_id).fetchone()
     if written == staged.count and not staged.spilled:
         touched = _roll_up(conn, staged.hours, staged.user)
     else:
