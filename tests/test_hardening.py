@@ -167,6 +167,54 @@ def test_staged_batch_keeps_request_id_rules(reg: Registry) -> None:
     assert reg.get(name, metadata=True) == totals
 
 
+def rollup_rows(path: Path) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    with sqlite3.connect(path) as conn:
+        return (
+            conn.execute("SELECT * FROM usage_hourly ORDER BY 1, 2, 3, 4").fetchall(),
+            conn.execute("SELECT * FROM usage_totals ORDER BY 1, 2, 3").fetchall(),
+        )
+
+
+@pytest.mark.parametrize("spill", [False, True], ids=["in-memory", "spilled"])
+def test_long_batch_rollups_equal_its_events(
+    reg: Registry, monkeypatch: pytest.MonkeyPatch, spill: bool
+) -> None:
+    """A batch of several chunks, its rows spooled to a file and its hourly sums written
+    out to the TEMP table past a few hours (``spilled``), or all in memory: the rollups
+    equal those rebuilt from the events, repeats in a later chunk included."""
+    if spill:
+        monkeypatch.setattr(sqlite_usage, "_SPOOL_IN_MEMORY", 1024)
+        monkeypatch.setattr(sqlite_usage, "_MAX_HOURS_HELD", 5)
+    names = [reg.register(body()).name, reg.register(body(id="openai/gpt-4o-mini")).name]
+    token = reg.create_token("alice")
+    count = 2 * usage.CHUNK + 7
+
+    def event(i: int) -> dict[str, Any]:
+        return {
+            "name": names[i % 2],
+            "at": f"2026-11-{1 + i % 20:02d}T{i % 24:02d}:{i % 60:02d}:00Z",
+            "request_id": f"r{i}",
+            "chat_prompt_tokens": i,
+            "chat_cost": f"0.{i:06d}",
+        }
+
+    batch = [event(i) for i in range(count)]
+    assert reg.record_usage_many(batch[: usage.CHUNK + 3], token=token) == usage.CHUNK + 3
+    # The whole batch again: its first events are repeats (skipped), the rest are new.
+    assert reg.record_usage_many(batch, token=token) == count - usage.CHUNK - 3
+    written = rollup_rows(reg.path)
+    assert sum(row[4] for row in written[0]) == count
+    assert reg.rebuild_rollups()
+    assert rollup_rows(reg.path) == written
+    assert reg.get(names[1], metadata=True)["chat_prompt_tokens"] == sum(range(1, count, 2))
+    # A changed repeat in the last chunk: named by its index, nothing written.
+    changed = [*batch, {**event(3), "chat_prompt_tokens": 4}]
+    with pytest.raises(registry.ConflictError) as caught:
+        reg.record_usage_many(changed, token=token)
+    assert caught.value.errors[0][0] == f"/{count}/request_id"
+    assert rollup_rows(reg.path) == written
+
+
 def test_import_fed_slowly_does_not_block_other_writers(db_path: Path, tmp_path: Path) -> None:
     """Real processes: ``usage record`` succeeds while ``usage import -`` waits on its pipe."""
     with Registry(db_path) as reg:

@@ -155,7 +155,7 @@ class SqliteStore:
                     raise
                 conn = self._open(uri + "?" + self._unshared_read())
         conn.execute("PRAGMA foreign_keys = ON")
-        # Batches are staged in temporary tables: on disk, so memory stays flat.
+        # Temporary tables (a large batch's hourly sums) on disk, so memory stays flat.
         conn.execute("PRAGMA temp_store = FILE")
         # FULL: in WAL mode, each commit is synced, so a committed event survives
         # a power cut too, not only a crash of the process.
@@ -326,14 +326,13 @@ class SqliteStore:
     def record_batch(
         self, events: Iterable[Mapping[str, Any]], user: str | None, known_names: set[str]
     ) -> tuple[int, float]:
-        """Stage ``events`` in temporary tables of this connection (no lock on the file), then
+        """Stage ``events`` in a spool of this connection's (no lock on the file), then
         move them in one short write transaction: (events written, seconds the lock was held).
         """
         if self.readonly:
             raise StorageError(f"{self.path} is open read-only")
-        with self.errors(), usage.staging(self.conn):
-            staged = usage.stage(self.conn, events, user, known_names)
-            if not staged:
+        with self.errors(), usage.staging(self.conn, user) as staged:
+            if not usage.stage(staged, events, known_names):
                 return 0, 0.0
             with self._begin(write=True) as conn:
                 locked = time.monotonic()

@@ -15,11 +15,13 @@ file.
 
 from __future__ import annotations
 
+import marshal
 import sqlite3
+import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from itertools import islice
-from typing import Any
+from typing import IO, Any
 
 from registry import times
 from registry._convert import usage_values
@@ -71,7 +73,7 @@ _REBUILD = (
 # backend's wrapper that speaks SQLite's placeholders (`registry.store.postgres.tx`).
 Conn = Any
 Row = list[Any]  # [name, user_id, at, request_id, *amounts, query_model]: one usage_events row
-_MODEL = 4 + len(AMOUNTS)  # a row's query_model (staged rows carry one more value after it)
+_MODEL = 4 + len(AMOUNTS)  # a row's query_model
 
 
 # --- recording ------------------------------------------------------------------------
@@ -118,8 +120,9 @@ def record_many(
         conn.executemany(_INSERT, rows)
         if conn.total_changes - before < len(rows):  # some request_ids were seen before
             rows = _inserted(conn, rows, timeless, last_id, where)
-        _roll_up(conn, rows)
-        check_all_totals(conn, [(row[0], row[_MODEL]) for row in rows])
+        hours: Hours = {}
+        add_hours(hours, rows)
+        check_all_totals(conn, _roll_up(conn, hours, user))
         written += len(rows)
         first += len(chunk)
     return written
@@ -141,42 +144,30 @@ def copy_events(conn: sqlite3.Connection, rows: list[Row]) -> int:
 
 # --- staged batches: validated before the write lock, moved in one short transaction ---------
 
+# A batch's rows wait for the write lock in a spool: marshal's dump of each
+# chunk, kept in memory up to this size, then in an anonymous temporary file,
+# so memory stays flat however long the batch is. (Measured against the TEMP
+# table it replaces: one C call per chunk instead of a B-tree insert per row
+# that the move then read back.)
+_SPOOL_IN_MEMORY = 32 * 2**20
+# Hourly sums are added up in memory and written out to a TEMP table (to be
+# added once more by the rollups' upsert) when this many are held: memory stays
+# flat either way.
+_MAX_HOURS_HELD = 50_000
+_STAGE_AMOUNTS = ", ".join(f"{a} INTEGER NOT NULL" for a in AMOUNTS)
 # A TEMP table belongs to this connection alone, in SQLite's temp schema: filling
 # it takes no lock on the registry file, so other processes write meanwhile.
-_STAGE_AMOUNTS = ", ".join(f"{a} INTEGER NOT NULL" for a in AMOUNTS)
-_STAGING = (
-    f"""
-    CREATE TEMP TABLE qllm_stage (
-        name TEXT NOT NULL, user_id TEXT, at INTEGER NOT NULL, request_id TEXT,
-        {_STAGE_AMOUNTS}, query_model TEXT, timeless INTEGER NOT NULL)""",
-    f"""
-    CREATE TEMP TABLE qllm_stage_hours (
+_STAGE_HOURS_TABLE = f"""
+    CREATE TEMP TABLE IF NOT EXISTS qllm_stage_hours (
         name TEXT NOT NULL, hour INTEGER NOT NULL, user_id TEXT NOT NULL,
-        query_model TEXT NOT NULL, requests INTEGER NOT NULL, {_STAGE_AMOUNTS})""",
-)
-_STAGE_ROW = f"""
-    INSERT INTO temp.qllm_stage
-        (name, user_id, at, request_id, {", ".join(AMOUNTS)}, query_model, timeless)
-    VALUES ({", ".join("?" * (6 + len(AMOUNTS)))})"""
+        query_model TEXT NOT NULL, requests INTEGER NOT NULL, {_STAGE_AMOUNTS})"""
+_STAGE_HOURS = f"""
+    INSERT INTO temp.qllm_stage_hours VALUES ({", ".join("?" * (5 + len(AMOUNTS)))})"""
 _HOURS_OF = f"""
     INSERT INTO temp.qllm_stage_hours
     SELECT name, at - at % {HOUR}, COALESCE(user_id, '{ANONYMOUS}'),
         COALESCE(query_model, '{NO_MODEL}'), COUNT(*), {", ".join(f"SUM({a})" for a in AMOUNTS)}
-    FROM {{source}} GROUP BY 1, 2, 3, 4"""
-# ORDER BY rowid: of staged rows sharing a request_id, the first is the one kept.
-# WHERE true: without it SQLite would read ON CONFLICT as a join's ON.
-_MOVE_STAGED = f"""
-    INSERT INTO main.usage_events (name, user_id, at, request_id, {", ".join(AMOUNTS)}, query_model)
-    SELECT name, user_id, at, request_id, {", ".join(AMOUNTS)}, query_model FROM temp.qllm_stage
-    WHERE true ORDER BY rowid
-    ON CONFLICT (request_id) DO NOTHING"""
-_FIRST_CONFLICT = f"""
-    SELECT s.rowid - 1 FROM temp.qllm_stage s JOIN main.usage_events e
-        ON e.request_id = s.request_id
-    WHERE NOT (e.name = s.name AND e.user_id IS s.user_id AND (s.timeless OR e.at = s.at)
-        AND e.query_model IS s.query_model
-        AND {" AND ".join(f"e.{a} = s.{a}" for a in AMOUNTS)})
-    ORDER BY s.rowid LIMIT 1"""
+    FROM main.usage_events WHERE id > ? GROUP BY 1, 2, 3, 4"""
 _ROLL_UP_STAGED = (
     f"""
     INSERT INTO usage_hourly (name, hour, user_id, query_model, requests, {", ".join(AMOUNTS)})
@@ -190,133 +181,154 @@ _ROLL_UP_STAGED = (
 )
 
 
+class Stage:
+    """One batch, validated and waiting for the write lock: its rows in a spool (see
+    `_SPOOL_IN_MEMORY`), each chunk with the positions of its events that left out ``at``;
+    its hourly sums in memory, and past `_MAX_HOURS_HELD` in ``temp.qllm_stage_hours``."""
+
+    def __init__(self, conn: sqlite3.Connection, user: str | None) -> None:
+        self.conn = conn
+        self.user = user
+        self.count = 0
+        # Closed by `close` (the spool outlives this call: `staging` owns it).
+        self.spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)  # noqa: SIM115
+        self.hours: Hours = {}
+        self.spilled = False  # some hourly sums are in the TEMP table
+
+    def add(self, rows: list[Row], timeless: list[int]) -> None:
+        data = marshal.dumps((rows, timeless))
+        self.spool.write(len(data).to_bytes(8, "little"))
+        self.spool.write(data)
+        add_hours(self.hours, rows)
+        if len(self.hours) >= _MAX_HOURS_HELD:
+            self.flush_hours()
+        self.count += len(rows)
+
+    def chunks(self) -> Iterator[tuple[list[Row], list[int]]]:
+        self.spool.seek(0)
+        while size := self.spool.read(8):
+            data = self.spool.read(int.from_bytes(size, "little"))
+            # Only bytes that `add` wrote in this process, to a file no one else can open.
+            rows, timeless = marshal.loads(data)  # noqa: S302
+            yield rows, timeless
+
+    def flush_hours(self) -> None:
+        """Write the hourly sums held in memory to the TEMP table (no lock on the file)."""
+        if not self.spilled:
+            self.conn.execute(_STAGE_HOURS_TABLE)
+            self.conn.execute("DELETE FROM temp.qllm_stage_hours")
+            self.spilled = True
+        rolled = ANONYMOUS if self.user is None else self.user
+        # One transaction (without one, every row would be a commit of its own); it
+        # writes only the temp schema, so the file's lock stays free.
+        self.conn.execute("BEGIN")
+        try:
+            self.conn.executemany(
+                _STAGE_HOURS, [[n, h, rolled, m, *sums] for (n, h, m), sums in self.hours.items()]
+            )
+        except OverflowError as exc:  # one hour's sum in the batch itself is past 64 bits
+            self.conn.execute("ROLLBACK")
+            raise _too_large("Query LLM") from exc
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+        self.hours.clear()
+
+    def close(self) -> None:
+        self.spool.close()
+        if self.spilled:
+            self.conn.execute("DROP TABLE IF EXISTS temp.qllm_stage_hours")
+
+
 @contextmanager
-def staging(conn: sqlite3.Connection) -> Iterator[None]:
-    """Empty stage tables on ``conn`` for one batch, dropped afterwards whatever happens."""
-    _drop_stage(conn)
-    for statement in _STAGING:
-        conn.execute(statement)
+def staging(conn: sqlite3.Connection, user: str | None) -> Iterator[Stage]:
+    """An empty `Stage` for one batch of ``user``'s, emptied afterwards whatever happens."""
+    staged = Stage(conn, user)
     try:
-        yield
+        yield staged
     finally:
-        _drop_stage(conn)
+        staged.close()
 
 
-def _drop_stage(conn: sqlite3.Connection) -> None:
-    conn.execute("DROP TABLE IF EXISTS temp.qllm_stage")
-    conn.execute("DROP TABLE IF EXISTS temp.qllm_stage_hours")
-
-
-def stage(
-    conn: sqlite3.Connection, events: Iterable[Any], user: str | None, known_names: set[str]
-) -> int:
-    """Validate ``events`` into the stage, outside any transaction; how many were staged.
+def stage(staged: Stage, events: Iterable[Any], known_names: set[str]) -> int:
+    """Validate ``events`` into ``staged``, outside any transaction; how many were staged.
 
     Read in chunks, so memory stays flat however long the input is (or however
     slowly it comes). Errors name the event's index (``/3/chat_cost``); names
     are checked here too, since a registered name is never removed.
     """
+    conn, user = staged.conn, staged.user
     now = times.now()
     try:
         iterator = iter(events)
     except TypeError:
         raise ValidationError.one("", "must be an iterable of usage events") from None
-    first = 0
-    # (name, hour, query_model) -> requests, *amounts
-    hours: dict[tuple[str, int, str], list[int]] = {}
+    first = staged.count
     while chunk := list(islice(iterator, CHUNK)):
         rows: list[Row] = []
+        timeless: list[int] = []  # "now", remembered so that a retry's time need not match
         for raw in chunk:
             try:
                 row = usage_values(raw)
             except ValidationError as exc:
                 raise exc.under(f"/{first + len(rows)}") from None
             row[1] = user
-            if row[2] is None:  # "now", remembered so that a retry's time need not match
+            if row[2] is None:
+                timeless.append(len(rows))
                 row[2] = now
-                row.append(1)
-            else:
-                row.append(0)
             rows.append(row)
         _check_names(conn, rows, known_names, first)
         check_members(conn, rows, first)
-        for name, _, at, _, a, b, c, d, e, f, model, _ in rows:
-            key = (name, at - at % HOUR, NO_MODEL if model is None else model)
-            total = hours.get(key)
-            if total is None:
-                hours[key] = [1, a, b, c, d, e, f]
-            else:
-                total[0] += 1
-                total[1] += a
-                total[2] += b
-                total[3] += c
-                total[4] += d
-                total[5] += e
-                total[6] += f
-        # One transaction per chunk (without one, every row would be a commit of
-        # its own); it writes only the temp schema, so the file's lock stays free.
-        with _temp_transaction(conn):
-            conn.executemany(_STAGE_ROW, rows)
-            if len(hours) >= _MAX_HOURS_HELD:
-                _flush_hours(conn, hours, user)
+        staged.add(rows, timeless)
         first += len(chunk)
-    with _temp_transaction(conn):
-        _flush_hours(conn, hours, user)
-    return first
+    if staged.spilled and staged.hours:  # all in one place, before the write lock
+        staged.flush_hours()
+    return staged.count
 
 
-# Hourly sums are added up in memory and written out (to be added once more by
-# the rollups' upsert) when this many are held: memory stays flat either way.
-_MAX_HOURS_HELD = 50_000
-_STAGE_HOURS = f"""
-    INSERT INTO temp.qllm_stage_hours VALUES ({", ".join("?" * (5 + len(AMOUNTS)))})"""
-
-
-def _flush_hours(
-    conn: sqlite3.Connection, hours: dict[tuple[str, int, str], list[int]], user: str | None
-) -> None:
-    rolled = ANONYMOUS if user is None else user
-    try:
-        conn.executemany(
-            _STAGE_HOURS, [[n, h, rolled, m, *sums] for (n, h, m), sums in hours.items()]
-        )
-    except OverflowError as exc:  # one hour's sum in the batch itself is past 64 bits
-        raise _too_large("Query LLM") from exc
-    hours.clear()
-
-
-@contextmanager
-def _temp_transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    conn.execute("BEGIN")
-    try:
-        yield
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-
-
-def commit_stage(conn: sqlite3.Connection, staged: int) -> int:
+def commit_stage(conn: sqlite3.Connection, staged: Stage) -> int:
     """Move the staged events in, inside the caller's write transaction; the number new.
 
-    The only work done under the write lock: one INSERT ... SELECT, the
-    request_id checks when some were recorded before, the rollups and the
-    64-bit check.
+    The only work done under the write lock: the inserts, the request_id checks
+    when some were recorded before, the rollups and the 64-bit check.
     """
-    (last_id,) = conn.execute("SELECT COALESCE(MAX(id), 0) FROM main.usage_events").fetchone()
-    before = conn.total_changes
-    conn.execute(_MOVE_STAGED)
-    written = conn.total_changes - before
-    if written < staged:  # some request_ids were seen before: each must repeat its event
-        conflict = conn.execute(_FIRST_CONFLICT).fetchone()
-        if conflict is not None:
-            raise ConflictError.one(
-                f"/{conflict[0]}/request_id", "was recorded before with different content"
-            )
-    try:
-        if written < staged:  # the hours of the events actually written
+    last_id = "SELECT COALESCE(MAX(id), 0) FROM main.usage_events"
+    (since,) = conn.execute(last_id).fetchone()
+    before_chunk = since
+    written = 0
+    first = 0  # the batch index of the chunk's first event
+    for rows, timeless in staged.chunks():
+        before = conn.total_changes
+        conn.executemany(_INSERT, rows)
+        new = conn.total_changes - before
+        if new < len(rows):  # some request_ids were seen before: each must repeat its event
+            _inserted(conn, rows, set(timeless), before_chunk, first)
+        written += new
+        first += len(rows)
+        (before_chunk,) = conn.execute(last_id).fetchone()
+    if written == staged.count and not staged.spilled:
+        touched = _roll_up(conn, staged.hours, staged.user)
+    else:
+        touched = _roll_up_in_sql(conn, staged, since, written < staged.count)
+    check_all_totals(conn, touched)
+    return written
+
+
+def _roll_up_in_sql(
+    conn: sqlite3.Connection, staged: Stage, since: int, skipped: bool
+) -> list[tuple[str, str]]:
+    """The rollups from ``temp.qllm_stage_hours``: the staged hourly sums, or when some
+    events were skipped as repeats, the sums of the events written after id ``since``."""
+    if skipped:  # the hourly sums counted the repeats too: summed again from what was written
+        staged.hours.clear()
+        if staged.spilled:
             conn.execute("DELETE FROM temp.qllm_stage_hours")
-            conn.execute(_HOURS_OF.format(source="main.usage_events WHERE id > ?"), [last_id])
+        else:
+            conn.execute(_STAGE_HOURS_TABLE)
+            staged.spilled = True
+        conn.execute(_HOURS_OF, [since])
+    try:
         for statement in _ROLL_UP_STAGED:
             conn.execute(statement)
     except sqlite3.IntegrityError as exc:  # the rollups' checks for exact 64-bit sums
@@ -326,8 +338,7 @@ def commit_stage(conn: sqlite3.Connection, staged: int) -> int:
             raise
         raise _too_large("Query LLM") from exc
     touched = conn.execute("SELECT DISTINCT name, query_model FROM temp.qllm_stage_hours")
-    check_all_totals(conn, touched.fetchall())
-    return written
+    return touched.fetchall()
 
 
 def _check_names(conn: Conn, rows: list[Row], known: set[str], first: int | None) -> None:
@@ -416,16 +427,14 @@ def _inserted(
     return result
 
 
-def _roll_up(conn: sqlite3.Connection, rows: list[Row]) -> None:
-    """Add the inserted rows into the hourly and all-time rollups."""
-    hours: dict[tuple[str, int, str, str], list[int]] = {}
-    for name, user, at, _, a, b, c, d, e, f, model in rows:
-        key = (
-            name,
-            at - at % HOUR,
-            ANONYMOUS if user is None else user,
-            NO_MODEL if model is None else model,
-        )
+# (name, hour, query_model) -> [requests, *amounts]: one user's events summed per hour.
+Hours = dict[tuple[str, int, str], list[int]]
+
+
+def add_hours(hours: Hours, rows: list[Row]) -> None:
+    """Add ``rows`` (all of one user) into their hours' sums."""
+    for name, _, at, _, a, b, c, d, e, f, model in rows:
+        key = (name, at - at % HOUR, NO_MODEL if model is None else model)
         total = hours.get(key)
         if total is None:
             hours[key] = [1, a, b, c, d, e, f]
@@ -437,16 +446,30 @@ def _roll_up(conn: sqlite3.Connection, rows: list[Row]) -> None:
             total[4] += d
             total[5] += e
             total[6] += f
-    totals: dict[tuple[str, str, str], list[int]] = {}
-    for (name, _, user, model), sums in hours.items():
-        total = totals.setdefault((name, user, model), [0] * 7)
-        for i, value in enumerate(sums):
-            total[i] += value
+
+
+def _roll_up(conn: sqlite3.Connection, hours: Hours, user: str | None) -> list[tuple[str, str]]:
+    """Add ``user``'s hourly sums into the hourly and all-time rollups; the (name,
+    query_model) pairs touched."""
+    rolled = ANONYMOUS if user is None else user
+    totals: dict[tuple[str, str], list[int]] = {}
+    for (name, _, model), sums in hours.items():
+        total = totals.get((name, model))
+        if total is None:
+            totals[name, model] = sums.copy()
+        else:
+            for i, value in enumerate(sums):
+                total[i] += value
     try:
-        conn.executemany(_ROLL_UP_HOURS, [[*key, *sums] for key, sums in hours.items()])
-        conn.executemany(_ROLL_UP_TOTALS, [[*key, *sums] for key, sums in totals.items()])
+        conn.executemany(
+            _ROLL_UP_HOURS, [[n, h, rolled, m, *sums] for (n, h, m), sums in hours.items()]
+        )
+        conn.executemany(
+            _ROLL_UP_TOTALS, [[n, rolled, m, *sums] for (n, m), sums in totals.items()]
+        )
     except (sqlite3.IntegrityError, OverflowError) as exc:  # the rollups' 64-bit checks
         raise _too_large("Query LLM") from exc
+    return list(totals)
 
 
 # --- the 64-bit guarantee -------------------------------------------------------------------
