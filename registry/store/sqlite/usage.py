@@ -137,8 +137,16 @@ def copy_events(conn: sqlite3.Connection, rows: list[Row]) -> int:
     conn.executemany(_INSERT, rows)
     written: int = conn.total_changes - before
     if written == len(rows):
-        _roll_up(conn, rows)
-        check_all_totals(conn, [(row[0], row[_MODEL]) for row in rows])
+        # Rows from another registry are of many users; the rollups sum one user's at a time.
+        users: dict[str | None, list[Row]] = {}
+        for row in rows:
+            users.setdefault(row[1], []).append(row)
+        touched: list[tuple[str, str]] = []
+        for user, own in users.items():
+            hours: Hours = {}
+            add_hours(hours, own)
+            touched += _roll_up(conn, hours, user)
+        check_all_totals(conn, touched)
     return written
 
 
