@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import signal
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 from sqlite_utils import Database
 
 import registry
@@ -93,6 +95,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "surfaces: run the reg tests on the library, on HTTP and on PostgreSQL"
     )
+    config.addinivalue_line(
+        "markers", "alone(reason): measures time; no other test runs meanwhile (pytest -n)"
+    )
     config.addinivalue_line("markers", "library_only(reason): needs Registry internals")
     config.addinivalue_line("markers", "backends: run the reg tests on SQLite and PostgreSQL")
     config.addinivalue_line(
@@ -119,6 +124,57 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         surfaces.append("postgres")
     if len(surfaces) > 1:
         metafunc.parametrize("surface", surfaces)
+
+
+# --- running in parallel (pytest-xdist: `make test` runs ``pytest -n``) ---------------------
+#
+# Each worker is a process with its own session fixtures: its own server zygote, its own
+# PostgreSQL (tests/pg.py), its own tmp_path_factory folder. What they share is the
+# machine: a test run beside others is slower by a varying amount.
+
+# No hypothesis deadline anywhere: a deadline measures the machine's load, not the code
+# (the modules that set their own settings already said so one by one). The example
+# database (.hypothesis/) is shared by the workers; it writes each entry to a temporary
+# file renamed into place, and each test's entries are written by the one worker running it.
+settings.register_profile("qllm", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("qllm")
+
+
+@contextlib.contextmanager
+def _room(folder: Path, *, alone: bool) -> Iterator[None]:
+    """Hold the run's room: shared by ordinary tests, alone for an ``alone`` test.
+
+    Two flock(2)ed files in a folder all workers of one run share. Every test holds
+    ``room`` shared; an ``alone`` test holds it exclusive, so it waits for the tests
+    under way to end and none starts until it is done. Entering passes the
+    ``turnstile`` first, which a waiting ``alone`` test keeps: without it, workers
+    taking turns with the shared lock could keep it forever.
+    """
+    with (folder / "turnstile").open("ab") as turnstile, (folder / "room").open("ab") as room:
+        fcntl.flock(turnstile, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(room, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+        finally:
+            if not alone:
+                fcntl.flock(turnstile, fcntl.LOCK_UN)
+        try:
+            yield
+        finally:
+            fcntl.flock(room, fcntl.LOCK_UN)
+            if alone:
+                fcntl.flock(turnstile, fcntl.LOCK_UN)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """Run an ``alone`` test (setup, call, teardown) with no other worker's test running."""
+    basetemp = item.config.option.basetemp
+    if "PYTEST_XDIST_WORKER" not in os.environ or not basetemp:
+        return (yield)  # one process: every test runs alone already
+    # Each worker's basetemp is <the run's basetemp>/<worker id>: the parent is the run's.
+    alone = item.get_closest_marker("alone") is not None
+    with _room(Path(basetemp).parent, alone=alone):
+        return (yield)
 
 
 @pytest.fixture
