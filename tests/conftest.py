@@ -173,7 +173,7 @@ def _room(folder: Path, *, alone: bool) -> Iterator[None]:
 # mark belongs beside each test; until their modules carry it, it is set here by name.
 ALONE = {
     "test_faults.py::test_readers_are_not_blocked_by_a_writer": "reads done in < 2.5 s",
-    "test_faults.py::test_writer_locked_out_gets_a_clear_error_then_succeeds": "gives up at once",
+    "test_faults.py::test_writer_locked_out_gets_a_clear_error_then_succeeds": "gives up in time",
     "test_hardening.py::test_import_fed_slowly_does_not_block_other_writers": "a record in < 5 s",
 }
 
