@@ -16,10 +16,11 @@ demo: $(STAMP)
 
 # The suite mostly waits (on servers, fsyncs, subprocesses), so it runs in JOBS
 # worker processes (pytest-xdist); README's Tests section has the measurements.
-# loadgroup: tests marked xdist_group(name) run on one worker.
+# loadgroup: tests marked xdist_group(name) run on one worker; in file order,
+# with the alone tests last (tests/conftest.py), not the biggest group first.
 JOBS ?= 3
 test: $(STAMP)
-	$(BIN)/python -m pytest -n $(JOBS) --dist loadgroup
+	$(BIN)/python -m pytest -n $(JOBS) --dist loadgroup --no-loadscope-reorder
 
 # One process, in file order: for -x, --pdb and reading a failure's output.
 test-serial: $(STAMP)

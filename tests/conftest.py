@@ -203,6 +203,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             stable += "@" + "_".join(sorted(groups))
         if stable != item.nodeid:
             item._id = NodeId.parse(stable)
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        # The alone tests go last (make test keeps this order: --no-loadscope-reorder).
+        # An alone test waits for the tests under way to end; at the start those include
+        # the longest of all (bench, crash tests), at the end only short ones.
+        items.sort(key=_alone)  # stable: the others keep their order
 
 
 def _alone(item: pytest.Item | None) -> bool:
