@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test test-serial lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,8 +14,17 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash examples/demo.sh
 
+# The suite mostly waits (on servers, fsyncs, subprocesses), so it runs in JOBS
+# worker processes (pytest-xdist); README's Tests section has the measurements.
+# loadgroup: tests marked xdist_group(name) run on one worker; in file order,
+# with the alone tests last (tests/conftest.py), not the biggest group first.
+JOBS ?= 3
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(JOBS) --dist loadgroup --no-loadscope-reorder
+
+# One process, in file order: for -x, --pdb and reading a failure's output.
+test-serial: $(STAMP)
+	$(BIN)/python -m pytest -p no:xdist
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -9,13 +9,11 @@ way, by URL.
 from __future__ import annotations
 
 import contextlib
+import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
@@ -64,34 +62,27 @@ def screenshot(url: str, path: Path, width: int = 1200, height: int = 1000) -> P
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.contextmanager
 def served(directory: Path) -> Iterator[str]:
     """``directory`` over HTTP on a free local port: its base URL, while the block runs."""
-    port = free_port()
+    # Port 0: the server binds a port the kernel picks and says which, so no other
+    # process (a parallel test worker, say) can take it between choice and bind.
     server = subprocess.Popen(
-        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+        [sys.executable, "-u", "-m", "http.server", "0", "--bind", "127.0.0.1"],
         cwd=directory,
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
+        text=True,
     )
-    base = f"http://127.0.0.1:{port}/"
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with urllib.request.urlopen(base, timeout=1):
-                    break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise
-                time.sleep(0.05)
-        yield base
+        assert server.stdout is not None
+        # "Serving HTTP on 127.0.0.1 port 41234 (http://127.0.0.1:41234/) ..."
+        banner = server.stdout.readline()
+        found = re.search(r" port (\d+) ", banner)
+        if found is None:
+            raise RuntimeError(f"http.server did not start: {banner!r}")
+        server.stdout.close()  # it logs requests to stderr; nothing more to read here
+        yield f"http://127.0.0.1:{found[1]}/"
     finally:
         server.terminate()
         server.wait(timeout=10)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -14,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _pytest.nodeid import NodeId
+from hypothesis import HealthCheck, settings
 from sqlite_utils import Database
 
 import registry
@@ -93,6 +97,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "surfaces: run the reg tests on the library, on HTTP and on PostgreSQL"
     )
+    config.addinivalue_line(
+        "markers", "alone(reason): measures time; no other test runs meanwhile (pytest -n)"
+    )
+    # pytest-xdist's own (it declares it too); here also for runs with -p no:xdist.
+    config.addinivalue_line("markers", "xdist_group(name): run on the same worker (pytest -n)")
     config.addinivalue_line("markers", "library_only(reason): needs Registry internals")
     config.addinivalue_line("markers", "backends: run the reg tests on SQLite and PostgreSQL")
     config.addinivalue_line(
@@ -119,6 +128,111 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         surfaces.append("postgres")
     if len(surfaces) > 1:
         metafunc.parametrize("surface", surfaces)
+
+
+# --- running in parallel (pytest-xdist: `make test` runs ``pytest -n``) ---------------------
+#
+# Each worker is a process with its own session fixtures: its own server zygote, its own
+# PostgreSQL (tests/pg.py), its own tmp_path_factory folder. What they share is the
+# machine: a test run beside others is slower by a varying amount.
+
+# No hypothesis deadline anywhere: a deadline measures the machine's load, not the code
+# (the modules that set their own settings already said so one by one). The example
+# database (.hypothesis/) is shared by the workers; it writes each entry to a temporary
+# file renamed into place, and each test's entries are written by the one worker running it.
+settings.register_profile("qllm", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("qllm")
+
+
+@contextlib.contextmanager
+def _room(folder: Path, *, alone: bool) -> Iterator[None]:
+    """Hold the run's room: shared by ordinary tests, alone for an ``alone`` test.
+
+    Two flock(2)ed files in a folder all workers of one run share. Every test holds
+    ``room`` shared; an ``alone`` test holds it exclusive, so it waits for the tests
+    under way to end and none starts until it is done. Entering passes the
+    ``turnstile`` first, which a waiting ``alone`` test keeps: without it, workers
+    taking turns with the shared lock could keep it forever.
+    """
+    with (folder / "turnstile").open("ab") as turnstile, (folder / "room").open("ab") as room:
+        fcntl.flock(turnstile, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(room, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+        finally:
+            if not alone:
+                fcntl.flock(turnstile, fcntl.LOCK_UN)
+        try:
+            yield
+        finally:
+            fcntl.flock(room, fcntl.LOCK_UN)
+            if alone:
+                fcntl.flock(turnstile, fcntl.LOCK_UN)
+
+
+# Tests whose assertions are wall-clock bounds, and the bound: they run ``alone``. The
+# mark belongs beside each test; until their modules carry it, it is set here by name.
+ALONE = {
+    "test_faults.py::test_readers_are_not_blocked_by_a_writer": "reads done in < 2.5 s",
+    "test_faults.py::test_writer_locked_out_gets_a_clear_error_then_succeeds": "gives up in time",
+    "test_hardening.py::test_import_fed_slowly_does_not_block_other_writers": "a record in < 5 s",
+}
+
+
+# An id made with ids=repr from an object without a repr of its own holds its address.
+ADDRESS = re.compile(r" at 0x[0-9a-f]+>")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        reason = ALONE.get(f"{item.path.name}::{getattr(item, 'originalname', item.name)}")
+        if reason is not None:
+            item.add_marker(pytest.mark.alone(reason))
+        if item.get_closest_marker("alone") is not None:
+            # One worker takes them all, in a row: the room is emptied once for them.
+            item.add_marker(pytest.mark.xdist_group("alone"))
+        # Every worker collects the tests and must find the same ids; an address differs
+        # from process to process, so it is cut out.
+        stable = ADDRESS.sub(">", item.nodeid)
+        # --dist loadgroup sends the tests whose id ends in @<group> to one worker.
+        # pytest-xdist 3.8 adds that suffix to `_nodeid`, which pytest 9 no longer
+        # reads (its id is structured), so it is added here.
+        groups = {str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+                  for mark in item.iter_markers("xdist_group")}  # fmt: skip
+        if groups and config.getoption("loadgroup", False):  # set in the workers
+            stable += "@" + "_".join(sorted(groups))
+        if stable != item.nodeid:
+            item._id = NodeId.parse(stable)
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        # The alone tests go last (make test keeps this order: --no-loadscope-reorder).
+        # An alone test waits for the tests under way to end; at the start those include
+        # the longest of all (bench, crash tests), at the end only short ones.
+        items.sort(key=_alone)  # stable: the others keep their order
+
+
+def _alone(item: pytest.Item | None) -> bool:
+    return item is not None and item.get_closest_marker("alone") is not None
+
+
+_held: list[contextlib.ExitStack] = []  # this worker's hold on the room, while a test runs
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """Run an ``alone`` test (setup, call, teardown) with no other worker's test running."""
+    basetemp = item.config.option.basetemp
+    if "PYTEST_XDIST_WORKER" not in os.environ or not basetemp:
+        return (yield)  # one process: every test runs alone already
+    if not _held:  # else the previous test was alone too, and kept the room for this one
+        hold = contextlib.ExitStack()
+        # Each worker's basetemp is <the run's basetemp>/<worker id>: the parent is the run's.
+        hold.enter_context(_room(Path(basetemp).parent, alone=_alone(item)))
+        _held.append(hold)
+    try:
+        return (yield)
+    finally:
+        if not (_alone(item) and _alone(nextitem)):
+            _held.pop().close()
 
 
 @pytest.fixture

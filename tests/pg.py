@@ -20,6 +20,7 @@ import contextlib
 import itertools
 import os
 import pwd
+import random
 import shutil
 import socket
 import subprocess
@@ -56,10 +57,33 @@ def find_program(name: str) -> Path | None:
     return candidates[-1] if candidates else None
 
 
+def _ephemeral_low() -> int:
+    """The first port the kernel hands out for ``bind(0)`` and outgoing connections."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback port free now, for a server that must be told its port number.
+
+    Such a server binds after we let go, so another process could take the port
+    in between. Ports are drawn at random from below the ephemeral range: the
+    kernel's ``bind(0)`` and outgoing connections (our own servers, clients,
+    other pytest workers) never take one there, and two workers drawing the same
+    one of ~17,000 at the same moment is unlikely; `Server.start` retries if so.
+    """
+    low = _ephemeral_low()
+    for _ in range(100):
+        port = random.randrange(max(1024, low - 17000), low)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # in use (or lingering in TIME_WAIT): draw another
+            return port
+    raise RuntimeError("no free loopback port below the ephemeral range")
 
 
 class Server:
@@ -96,20 +120,38 @@ class Server:
                 "initdb", "-D", str(server.data), "-A", "trust", "-U", "postgres",
                 "-E", "UTF8", "--locale=C", "--no-sync",
             )  # fmt: skip
-            options = " ".join(
-                [f"-p {server.port}", f"-k {base}", "-c listen_addresses=127.0.0.1"]
-                + [f"-c {key}={value}" for key, value in settings.items()]
-            )
-            server._run(
-                "pg_ctl", "-D", str(server.data), "-l", str(server.log), "-w", "-t", "60",
-                "-o", options, "start",
-            )  # fmt: skip
+            for attempt in itertools.count(1):
+                try:
+                    server._start(settings)
+                    break
+                except RuntimeError:
+                    # The port was free when drawn; another process (a parallel
+                    # worker's server, say) may have bound it since. Draw again.
+                    if attempt == 3 or not server._lost_port():
+                        raise
+                    server.port = free_port()
         except RuntimeError:
             server.stop()
             raise
         server.running = True
         atexit.register(server.stop)  # also when the session ends badly
         return server
+
+    def _start(self, settings: Mapping[str, str]) -> None:
+        options = " ".join(
+            [f"-p {self.port}", f"-k {self.base}", "-c listen_addresses=127.0.0.1"]
+            + [f"-c {key}={value}" for key, value in settings.items()]
+        )
+        self.log.unlink(missing_ok=True)  # so that _lost_port reads this attempt's log only
+        self._run(
+            "pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60",
+            "-o", options, "start",
+        )  # fmt: skip
+
+    def _lost_port(self) -> bool:
+        """Whether the last start failed because the port was taken."""
+        log = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return "Address already in use" in log
 
     def _run(self, program: str, *args: str) -> None:
         command = [*self.as_postgres, str(self.bindir / program), *args]
@@ -194,9 +236,21 @@ def import_psycopg() -> Any:
     return pytest.importorskip("psycopg", reason="psycopg is not installed")
 
 
+def _stop_run(message: str) -> NoReturn:
+    """End the run, saying why; under pytest -n, fail every test that needs PostgreSQL.
+
+    In a pytest-xdist worker, `pytest.exit` becomes an INTERNALERROR of the controller
+    that hides ``message``; a failed session fixture fails each test using it with
+    ``message`` instead (pytest keeps the failure: nothing is started twice).
+    """
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        pytest.fail(message, pytrace=False)
+    pytest.exit(message, returncode=1)
+
+
 def _unavailable(reason: str) -> NoReturn:
     if REQUIRE:
-        pytest.exit(f"QLLM_REQUIRE_PG=1 but no PostgreSQL: {reason}", returncode=1)
+        _stop_run(f"QLLM_REQUIRE_PG=1 but no PostgreSQL: {reason}")
     pytest.skip(f"no PostgreSQL: {reason} (set QLLM_TEST_PG, or install postgresql)")
 
 
@@ -210,7 +264,7 @@ def postgres() -> Iterator[Postgres]:
     server = None
     dsn = os.environ.get("QLLM_TEST_PG")
     if dsn is not None and not dsn.startswith(("postgresql://", "postgres://")):
-        pytest.exit("QLLM_TEST_PG must be a postgresql:// URL", returncode=1)
+        _stop_run("QLLM_TEST_PG must be a postgresql:// URL")
     if dsn is None:
         try:
             server = Server.start()
@@ -223,7 +277,7 @@ def postgres() -> Iterator[Postgres]:
         if server is not None:
             server.stop()
         # As psycopg's own suite does: a server that fails ends the run, not a test at a time.
-        pytest.exit(f"cannot use PostgreSQL at {dsn}: {exc}", returncode=1)
+        _stop_run(f"cannot use PostgreSQL at {dsn}: {exc}")
     try:
         yield pg
     finally:
