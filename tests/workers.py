@@ -289,10 +289,15 @@ def unchanged(path: Path, before: dict[str, str]) -> bool:
 
 # --- the commands --------------------------------------------------------------------------
 
+# The writers prove that nothing is lost or doubled, not how long a writer waits: SQLite's
+# busy handler is not fair, and beside the rest of the suite (pytest -n, fsyncs on two
+# cores) one writer can wait behind the others past the default 10 s.
+WRITER_TIMEOUT = 60.0
+
 
 def record_single(p: Params) -> Any:
     """Record events one call each; report which request_ids were new and which repeats."""
-    reg = registry.Registry(p["db"])
+    reg = registry.Registry(p["db"], timeout=WRITER_TIMEOUT)
     ids = single_ids(p["worker"], p["own"], p["pair"], p["shared"])
     wait_for_go(p["go"], f"single{p['worker']}")
     written, repeated = [], []
@@ -309,7 +314,7 @@ def record_single(p: Params) -> Any:
 
 def record_batches(p: Params) -> Any:
     """Record batches with `record_usage_many`; report how many events of each were new."""
-    reg = registry.Registry(p["db"])
+    reg = registry.Registry(p["db"], timeout=WRITER_TIMEOUT)
     wait_for_go(p["go"], f"batch{p['worker']}")
     result = {}
     for number, tag in enumerate(p["tags"]):
