@@ -169,15 +169,6 @@ def _room(folder: Path, *, alone: bool) -> Iterator[None]:
                 fcntl.flock(turnstile, fcntl.LOCK_UN)
 
 
-# Tests whose assertions are wall-clock bounds, and the bound: they run ``alone``. The
-# mark belongs beside each test; until their modules carry it, it is set here by name.
-ALONE = {
-    "test_faults.py::test_readers_are_not_blocked_by_a_writer": "reads done in < 2.5 s",
-    "test_faults.py::test_writer_locked_out_gets_a_clear_error_then_succeeds": "gives up in time",
-    "test_hardening.py::test_import_fed_slowly_does_not_block_other_writers": "a record in < 5 s",
-}
-
-
 # An id made with ids=repr from an object without a repr of its own holds its address.
 ADDRESS = re.compile(r" at 0x[0-9a-f]+>")
 
@@ -185,9 +176,6 @@ ADDRESS = re.compile(r" at 0x[0-9a-f]+>")
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        reason = ALONE.get(f"{item.path.name}::{getattr(item, 'originalname', item.name)}")
-        if reason is not None:
-            item.add_marker(pytest.mark.alone(reason))
         if item.get_closest_marker("alone") is not None:
             # One worker takes them all, in a row: the room is emptied once for them.
             item.add_marker(pytest.mark.xdist_group("alone"))

@@ -70,6 +70,7 @@ def writes(reg: Registry, name: str, token: str) -> list[Callable[[], Any]]:
 # --- (a) locks ---------------------------------------------------------------------------------
 
 
+@pytest.mark.alone("gives up in time")
 @pytest.mark.parametrize("mode", ["IMMEDIATE", "EXCLUSIVE"])
 def test_writer_locked_out_gets_a_clear_error_then_succeeds(
     filled: tuple[Path, str, str], mode: str
@@ -97,6 +98,7 @@ def test_writer_locked_out_gets_a_clear_error_then_succeeds(
     assert rollups_agree(db)
 
 
+@pytest.mark.alone("reads done in < 2.5 s")
 @pytest.mark.parametrize("mode", ["IMMEDIATE", "EXCLUSIVE"])
 def test_readers_are_not_blocked_by_a_writer(filled: tuple[Path, str, str], mode: str) -> None:
     """In WAL mode, opening and reading go on at once while another process holds the write lock."""

@@ -215,6 +215,7 @@ def test_long_batch_rollups_equal_its_events(
     assert rollup_rows(reg.path) == written
 
 
+@pytest.mark.alone("a record in < 5 s")
 def test_import_fed_slowly_does_not_block_other_writers(db_path: Path, tmp_path: Path) -> None:
     """Real processes: ``usage record`` succeeds while ``usage import -`` waits on its pipe."""
     with Registry(db_path) as reg:
