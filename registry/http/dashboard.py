@@ -244,68 +244,58 @@ def _head(columns: Sequence[tuple[str, bool]]) -> str:
     return f"<thead><tr>{cells}</tr></thead>"
 
 
+# The columns every subject's table ends with: its creation day and its usage totals.
+_USAGE_COLUMNS = [
+    ("created", False),
+    ("requests", True),
+    ("tokens", True),
+    ("chat_cost", True),
+    ("embedding_cost", True),
+    ("cost", True),
+]
+
+
 def _llm_table(llms: Sequence[Mapping[str, Any]]) -> str:
-    columns = [
-        ("name", False),
-        ("id", False),
-        ("mode", False),
-        ("created", False),
-        ("requests", True),
-        ("tokens", True),
-        ("chat_cost", True),
-        ("embedding_cost", True),
-        ("cost", True),
-    ]
-    rows = []
-    for llm in llms:
-        cells = [
-            f'<td data-value="{escape(llm["name"])}"><code>{escape(llm["name"])}</code></td>',
-            _cell(llm.get("id")),
-            _cell(llm.get("mode")),
-            _cell(llm.get("created"), shown=str(llm.get("created") or "")[:10]),
-            _cell(int(llm["requests"]), True),
-            _cell(_tokens(llm), True),
-            _cell(Decimal(llm["chat_cost"]), True),
-            _cell(Decimal(llm["embedding_cost"]), True),
-            _cell(_cost(llm), True),
-        ]
-        rows.append(f'<tr data-name="{escape(llm["name"])}">{"".join(cells)}</tr>')
-    body = "".join(rows) or f'<tr><td colspan="{len(columns)}">none registered</td></tr>'
-    return f'<table id="query-llms" class="sortable">{_head(columns)}<tbody>{body}</tbody></table>'
+    columns = [("name", False), ("id", False), ("mode", False), *_USAGE_COLUMNS]
+    rows = [_row(llm, [_cell(llm.get("id")), _cell(llm.get("mode"))]) for llm in llms]
+    return _table("query-llms", columns, rows)
 
 
 def _model_table(models: Sequence[Mapping[str, Any]]) -> str:
-    columns = [
-        ("name", False),
-        ("members", True),
-        ("weight", False),
-        ("created", False),
-        ("requests", True),
-        ("tokens", True),
-        ("chat_cost", True),
-        ("embedding_cost", True),
-        ("cost", True),
+    columns = [("name", False), ("members", True), ("weight", False), *_USAGE_COLUMNS]
+    rows = [
+        _row(
+            model,
+            [
+                _cell(len(model.get("models", ())), True),
+                _cell(model.get("weight", {}).get("type")),
+            ],
+        )
+        for model in models
     ]
-    rows = []
-    for model in models:
-        counters = {k: model.get(k, 0) for k in COUNTERS}
-        name = str(model.get("name", ""))
-        cells = [
-            f'<td data-value="{escape(name)}"><code>{escape(name)}</code></td>',
-            _cell(len(model.get("models", ())), True),
-            _cell(model.get("weight", {}).get("type")),
-            _cell(model.get("created"), shown=str(model.get("created") or "")[:10]),
-            _cell(int(counters["requests"]), True),
-            _cell(_tokens(counters), True),
-            _cell(Decimal(counters["chat_cost"]), True),
-            _cell(Decimal(counters["embedding_cost"]), True),
-            _cell(_cost(counters), True),
-        ]
-        rows.append(f'<tr data-name="{escape(name)}">{"".join(cells)}</tr>')
+    return _table("query-models", columns, rows)
+
+
+def _row(item: Mapping[str, Any], own: list[str]) -> str:
+    """One subject's row: its name, its ``own`` cells, then its creation day and usage."""
+    counters = {k: item.get(k, 0) for k in COUNTERS}
+    name = str(item.get("name", ""))
+    cells = [
+        f'<td data-value="{escape(name)}"><code>{escape(name)}</code></td>',
+        *own,
+        _cell(item.get("created"), shown=str(item.get("created") or "")[:10]),
+        _cell(int(counters["requests"]), True),
+        _cell(_tokens(counters), True),
+        _cell(Decimal(counters["chat_cost"]), True),
+        _cell(Decimal(counters["embedding_cost"]), True),
+        _cell(_cost(counters), True),
+    ]
+    return f'<tr data-name="{escape(name)}">{"".join(cells)}</tr>'
+
+
+def _table(table_id: str, columns: Sequence[tuple[str, bool]], rows: Sequence[str]) -> str:
     body = "".join(rows) or f'<tr><td colspan="{len(columns)}">none registered</td></tr>'
-    return (
-        f'<table id="query-models" class="sortable">{_head(columns)}<tbody>{body}</tbody></table>'
-    )
+    return f'<table id="{table_id}" class="sortable">{_head(columns)}<tbody>{body}</tbody></table>'
 
 
 _STYLE = """
