@@ -169,11 +169,7 @@ class Client:
         token: str | None = None,
     ) -> dict[str, Any]:
         """The response body of ``name``; with ``metadata``, its statistics."""
-        query = {"metadata": metadata, "me": me, "from": start, "to": end}
-        result: dict[str, Any] = self._call(
-            "GET", f"/query_llms/{quote(str(name), safe='')}", token, query=query, name=name
-        )
-        return result
+        return self._one("query_llms", "Query LLM", name, metadata, me, start, end, token)
 
     def list(
         self,
@@ -186,13 +182,11 @@ class Client:
         token: str | None = None,
     ) -> list[str]:
         """Names, ``count`` at a time from ``offset``: newest first or by usage."""
-        query = {"count": count, "offset": offset, "sort": sort, "me": me, "from": start, "to": end}
-        names: list[str] = self._call("GET", "/query_llms", token, query=query)["data"]
-        return names
+        return self._names("query_llms", count, offset, sort, me, start, end, token)
 
     def count(self, me: bool = False, token: str | None = None) -> int:
         """How many Query LLMs are registered; with ``me``, how many ``list(me=True)`` has."""
-        return int(self._call("GET", "/query_llms/count", token, query={"me": me})["count"])
+        return self._count("query_llms", me, token)
 
     # --- Query Models ---------------------------------------------------------------------
 
@@ -213,16 +207,7 @@ class Client:
         token: str | None = None,
     ) -> dict[str, Any]:
         """The response body of Query Model ``name``; with ``metadata``, its statistics."""
-        query = {"metadata": metadata, "me": me, "from": start, "to": end}
-        result: dict[str, Any] = self._call(
-            "GET",
-            f"/query_models/{quote(str(name), safe='')}",
-            token,
-            query=query,
-            name=name,
-            subject="Query Model",
-        )
-        return result
+        return self._one("query_models", "Query Model", name, metadata, me, start, end, token)
 
     def list_models(
         self,
@@ -235,13 +220,49 @@ class Client:
         token: str | None = None,
     ) -> builtins.list[str]:
         """Query Model names, as `list` gives Query LLM names."""
-        query = {"count": count, "offset": offset, "sort": sort, "me": me, "from": start, "to": end}
-        names: builtins.list[str] = self._call("GET", "/query_models", token, query=query)["data"]
-        return names
+        return self._names("query_models", count, offset, sort, me, start, end, token)
 
     def count_models(self, me: bool = False, token: str | None = None) -> int:
         """How many Query Models are registered; with ``me``, how many ``list_models(me=True)``."""
-        return int(self._call("GET", "/query_models/count", token, query={"me": me})["count"])
+        return self._count("query_models", me, token)
+
+    # The three reads both collections answer alike (the server's `collection` routes).
+
+    def _one(
+        self,
+        collection: str,
+        subject: str,
+        name: str,
+        metadata: bool,
+        me: bool,
+        start: str | datetime | None,
+        end: str | datetime | None,
+        token: str | None,
+    ) -> dict[str, Any]:
+        query = {"metadata": metadata, "me": me, "from": start, "to": end}
+        path = f"/{collection}/{quote(str(name), safe='')}"
+        result: dict[str, Any] = self._call(
+            "GET", path, token, query=query, name=name, subject=subject
+        )
+        return result
+
+    def _names(
+        self,
+        collection: str,
+        count: int,
+        offset: int,
+        sort: str,
+        me: bool,
+        start: str | datetime | None,
+        end: str | datetime | None,
+        token: str | None,
+    ) -> builtins.list[str]:
+        query = {"count": count, "offset": offset, "sort": sort, "me": me, "from": start, "to": end}
+        names: builtins.list[str] = self._call("GET", f"/{collection}", token, query=query)["data"]
+        return names
+
+    def _count(self, collection: str, me: bool, token: str | None) -> int:
+        return int(self._call("GET", f"/{collection}/count", token, query={"me": me})["count"])
 
     # --- usage ----------------------------------------------------------------------------
 
