@@ -7,7 +7,6 @@ found, 4 authentication or authorization, 5 the database cannot be used.
 
 from __future__ import annotations
 
-import bisect
 import json
 import logging
 import os
@@ -32,6 +31,7 @@ from registry.errors import (
     RegistryError,
     ValidationError,
 )
+from registry.jsonlines import EventLines
 from registry.query import SORTS
 from registry.storage import DEFAULT_TIMEOUT, Registry, default_location, location_of
 from registry.store.postgres import describe
@@ -412,25 +412,11 @@ def usage_series(
         click.echo(series_text.chart(data, bucket, metric, width))
 
 
-class _JsonLines:
-    """The events of a JSON Lines file, read lazily; it maps an event's index to its line."""
+class _JsonLines(EventLines):
+    """The events of a JSON Lines file; errors name the line, not the event's index."""
 
-    def __init__(self, source: IO[str]) -> None:
-        self.source = source
-        self.read = 0
-        self._blank_before: list[int] = []  # event indexes that had a blank line before them
-
-    def __iter__(self) -> Iterator[Any]:
-        for number, line in enumerate(self.source, 1):
-            if not line.strip():
-                self._blank_before.append(self.read)
-                continue
-            event = _parse_json(line, f"line {number}")
-            self.read += 1
-            yield event
-
-    def line_of(self, index: int) -> int:
-        return index + 1 + bisect.bisect_right(self._blank_before, index)
+    def parse(self, line: str, number: int) -> Any:
+        return _parse_json(line, f"line {number}")
 
     def locate(self, exc: RegistryError) -> RegistryError:
         """The same error, naming the line rather than the event index."""

@@ -1,20 +1,23 @@
 """The fast paths of the usage-event parse agree with the reference parsers, value for
-value and error for error: costs (`nano_credits` against the Decimal reading) and times
-(`times.parse` against `times.parse_reference`)."""
+value and error for error: costs (`nano_credits` against the Decimal reading), times
+(`times.parse` against `times.parse_reference`) and whole JSON Lines events (the typed
+reader against `json.loads` and `usage_values`)."""
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from hypothesis import example, given, settings
+from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 
 from registry import series, times
-from registry._convert import _decimal_nano, _Invalid, nano_credits
+from registry._convert import _decimal_nano, _Invalid, nano_credits, usage_line, usage_values
+from registry.errors import ValidationError
 from registry.model import MAX_CREDITS_PER_EVENT, NANO
 
 # --- costs ----------------------------------------------------------------------------
@@ -228,3 +231,129 @@ def test_render_writes_four_digit_years_and_reads_back(moment: datetime) -> None
     assert times.parse(text) == value
     # a series boundary: the same, its fraction only when there is one
     assert series.render(value) == moment.isoformat() + "Z"
+
+
+# --- usage events from JSON Lines ----------------------------------------------------------
+#
+# An import reads each line with the typed reader (`usage_line`) and, when that cannot
+# read it, with `json.loads`; `usage_values` then turns either into a row. Whatever the
+# line, the row or the error must be exactly what `json.loads` + `usage_values` give.
+
+NAME = "0123456789abcdefABCDEF"
+EVENT_KEYS = [
+    "name",
+    "at",
+    "request_id",
+    "chat_completion_tokens",
+    "chat_prompt_tokens",
+    "chat_cost",
+    "embedding_completion_tokens",
+    "embedding_prompt_tokens",
+    "embedding_cost",
+    "query_model",
+]
+odd_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=False),
+    st.text(max_size=5),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=2), st.integers(), max_size=1),
+)
+amounts = st.one_of(
+    st.integers(0, 10**12 + 1),
+    st.sampled_from([0, 10**12, 10**12 + 1, 2**63, 2**64, 2.0, 1e12, -1, -0, 1.5]),
+)
+costs = st.one_of(
+    decimal_texts(),
+    rounding_edges(),
+    st.floats(min_value=0, max_value=2e6),
+    st.integers(0, 10**6 + 1),
+)
+FIELD_VALUES: dict[str, st.SearchStrategy[Any]] = {
+    "name": st.one_of(st.just(NAME), st.sampled_from([NAME[:21], NAME + "x", "é" * 22])),
+    "at": st.one_of(real_moments(), rfc3339_texts()),
+    "request_id": st.one_of(st.text(max_size=8), st.just("r" * 257), st.just("\ud800")),
+    "query_model": st.one_of(st.just(NAME), st.none()),
+    "chat_cost": costs,
+    "embedding_cost": costs,
+}
+
+
+@st.composite
+def event_lines(draw: st.DrawFn) -> str:
+    """One line of usage JSON: mostly events with some fields wrong, sometimes an unknown
+    key, a repeated key, another JSON value or text that is not JSON at all."""
+    shape = draw(st.integers(0, 19))
+    if shape == 0:
+        return draw(st.text(max_size=30))
+    if shape == 1:
+        return json.dumps(draw(odd_values))
+    keys = draw(st.lists(st.sampled_from(EVENT_KEYS), unique=True))
+    if shape > 4:  # most lines have a name
+        keys = ["name", *(k for k in keys if k != "name")]
+    # Each field of its own JSON type nine times in ten (in range or not), else anything.
+    event = {
+        key: draw(odd_values if draw(st.integers(0, 9)) == 0 else FIELD_VALUES.get(key, amounts))
+        for key in keys
+    }
+    if shape == 2:
+        event[draw(st.sampled_from(["nam", "user", "chat_costs", ""]))] = 1
+    text = json.dumps(event, ensure_ascii=draw(st.booleans()))
+    if shape == 3 and event:  # a key given twice: the last one counts, in both readers
+        key = next(iter(event))
+        text = "{" + json.dumps(key) + ": " + json.dumps(draw(odd_values)) + ", " + text[1:]
+    return text
+
+
+def line_outcome(line: str | bytes, *, typed: bool) -> tuple[str, Any]:
+    event = usage_line(line) if typed else None
+    try:
+        if event is None:
+            event = json.loads(line)
+        return ("row", usage_values(event))
+    except json.JSONDecodeError:
+        return ("not json", None)
+    except UnicodeDecodeError:
+        return ("not utf-8", None)
+    except ValidationError as exc:
+        return ("error", exc.errors)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(event_lines(), st.booleans())
+@example('{"name": "0123456789abcdefABCDEF", "chat_prompt_tokens": 2.0}', False)
+@example('{"name": "0123456789abcdefABCDEF", "chat_cost": null}', True)
+@example('{"name": "0123456789abcdefABCDEF", "chat_cost": 1e400}', False)
+@example('{"name": "0123456789abcdefABCDEF", "chat_cost": 123456789012345678901234567890}', True)
+@example('{"name": "0123456789abcdefABCDEF", "request_id": "\\ud800"}', False)
+@example('{"name": "0123456789abcdefABCDEF", "at": "2026-01-01T00:00:00.1234567Z"}', True)
+@example('{"name": "a\tb"}', False)
+@example('\ufeff{"name": "0123456789abcdefABCDEF"}', True)
+@example('{"name": "0123456789abcdefABCDEF"} x', False)
+def test_typed_lines_equal_json_and_usage_values(line: str, as_bytes: bool) -> None:
+    data: str | bytes = line.encode("utf-8", "surrogatepass") if as_bytes else line
+    event(f"typed reader: {'read' if usage_line(data) is not None else 'left it'}")
+    assert line_outcome(data, typed=True) == line_outcome(data, typed=False)
+
+
+def test_well_formed_events_take_the_typed_path() -> None:
+    """The agreement above is not by falling back every time: events as exporters write
+    them are read by the typed reader, and give the reference's row."""
+    line = json.dumps(
+        {
+            "name": NAME,
+            "at": "2026-11-01T10:00:00.5+05:30",
+            "request_id": "chatcmpl-1",
+            "chat_prompt_tokens": 1200,
+            "chat_completion_tokens": 80,
+            "chat_cost": "0.0006174",
+            "embedding_cost": 1.3e-06,
+            "query_model": NAME,
+        }
+    )
+    event = usage_line(line)
+    assert event is not None and not isinstance(event, dict)
+    assert usage_values(event) == usage_values(json.loads(line))
+    assert usage_line(line.replace("1200", "1200.0")) is None  # the reference's to read

@@ -11,7 +11,6 @@ one `Registry` and its connection pool shared by all on PostgreSQL, except
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import json
 import logging
@@ -19,7 +18,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
@@ -46,6 +45,7 @@ from registry.errors import (
 )
 from registry.http import dashboard, openapi
 from registry.http.writer import Writer
+from registry.jsonlines import EventLines
 from registry.series import Series
 from registry.storage import DEFAULT_TIMEOUT, Registry, default_location, location_of
 from registry.store import postgres
@@ -451,30 +451,17 @@ class _LineError(ValidationError):
     """A line that is not a JSON object: its path is already its line number."""
 
 
-class _Lines:
-    """Events of a JSON Lines file, read lazily; maps an event's index to its line number."""
+class _Lines(EventLines):
+    """The events of a JSON Lines upload; errors name the line (``/3``), not the event's index."""
 
-    def __init__(self, source: IO[bytes]) -> None:
-        self.source = source
-        self._blank_before: list[int] = []
-        self.read = 0
-
-    def __iter__(self) -> Iterator[Any]:
-        for number, line in enumerate(self.source, 1):
-            if not line.strip():
-                self._blank_before.append(self.read)
-                continue
-            try:
-                event = parse_json(line, f"/{number}")
-            except ValidationError as exc:
-                raise _LineError(exc.errors) from None
-            if not isinstance(event, dict):
-                raise _LineError([(f"/{number}", "must be a usage event object")])
-            self.read += 1
-            yield event
-
-    def line(self, index: int) -> int:
-        return index + 1 + bisect.bisect_right(self._blank_before, index)
+    def parse(self, line: bytes, number: int) -> Any:
+        try:
+            event = parse_json(line, f"/{number}")
+        except ValidationError as exc:
+            raise _LineError(exc.errors) from None
+        if not isinstance(event, dict):
+            raise _LineError([(f"/{number}", "must be a usage event object")])
+        return event
 
     def locate(self, exc: ValidationError) -> ValidationError:
         """The same error with event indexes turned into line numbers."""
@@ -484,7 +471,7 @@ class _Lines:
         for path, message in exc.errors:
             head, _, rest = path[1:].partition("/")
             where = (
-                f"/{self.line(int(head))}" + (f"/{rest}" if rest else "")
+                f"/{self.line_of(int(head))}" + (f"/{rest}" if rest else "")
                 if head.isdigit()
                 else path
             )
@@ -516,7 +503,7 @@ async def record_usage(request: Request) -> Response:
             try:
                 written = await writer.record(lines, token, batch=True)
             except NotFoundError as exc:
-                where = f"/{lines.line(exc.index)}" if exc.index is not None else ""
+                where = f"/{lines.line_of(exc.index)}" if exc.index is not None else ""
                 return _unregistered(exc, where)
             except ValidationError as exc:
                 raise lines.locate(exc) from None
