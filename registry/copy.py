@@ -44,7 +44,7 @@ from attrs import frozen
 from registry.errors import ConflictError, CopyConflictError, CopyMismatchError
 from registry.storage import DEFAULT_TIMEOUT, Registry
 from registry.store import Store, Tx
-from registry.store.sqlite.copying import COPIED, LAYOUTS, ROLLUPS, STATISTICS
+from registry.store.copying import COPIED, LAYOUTS, ROLLUPS, STATISTICS
 
 __all__ = ["Copied", "copy_registry"]
 

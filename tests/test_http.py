@@ -6,8 +6,6 @@ import json
 import signal
 import socket
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +18,7 @@ import httpx
 import jsonschema
 import openai
 import pytest
+import serving
 from click.testing import CliRunner
 from conftest import body, load_vectors
 from hypothesis import HealthCheck, given, settings
@@ -32,38 +31,18 @@ from registry.client import Client
 from registry.schema import json_schema
 from registry.storage import Registry
 
-QLLM = str(Path(sys.executable).with_name("qllm"))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
 
 class Served:
-    """``qllm serve`` in a subprocess on a free loopback port, polled on /health."""
+    """``qllm serve`` in a subprocess on a loopback port it binds itself (`serving`)."""
 
     def __init__(self, path: Path, log: Path, *args: str) -> None:
         self.path = path
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
-        self.process = subprocess.Popen(
-            [QLLM, "serve", "--db", str(path), "--port", str(self.port), *args],
-            stdout=subprocess.DEVNULL,
-            stderr=log.open("wb"),
-        )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(self.url + "/health").json() == {"status": "ok"}:
-                    return
-            except httpx.TransportError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(log.read_text())
-            time.sleep(0.05)
+        self.process = serving.start(["--db", str(path), *args], log)
+        self.port = serving.port_of(self.process, log)
+        self.url = f"http://127.0.0.1:{self.port}"
+        # It says it listens once the app has started: /health answers at once.
+        assert httpx.get(self.url + "/health").json() == {"status": "ok"}
 
     def stop(self) -> int:
         self.process.send_signal(signal.SIGTERM)

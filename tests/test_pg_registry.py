@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import COUNTERS, ROOT, body
-from pg import free_port
+import serving
+from conftest import COUNTERS, body
 from workers import (
     _brute_force,
     batch_events,
@@ -74,24 +74,19 @@ def test_where_never_shows_the_password() -> None:
     assert shown.startswith("postgresql://alice@db.invalid:5432/qllm")
 
 
-def test_serve_takes_a_url(pg_location: str) -> None:
+def test_serve_takes_a_url(pg_location: str, tmp_path: Path) -> None:
     """qllm serve --db URL: a real server on PostgreSQL, its answers those of the library."""
-    port = free_port()
-    server = subprocess.Popen(
-        [QLLM, "serve", "--db", pg_location, "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        cwd=ROOT,
-    )
+    log = tmp_path / "server.log"
+    server = serving.start(["--db", pg_location], log)
     try:
-        client = registry.Client(f"http://127.0.0.1:{port}")
+        client = registry.Client(f"http://127.0.0.1:{serving.port_of(server, log)}")
         deadline = time.monotonic() + 30
         while True:
             try:
                 client.health()
                 break
             except registry.StorageError:
-                assert server.poll() is None, server.stderr.read() if server.stderr else ""
+                assert server.poll() is None, log.read_text()
                 assert time.monotonic() < deadline
                 time.sleep(0.1)
         name = client.register(body()).name

@@ -21,8 +21,9 @@ from typing import Any
 
 import httpx
 import pytest
+import serving
 from conftest import COUNTERS, body
-from pg import REQUIRE, TEST_SETTINGS, Server, free_port, import_psycopg
+from pg import REQUIRE, TEST_SETTINGS, Server, import_psycopg
 from pg_writers import event as writers_event
 from pg_writers import number_of
 from workers import event, rollups_match, spawn, sums
@@ -34,25 +35,25 @@ from registry.store.postgres.store import DEFAULT_MAX_SIZE
 psycopg = import_psycopg()
 
 HERE = Path(__file__).resolve().parent
-QLLM = str(Path(sys.executable).with_name("qllm"))
 TIMEOUT = 2.0  # the servers' and library writers' --timeout: short, so outages show quickly
 
 
 class Served:
-    """``qllm serve --db URL`` in a subprocess, polled on /health; its log in a file."""
+    """``qllm serve --db URL`` in a subprocess, polled on /health; its log in a file.
+
+    Started at once; `wait` learns its port (`serving`: it binds one itself) and
+    waits for /health, so that two servers start side by side."""
+
+    port: int
+    url: str
 
     def __init__(self, location: str, log: Path, timeout: float = TIMEOUT) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
-        command = [QLLM, "serve", "--db", location, "--port", str(self.port)]
-        self.process = subprocess.Popen(
-            [*command, "--timeout", str(timeout)],
-            stdout=subprocess.DEVNULL,
-            stderr=log.open("wb"),
-        )
+        self.process = serving.start(["--db", location, "--timeout", str(timeout)], log)
 
     def wait(self) -> Served:
+        self.port = serving.port_of(self.process, self.log)
+        self.url = f"http://127.0.0.1:{self.port}"
         deadline = time.monotonic() + 60
         while True:
             try:

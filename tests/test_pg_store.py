@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -265,22 +266,20 @@ def test_locations_and_their_description() -> None:
 
 
 def test_a_bad_location_fails_at_start_with_the_reason(postgres: Postgres) -> None:
-    nobody = f"postgresql://u:secret@127.0.0.1:{_closed_port()}/db"
-    start = time.perf_counter()
-    with pytest.raises(StorageError, match="cannot connect to postgresql://u@127") as caught:
-        open_store(nobody, timeout=1.0)
+    # A port bound and never listened on: connections to it are refused, and while the
+    # socket is held no other process (a parallel worker's server) can take the port.
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        nobody = f"postgresql://u:secret@127.0.0.1:{closed.getsockname()[1]}/db"
+        start = time.perf_counter()
+        with pytest.raises(StorageError, match="cannot connect to postgresql://u@127") as caught:
+            open_store(nobody, timeout=1.0)
     assert time.perf_counter() - start < 5
     assert "secret" not in str(caught.value)
     with pytest.raises(StorageError, match="does not exist"):
         open_store(postgres.dsn("no_such_database"))
     with pytest.raises(StorageError, match="not a PostgreSQL location"):
         open_store("postgresql://h/db?nonsense_option=1")
-
-
-def _closed_port() -> int:
-    from pg import free_port
-
-    return free_port()  # bound and released: nothing listens there
 
 
 def test_without_psycopg_the_error_says_what_to_install() -> None:

@@ -4,8 +4,9 @@
 transaction; a `Store` opens transactions, and a `Tx` is the SQL of one
 transaction. ``sqlite/`` is the embedded default; ``postgres/`` (psycopg 3
 and psycopg_pool) is imported only when a ``postgresql://`` location is
-used. The two share no SQL, so these are Protocols: mypy checks each
-backend against them structurally.
+used. ``copying.py`` holds the SQL of `registry.copy`, the same in both
+dialects. The interface is Protocols: mypy checks each backend against them
+structurally.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ class Tx(Protocol):
     def savepoint(self) -> AbstractContextManager[None]: ...
     def rebuild_rollups(self) -> dict[str, int]: ...
 
-    # Raw rows, for `registry.copy` (tables and columns: ``sqlite/copying.py``).
+    # Raw rows, for `registry.copy` (tables and columns: ``copying.py``).
     def copy_page(
         self, table: str, after: tuple[Any, ...] | None, limit: int
     ) -> list[tuple[Any, ...]]: ...

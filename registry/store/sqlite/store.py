@@ -37,8 +37,9 @@ from registry.errors import (
 from registry.model import QueryLlm, QueryModel
 from registry.query import LLMS, Page, Subject, Window
 from registry.series import Series
-from registry.store.sqlite import copying, usage
+from registry.store import copying
 from registry.store.sqlite import series as series_sql
+from registry.store.sqlite import usage
 
 T = TypeVar("T")
 DEFAULT_TIMEOUT = 10.0

@@ -71,6 +71,13 @@ _REBUILD = (
 
 # Statements shared by both backends take this: a `sqlite3.Connection`, or the PostgreSQL
 # backend's wrapper that speaks SQLite's placeholders (`registry.store.postgres.tx`).
+# Unlike ``registry/store/copying.py``, this module stays in the SQLite package although
+# half of it is shared (the name, membership and 64-bit checks, the rebuild, statistics,
+# list and count; a function is shared when it takes a `Conn`). The other half, SQLite's
+# alone (recording, staging, the rollups' upserts), calls the shared checks at every
+# write, and `series.py` and `SqliteTx` are shared with PostgreSQL the same way: a
+# neutral home for all of it would move several hundred lines and re-lay the SQLite package,
+# for no change in behaviour. ``copying.py`` was shared whole, and moved whole.
 Conn = Any
 Row = list[Any]  # [name, user_id, at, request_id, *amounts, query_model]: one usage_events row
 _MODEL = 4 + len(AMOUNTS)  # a row's query_model

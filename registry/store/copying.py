@@ -1,6 +1,8 @@
 """The raw rows of a registry, for copying it to another backend and checking the copy:
 pages in key order, plain inserts, and the statistics to compare. The same SQL in both
-dialects: PostgreSQL runs it through its `Portable` adapter.
+dialects: the SQLite backend runs it on its connection, PostgreSQL through its
+`Portable` adapter; so it lives here, beside the interface, in neither backend's
+package.
 
 Every page is read by keyset (``WHERE key > last ORDER BY key LIMIT n``), never by
 ``OFFSET``: each page costs one index seek whatever its position, and a copy of a
