@@ -16,11 +16,12 @@ demo: $(STAMP)
 
 # The suite mostly waits (on servers, fsyncs, subprocesses), so it runs in JOBS
 # worker processes (pytest-xdist); README's Tests section has the measurements.
-# loadgroup: tests marked xdist_group(name) run on one worker; in file order,
-# with the alone tests last (tests/conftest.py), not the biggest group first.
+# loadscope: a module's tests run on one worker (its module fixtures start once), in
+# file order. Then the tests marked alone (they measure time) run by themselves.
 JOBS ?= 3
 test: $(STAMP)
-	$(BIN)/python -m pytest -n $(JOBS) --dist loadgroup --no-loadscope-reorder
+	$(BIN)/python -m pytest -n $(JOBS) --dist loadscope --no-loadscope-reorder -m "not alone"
+	$(BIN)/python -m pytest -p no:xdist -m alone
 
 # One process, in file order: for -x, --pdb and reading a failure's output.
 test-serial: $(STAMP)

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _pytest.nodeid import NodeId
 from hypothesis import HealthCheck, settings
 from sqlite_utils import Database
 
@@ -100,8 +99,6 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "alone(reason): measures time; no other test runs meanwhile (pytest -n)"
     )
-    # pytest-xdist's own (it declares it too); here also for runs with -p no:xdist.
-    config.addinivalue_line("markers", "xdist_group(name): run on the same worker (pytest -n)")
     config.addinivalue_line("markers", "library_only(reason): needs Registry internals")
     config.addinivalue_line("markers", "backends: run the reg tests on SQLite and PostgreSQL")
     config.addinivalue_line(
@@ -175,26 +172,18 @@ ADDRESS = re.compile(r" at 0x[0-9a-f]+>")
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        if item.get_closest_marker("alone") is not None:
-            # One worker takes them all, in a row: the room is emptied once for them.
-            item.add_marker(pytest.mark.xdist_group("alone"))
-        # Every worker collects the tests and must find the same ids; an address differs
-        # from process to process, so it is cut out.
-        stable = ADDRESS.sub(">", item.nodeid)
-        # --dist loadgroup sends the tests whose id ends in @<group> to one worker.
-        # pytest-xdist 3.8 adds that suffix to `_nodeid`, which pytest 9 no longer
-        # reads (its id is structured), so it is added here.
-        groups = {str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
-                  for mark in item.iter_markers("xdist_group")}  # fmt: skip
-        if groups and config.getoption("loadgroup", False):  # set in the workers
-            stable += "@" + "_".join(sorted(groups))
-        if stable != item.nodeid:
-            item._id = NodeId.parse(stable)
+    # Every worker collects the tests and must find the same ids: an address differs from
+    # process to process. Such a test needs an id of its own (pytest.param(..., id=...)).
+    unstable = [item.nodeid for item in items if ADDRESS.search(item.nodeid)]
+    if unstable:
+        raise pytest.UsageError(
+            "these test ids hold an object's address, which differs from process to process;"
+            " give them an id (pytest.param(..., id=...)):\n  " + "\n  ".join(unstable)
+        )
     if "PYTEST_XDIST_WORKER" in os.environ:
-        # The alone tests go last (make test keeps this order: --no-loadscope-reorder).
-        # An alone test waits for the tests under way to end; at the start those include
-        # the longest of all (bench, crash tests), at the end only short ones.
+        # The alone tests go last in a worker's share (`make test` runs them after the
+        # others, in a second, serial run). An alone test waits for the tests under way
+        # to end; at the start those include the longest of all (bench, crash tests).
         items.sort(key=_alone)  # stable: the others keep their order
 
 
