@@ -354,6 +354,7 @@ def test_well_formed_events_take_the_typed_path() -> None:
         }
     )
     event = usage_line(line)
-    assert event is not None and not isinstance(event, dict)
+    assert event is not None
+    assert not isinstance(event, dict)
     assert usage_values(event) == usage_values(json.loads(line))
     assert usage_line(line.replace("1200", "1200.0")) is None  # the reference's to read
