@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from conftest import AMOUNTS
 from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 
@@ -240,18 +241,7 @@ def test_render_writes_four_digit_years_and_reads_back(moment: datetime) -> None
 # line, the row or the error must be exactly what `json.loads` + `usage_values` give.
 
 NAME = "0123456789abcdefABCDEF"
-EVENT_KEYS = [
-    "name",
-    "at",
-    "request_id",
-    "chat_completion_tokens",
-    "chat_prompt_tokens",
-    "chat_cost",
-    "embedding_completion_tokens",
-    "embedding_prompt_tokens",
-    "embedding_cost",
-    "query_model",
-]
+EVENT_KEYS = ["name", "at", "request_id", *AMOUNTS, "query_model"]
 odd_values = st.one_of(
     st.none(),
     st.booleans(),
