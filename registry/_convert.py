@@ -16,7 +16,8 @@ import math
 import re
 from collections.abc import Callable, Iterator, Mapping
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation, localcontext
-from typing import Annotated, Any, Literal, get_args, get_origin
+from types import GenericAlias
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import attrs
 import msgspec
@@ -835,7 +836,9 @@ def _typed_field(field: attrs.Attribute[Any]) -> tuple[Any, ...]:
 _TypedEvent = msgspec.defstruct(
     "_TypedEvent", [_typed_field(a) for a in _EVENT], forbid_unknown_fields=True
 )
-_read_typed = msgspec.json.Decoder(_TypedEvent).decode
+_read_event = msgspec.json.Decoder(_TypedEvent).decode
+# An event or an array of them (a list type made at run time: `_TypedEvent` is one too).
+_read_events = msgspec.json.Decoder(Union[_TypedEvent, GenericAlias(list, _TypedEvent)]).decode  # noqa: UP007
 # Row slots (as in `usage_values`) of the fields whose hook still has to run: not the amounts.
 _HOOKED = tuple((*_EVENT_HOOKS[a.name], a.name) for a in _EVENT if _rule(a).__class__ is not Amount)
 
@@ -844,8 +847,17 @@ def usage_line(line: bytes | str) -> Any:
     """One line of a JSON Lines file read straight into typed fields, for `usage_values`;
     None when the typed reader cannot read it: then parse the line as JSON as usual."""
     try:
-        return _read_typed(line)
+        return _read_event(line)
     except (msgspec.MsgspecError, ValueError):  # ValueError: bytes that are not UTF-8
+        return None
+
+
+def usage_body(body: bytes | str) -> Any:
+    """A JSON body of one event or an array of them, read as `usage_line` reads a line
+    (an event, or a list of events); None when the typed reader cannot read all of it."""
+    try:
+        return _read_events(body)
+    except (msgspec.MsgspecError, ValueError):
         return None
 
 

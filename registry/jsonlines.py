@@ -13,7 +13,9 @@ import bisect
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from registry._convert import usage_line
+from registry._convert import usage_body, usage_line
+
+__all__ = ["EventLines", "usage_body"]
 
 
 class EventLines:

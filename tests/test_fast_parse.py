@@ -17,7 +17,14 @@ from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 
 from registry import series, times
-from registry._convert import _decimal_nano, _Invalid, nano_credits, usage_line, usage_values
+from registry._convert import (
+    _decimal_nano,
+    _Invalid,
+    nano_credits,
+    usage_body,
+    usage_line,
+    usage_values,
+)
 from registry.errors import ValidationError
 from registry.model import MAX_CREDITS_PER_EVENT, NANO
 
@@ -348,3 +355,27 @@ def test_well_formed_events_take_the_typed_path() -> None:
     assert not isinstance(event, dict)
     assert usage_values(event) == usage_values(json.loads(line))
     assert usage_line(line.replace("1200", "1200.0")) is None  # the reference's to read
+
+
+def body_outcome(body: str, *, typed: bool) -> tuple[str, Any]:
+    """A ``POST /usage`` JSON body (an event or an array) as rows, or the first error."""
+    read = usage_body(body) if typed else None
+    try:
+        if read is None:
+            read = json.loads(body)
+        events = read if isinstance(read, list) else [read]
+        return ("rows", [usage_values(event) for event in events])
+    except json.JSONDecodeError:
+        return ("not json", None)
+    except ValidationError as exc:
+        return ("error", exc.errors)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(event_lines(), max_size=4), st.booleans())
+@example(['{"name": "0123456789abcdefABCDEF"}', '{"name": "0123456789abcdefABCDEF", "x": 1}'], True)
+@example(['{"name": "0123456789abcdefABCDEF", "chat_cost": "0.5"}'], False)
+@example(["[]"], False)
+def test_typed_bodies_equal_json_and_usage_values(lines: list[str], array: bool) -> None:
+    body = "[" + ", ".join(lines) + "]" if array or not lines else lines[0]
+    assert body_outcome(body, typed=True) == body_outcome(body, typed=False)

@@ -45,7 +45,7 @@ from registry.errors import (
 )
 from registry.http import dashboard, openapi
 from registry.http.writer import Writer
-from registry.jsonlines import EventLines
+from registry.jsonlines import EventLines, usage_body
 from registry.series import Series
 from registry.storage import DEFAULT_TIMEOUT, Registry, default_location, location_of
 from registry.store import postgres
@@ -508,11 +508,13 @@ async def record_usage(request: Request) -> Response:
             except ValidationError as exc:
                 raise lines.locate(exc) from None
         return JsonResponse({"written": written})
-    body = parse_json(await request.body())
-    if isinstance(body, dict):
-        events, batch = [body], False
-    elif isinstance(body, list):
+    data = await request.body()
+    typed = usage_body(data)  # as JSON Lines are read: typed where it can be, else JSON
+    body = parse_json(data) if typed is None else typed
+    if isinstance(body, list):
         events, batch = body, True
+    elif isinstance(body, dict) or typed is not None:
+        events, batch = [body], False
     else:
         raise ValidationError.one("", "must be a usage event object or an array of them")
     try:
