@@ -5,6 +5,7 @@ Blank lines are skipped, and remembered, so that an event's index in the batch
 (which errors name) maps back to its line number. Each line is read straight
 into typed fields where it can be (`registry._convert.usage_line`, the fast path of
 an import); any other line is the surface's to parse as JSON, in its own words.
+A JSON body of ``POST /usage`` (an event or an array) is read the same way (`usage_body`).
 """
 
 from __future__ import annotations
