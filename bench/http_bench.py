@@ -23,7 +23,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -68,24 +67,28 @@ def bench_app() -> Any:
     return app
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+# uvicorn's start line names the port it bound: the bench passes --port 0, so no port is
+# chosen in advance (a port bound and released here could be taken before uvicorn binds it).
+LISTENING = re.compile(rb"Uvicorn running on https?://\S+:(\d+) ")
 
 
 class Server:
-    """uvicorn serving `bench_app` on a free loopback port, as `qllm serve` configures it."""
+    """uvicorn serving `bench_app` on a loopback port of its own, as `qllm serve` configures it."""
 
     def __init__(self, path: Path, workers: int) -> None:
-        self.url = f"http://127.0.0.1:{free_port()}"
-        port = self.url.rsplit(":", 1)[1]
         command = [sys.executable, "-m", "uvicorn", "--factory", "--app-dir", str(HERE)]
-        command += ["http_bench:bench_app", "--port", port, "--workers", str(workers)]
-        command += ["--no-access-log", "--log-level", "warning"]
+        command += ["http_bench:bench_app", "--port", "0", "--workers", str(workers)]
+        command += ["--no-access-log", "--log-level", "info"]
         env = {**os.environ, "QLLM_DB": str(path)}
-        self.process = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
-        while True:
+        self.log = path.with_name(f"uvicorn-{workers}.log")
+        with self.log.open("wb") as err:  # the child has its own copy of the descriptor
+            self.process = subprocess.Popen(command, env=env, stderr=err)
+        while (found := LISTENING.search(self.log.read_bytes())) is None:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"uvicorn did not start:\n{self.log.read_text()}")
+            time.sleep(0.05)
+        self.url = f"http://127.0.0.1:{int(found[1])}"
+        while True:  # with several workers, the line may come before all of them serve
             try:
                 httpx.get(self.url + "/health").raise_for_status()
                 return
