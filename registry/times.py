@@ -70,6 +70,8 @@ def parse(value: Any) -> int:
             hour += _MINUTES[minute] + _SECONDS[second]
             if fraction is None:
                 return hour
+            if len(fraction) == 6:  # microseconds, as most logs write them: a third of the cost
+                return hour + int(fraction)
             # finer than a microsecond: cut, as the reference does
             return hour + int(fraction[:6]) * _SCALE[min(len(fraction), 6)]
     return parse_reference(value)
