@@ -387,6 +387,16 @@ def _text_nano(text: str) -> int | None:  # noqa: PLR0911 - a chain of bail-outs
     it: ``12``, ``+0.5``, ``.5``, ``5.``, ``1.25e-7``, any number of places (rounded
     half-even to 9). None for anything else (signs other than ``+``, non-ASCII digits,
     very long text, big exponents): the caller then asks the reference."""
+    whole, dot, fraction = text.partition(".")
+    if (  # the usual form, such as 0.000123: no sign, no exponent, at most nine places
+        dot
+        and 0 < len(fraction) <= 9
+        and len(whole) <= 7
+        and text.isascii()
+        and whole.isdigit()
+        and fraction.isdigit()
+    ):
+        return int(whole) * NANO + int(fraction) * _POWERS[9 - len(fraction)]
     if not text.isascii() or len(text) > _MAX_DIGITS:
         return None
     if text[:1] == "+":
