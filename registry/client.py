@@ -32,6 +32,7 @@ from registry.errors import (
     ValidationError,
 )
 from registry.model import AMOUNTS, QueryLlm, QueryModel
+from registry.query import iterate
 from registry.series import GROUPS
 
 DEFAULT_TIMEOUT = 30.0
@@ -330,11 +331,7 @@ class Client:
         self, events: Iterable[Mapping[str, Any]], token: str | None = None
     ) -> int:
         """Record a batch all-or-nothing; any iterable, streamed as one JSON array."""
-        try:
-            iterator = iter(events)
-        except TypeError:
-            raise ValidationError.one("", "must be an iterable of usage events") from None
-        content = _array(iterator)
+        content = _array(iterate(events))  # not iterable: the library's error, before a request
         return int(self._call("POST", "/usage", token, content=content)["written"])
 
 

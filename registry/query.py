@@ -3,9 +3,10 @@ sorts, and the 64-bit rule on totals. No SQL here: the stores answer these."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from decimal import Decimal
+from itertools import islice
 from typing import Any
 
 from attrs import frozen
@@ -164,6 +165,20 @@ def models_of(pairs: Iterable[tuple[str, str | None]]) -> set[str]:
 
 
 # --- usage events as rows ---------------------------------------------------------------------
+
+
+def iterate(events: Iterable[Any]) -> Iterator[Any]:
+    """An iterator over a batch of events; `ValidationError` at once if it is not iterable."""
+    try:
+        return iter(events)
+    except TypeError:
+        raise ValidationError.one("", "must be an iterable of usage events") from None
+
+
+def chunks(events: Iterable[Any]) -> Iterator[list[Any]]:
+    """A batch of events read lazily, `CHUNK` at a time (checked at once, as `iterate`)."""
+    iterator = iterate(events)
+    return iter(lambda: list(islice(iterator, CHUNK)), [])
 
 
 def rows_of(

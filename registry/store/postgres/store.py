@@ -17,7 +17,6 @@ import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, ExitStack, contextmanager
-from itertools import islice
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -33,9 +32,8 @@ from registry.errors import (
     StorageBusyError,
     StorageError,
     StorageFullError,
-    ValidationError,
 )
-from registry.query import CHUNK, rows_of, too_large
+from registry.query import chunks, rows_of, too_large
 from registry.store.postgres import describe, migrate
 from registry.store.postgres.tx import Portable, PostgresTx, check, merge
 
@@ -160,13 +158,9 @@ class PostgresStore:
         if self.readonly:
             raise StorageError(f"{self.where} is open read-only")
         now = times.now()
-        try:
-            iterator = iter(events)
-        except TypeError:
-            raise ValidationError.one("", "must be an iterable of usage events") from None
         rows: list[list[Any]] = []
         timeless: set[int] = set()
-        while chunk := list(islice(iterator, CHUNK)):
+        for chunk in chunks(events):
             part, late = rows_of(chunk, user, now, len(rows), batch=True)
             timeless.update(len(rows) + i for i in late)
             rows.extend(part)

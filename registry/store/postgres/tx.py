@@ -16,23 +16,22 @@ import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
-from itertools import islice
 from typing import Any
 
 import psycopg
 
 from registry import times
-from registry.errors import ConflictError, ValidationError
+from registry.errors import ConflictError
 from registry.model import AMOUNTS
 from registry.query import (
     ANONYMOUS,
-    CHUNK,
     HOUR,
     LLMS,
     NO_MODEL,
     Page,
     Subject,
     Window,
+    chunks,
     rows_of,
     too_large,
 )
@@ -265,13 +264,9 @@ class PostgresTx(SqliteTx):
         self, events: Iterable[Any], user: str | None, known_names: set[str], *, batch: bool
     ) -> int:
         now = times.now()
-        try:
-            iterator = iter(events)
-        except TypeError:
-            raise ValidationError.one("", "must be an iterable of usage events") from None
         written = 0
         first = 0
-        while chunk := list(islice(iterator, CHUNK)):
+        for chunk in chunks(events):
             rows, timeless = rows_of(chunk, user, now, first, batch)
             check(self.pg, rows, known_names, first, batch)
             written += merge(self.pg, rows, timeless, first, batch)

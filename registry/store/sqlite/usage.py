@@ -20,16 +20,13 @@ import sqlite3
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from itertools import islice
 from typing import IO, Any
 
 from registry import times
-from registry._convert import usage_values
 from registry.errors import ConflictError, NotFoundError, ValidationError
 from registry.model import AMOUNTS
 from registry.query import (
     ANONYMOUS,
-    CHUNK,
     HOUR,
     LLMS,
     NO_MODEL,
@@ -37,8 +34,10 @@ from registry.query import (
     Subject,
     Window,
     check_sums,
+    chunks,
     credits,
     models_of,
+    rows_of,
 )
 from registry.query import too_large as _too_large
 
@@ -101,24 +100,9 @@ def record_many(
     """
     now = times.now()
     written = 0
-    try:
-        iterator = iter(events)
-    except TypeError:
-        raise ValidationError.one("", "must be an iterable of usage events") from None
     first = 0  # the index of the chunk's first event
-    while chunk := list(islice(iterator, CHUNK)):
-        rows: list[Row] = []
-        timeless: set[int] = set()  # positions in the chunk of events without `at`
-        for raw in chunk:
-            try:
-                row = usage_values(raw)
-            except ValidationError as exc:
-                raise (exc.under(f"/{first + len(rows)}") if batch else exc) from None
-            row[1] = user
-            if row[2] is None:
-                timeless.add(len(rows))
-                row[2] = now
-            rows.append(row)
+    for chunk in chunks(events):
+        rows, timeless = rows_of(chunk, user, now, first, batch)
         where = first if batch else None
         _check_names(conn, rows, known_names, where)
         check_members(conn, rows, where)
@@ -210,7 +194,7 @@ class Stage:
         self.hours: Hours = {}
         self.spilled = False  # some hourly sums are in the TEMP table
 
-    def add(self, rows: list[Row], timeless: list[int]) -> None:
+    def add(self, rows: list[Row], timeless: set[int]) -> None:
         data = marshal.dumps((rows, timeless))
         self.spool.write(len(data).to_bytes(8, "little"))
         self.spool.write(data)
@@ -219,7 +203,7 @@ class Stage:
             self.flush_hours()
         self.count += len(rows)
 
-    def chunks(self) -> Iterator[tuple[list[Row], list[int]]]:
+    def chunks(self) -> Iterator[tuple[list[Row], set[int]]]:
         self.spool.seek(0)
         while size := self.spool.read(8):
             data = self.spool.read(int.from_bytes(size, "little"))
@@ -275,24 +259,10 @@ def stage(staged: Stage, events: Iterable[Any], known_names: set[str]) -> int:
     """
     conn, user = staged.conn, staged.user
     now = times.now()
-    try:
-        iterator = iter(events)
-    except TypeError:
-        raise ValidationError.one("", "must be an iterable of usage events") from None
     first = staged.count
-    while chunk := list(islice(iterator, CHUNK)):
-        rows: list[Row] = []
-        timeless: list[int] = []  # "now", remembered so that a retry's time need not match
-        for raw in chunk:
-            try:
-                row = usage_values(raw)
-            except ValidationError as exc:
-                raise exc.under(f"/{first + len(rows)}") from None
-            row[1] = user
-            if row[2] is None:
-                timeless.append(len(rows))
-                row[2] = now
-            rows.append(row)
+    for chunk in chunks(events):
+        # The events without `at` are remembered, so that a retry's time need not match.
+        rows, timeless = rows_of(chunk, user, now, first, batch=True)
         _check_names(conn, rows, known_names, first)
         check_members(conn, rows, first)
         staged.add(rows, timeless)
@@ -318,7 +288,7 @@ def commit_stage(conn: sqlite3.Connection, staged: Stage) -> int:
         conn.executemany(_INSERT, rows)
         new = conn.total_changes - before
         if new < len(rows):  # some request_ids were seen before: each must repeat its event
-            _inserted(conn, rows, set(timeless), before_chunk, first)
+            _inserted(conn, rows, timeless, before_chunk, first)
         written += new
         first += len(rows)
         (before_chunk,) = conn.execute(last_id).fetchone()
