@@ -39,7 +39,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "bench")]
 
-from pg import Server  # noqa: E402
+from pg import scratch  # noqa: E402
 
 import bench as lite  # noqa: E402  (bench.py: the SQLite measurements and their SQL)
 import registry  # noqa: E402
@@ -342,70 +342,66 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     count = args.events or (20_000 if args.quick else 1_000_000)
     runs = 5 if args.quick else 50
-    server = None
-    if args.dsn is None:
-        server = Server.start(settings={"max_connections": "20"})
-        admin = server.dsn()
-    else:
-        admin = args.dsn
-    # Names of this run's own: a shared server may hold another run's.
-    databases = (f"qllm_bench_{os.getpid()}", f"qllm_bench_{os.getpid()}_raw")
     work = Path(tempfile.mkdtemp(prefix="qllm-pgbench-"))
-    try:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            version = (conn.execute("SHOW server_version").fetchone() or ("?",))[0]
-            for db in databases:
-                conn.execute(f"DROP DATABASE IF EXISTS {db}")
-                conn.execute(f"CREATE DATABASE {db}")
-        base = admin.rsplit("/", 1)[0]
-        location, raw_location = (f"{base}/{db}" for db in databases)
-        registry.Registry(raw_location).close()  # the same schema, for the raw rows
-        print(
-            f"machine: {platform.machine()}, {os.cpu_count()} cores,"
-            f" Python {platform.python_version()}, SQLite {sqlite3.sqlite_version},"
-            f" PostgreSQL {version}; load average at start {load()}",
-            flush=True,
-        )
-        sqlite_reg = registry.Registry(work / "registry.db")
-        pg_reg = registry.Registry(location)
-        names = []
-        for i in range(args.llms):
-            names.append(sqlite_reg.register(lite.body(i)).name)
-            pg_reg.register(lite.body(i))
-        events = make_events(names, count)
-        ingest(sqlite_reg, pg_reg, events, (work / "raw.db", raw_location), names)
-        del events
-        pg_raw_conn = psycopg.connect(raw_location, autocommit=True)
-        pg_raw_conn.execute(PG_COVERING)
-        pg_raw_conn.execute("VACUUM ANALYZE")
-        with psycopg.connect(location, autocommit=True) as conn:
-            conn.execute("VACUUM ANALYZE")
-        sqlite_raw_conn = lite.covering_copy(sqlite_reg, work, "stats")
-        raws = {
-            "sqlite": Raw(lambda sql, p: sqlite_raw_conn.execute(sql, p).fetchall(), pg=False),
-            "postgres": Raw(lambda sql, p: pg_raw_conn.execute(sql, p).fetchall(), pg=True),
-        }
-        stats({"sqlite": sqlite_reg, "postgres": pg_reg}, raws, names, runs, count)
-        sizes(location, count)
-        sqlite_raw_conn.close()
-        pg_raw_conn.close()
-        sqlite_reg.close()
-        pg_reg.close()
-        print(f"\nload average at the end {load()}\n")
-        print("| workload | SQLite: qllm | raw sqlite3 | ratio | PostgreSQL: qllm | raw | ratio |")
-        print("|---|---|---|---|---|---|---|")
-        for what, cells in results:
-            if what != "ratio":
-                print(f"| {what} | {' | '.join(cells)} |")
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            for db in databases:
-                conn.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
-        if server is not None:
-            server.stop()
-        for path in work.iterdir():
-            path.unlink()
-        work.rmdir()
+    # A server of its own, or two new databases on --dsn's (a shared server may hold
+    # another run's): both migrated, dropped afterwards.
+    with scratch(args.dsn, {"max_connections": "20"}) as pg:
+        try:
+            location, raw_location = (pg.dsn(pg.create()) for _ in range(2))
+            run_all(args, count, runs, work, pg.version, location, raw_location)
+        finally:
+            for path in work.iterdir():
+                path.unlink()
+            work.rmdir()
+
+
+def run_all(
+    args: argparse.Namespace,
+    count: int,
+    runs: int,
+    work: Path,
+    version: str,
+    location: str,
+    raw_location: str,
+) -> None:
+    """Both backends' measurements, on the file in ``work`` and the two databases."""
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores,"
+        f" Python {platform.python_version()}, SQLite {sqlite3.sqlite_version},"
+        f" PostgreSQL {version}; load average at start {load()}",
+        flush=True,
+    )
+    sqlite_reg = registry.Registry(work / "registry.db")
+    pg_reg = registry.Registry(location)
+    names = []
+    for i in range(args.llms):
+        names.append(sqlite_reg.register(lite.body(i)).name)
+        pg_reg.register(lite.body(i))
+    events = make_events(names, count)
+    ingest(sqlite_reg, pg_reg, events, (work / "raw.db", raw_location), names)
+    del events
+    pg_raw_conn = psycopg.connect(raw_location, autocommit=True)
+    pg_raw_conn.execute(PG_COVERING)
+    pg_raw_conn.execute("VACUUM ANALYZE")
+    with psycopg.connect(location, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
+    sqlite_raw_conn = lite.covering_copy(sqlite_reg, work, "stats")
+    raws = {
+        "sqlite": Raw(lambda sql, p: sqlite_raw_conn.execute(sql, p).fetchall(), pg=False),
+        "postgres": Raw(lambda sql, p: pg_raw_conn.execute(sql, p).fetchall(), pg=True),
+    }
+    stats({"sqlite": sqlite_reg, "postgres": pg_reg}, raws, names, runs, count)
+    sizes(location, count)
+    sqlite_raw_conn.close()
+    pg_raw_conn.close()
+    sqlite_reg.close()
+    pg_reg.close()
+    print(f"\nload average at the end {load()}\n")
+    print("| workload | SQLite: qllm | raw sqlite3 | ratio | PostgreSQL: qllm | raw | ratio |")
+    print("|---|---|---|---|---|---|---|")
+    for what, cells in results:
+        if what != "ratio":
+            print(f"| {what} | {' | '.join(cells)} |")
 
 
 def sizes(location: str, count: int) -> None:

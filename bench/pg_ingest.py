@@ -42,12 +42,11 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from pg import Server  # noqa: E402
+from pg import scratch  # noqa: E402
 
 from registry import times  # noqa: E402
 from registry.model import AMOUNTS  # noqa: E402
 from registry.storage import Registry  # noqa: E402
-from registry.store.postgres import open_store  # noqa: E402
 from registry.store.sqlite import usage  # noqa: E402
 
 HOUR = 3_600_000_000
@@ -231,24 +230,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dsn", help="a server to use instead of starting one")
     args = parser.parse_args(argv)
     sizes = args.chunk or [10_000, 100_000]
-    server = None
-    if args.dsn is None:
-        server = Server.start(settings={"max_connections": "20"})
-        admin = server.dsn()
-    else:
-        admin = args.dsn
-    try:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            version = conn.execute("SHOW server_version").fetchone()
-            conn.execute("DROP DATABASE IF EXISTS qllm_bench")
-            conn.execute("CREATE DATABASE qllm_bench")
-        location = admin.rsplit("/", 1)[0] + "/qllm_bench"
-        open_store(location).close()  # migrated
+    with scratch(args.dsn, {"max_connections": "20"}) as pg:  # a migrated database, dropped after
+        location = pg.dsn(pg.create())
         names = [f"llm{i:03d}" for i in range(100)]
         users: list[str | None] = [None, *(f"user{i}" for i in range(9))]
         rows = make_rows(args.events, names, users)
-        release = version[0] if version else "?"
-        print(f"PostgreSQL {release}, {args.events:,} events, one transaction each\n")
+        print(f"PostgreSQL {pg.version}, {args.events:,} events, one transaction each\n")
         print("| method | time | events/s |\n| --- | --- | --- |")
         with psycopg.connect(location, autocommit=True) as conn:
             conn.execute("INSERT INTO users SELECT 'user' || g, 0 FROM generate_series(0, 8) g")
@@ -279,11 +266,6 @@ def main(argv: list[str] | None = None) -> None:
                     rollups=False,
                 )
         sqlite_raw(rows)
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute("DROP DATABASE qllm_bench WITH (FORCE)")
-    finally:
-        if server is not None:
-            server.stop()
 
 
 if __name__ == "__main__":

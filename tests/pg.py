@@ -227,6 +227,25 @@ class Postgres:
                 self.drop(name)
 
 
+@contextlib.contextmanager
+def scratch(dsn: str | None, settings: Mapping[str, str] = TEST_SETTINGS) -> Iterator[Postgres]:
+    """A `Postgres` outside pytest (the benches): on ``dsn``, or on a server of its own started
+    with ``settings`` for the block; its databases are dropped, its server stopped, after."""
+    server = None
+    if dsn is None:
+        server = Server.start(settings)
+        dsn = server.dsn()
+    try:
+        pg = Postgres(dsn, server)
+        try:
+            yield pg
+        finally:
+            pg.close()
+    finally:
+        if server is not None:
+            server.stop()
+
+
 def import_psycopg() -> Any:
     """psycopg, for a test module that needs it at import: skipped without it, unless required."""
     if REQUIRE:
