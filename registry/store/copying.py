@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from registry.model import AMOUNTS
-from registry.query import ANONYMOUS, HOUR, NO_MODEL
+from registry.store.sqlite.usage import hours_of, totals_of
 
 # table -> (key columns, the other columns), parents before children: the order a
 # copy writes them in, so that every foreign key finds its row.
@@ -45,20 +45,12 @@ EVENT_COLUMNS = ("name", "user_id", "at", "request_id", *AMOUNTS, "query_model")
 STATISTICS = ("name", "user_id", "query_model")
 
 _SUMS = ", ".join(f"SUM({a})" for a in ("requests", *AMOUNTS))
-_AMOUNT_SUMS = ", ".join(f"SUM({a})" for a in AMOUNTS)
 # The rollups' rows rebuilt from the events (as `usage.rebuild_rollups` does), for the
 # Query LLMs of one range of names: what a check of the stored rollups compares with.
+_IN_RANGE = "usage_events WHERE name >= ? AND name <= ?"
 _REBUILT = {
-    "usage_hourly": f"""
-        SELECT name, at - at % {HOUR}, COALESCE(user_id, '{ANONYMOUS}'),
-            COALESCE(query_model, '{NO_MODEL}'), COUNT(*), {_AMOUNT_SUMS}
-        FROM usage_events WHERE name >= ? AND name <= ?
-        GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4""",
-    "usage_totals": f"""
-        SELECT name, COALESCE(user_id, '{ANONYMOUS}'), COALESCE(query_model, '{NO_MODEL}'),
-            COUNT(*), {_AMOUNT_SUMS}
-        FROM usage_events WHERE name >= ? AND name <= ?
-        GROUP BY 1, 2, 3 ORDER BY 1, 2, 3""",
+    "usage_hourly": hours_of(_IN_RANGE) + " ORDER BY 1, 2, 3, 4",
+    "usage_totals": totals_of(_IN_RANGE) + " ORDER BY 1, 2, 3",
 }
 
 Conn = Any  # a sqlite3.Connection, or PostgreSQL's `Portable`

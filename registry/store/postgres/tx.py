@@ -24,10 +24,7 @@ from registry import times
 from registry.errors import ConflictError
 from registry.model import AMOUNTS
 from registry.query import (
-    ANONYMOUS,
-    HOUR,
     LLMS,
-    NO_MODEL,
     Page,
     Subject,
     Window,
@@ -110,7 +107,6 @@ _STAGE = f"""
         query_model TEXT COLLATE "C", timeless BOOLEAN NOT NULL
     ) ON COMMIT DELETE ROWS"""
 _A = ", ".join(AMOUNTS)
-_SUM = ", ".join(f"SUM({a})" for a in AMOUNTS)
 
 
 def _add(table: str) -> str:
@@ -129,15 +125,11 @@ _MERGE = f"""
         RETURNING name, user_id, at, {_A}, query_model
     ), hourly AS (
         INSERT INTO usage_hourly (name, hour, user_id, query_model, requests, {_A})
-        SELECT name, at - at % {HOUR}, COALESCE(user_id, '{ANONYMOUS}'),
-            COALESCE(query_model, '{NO_MODEL}'), COUNT(*), {_SUM}
-        FROM kept GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+        {shared.hours_of("kept")} ORDER BY 1, 2, 3, 4
         ON CONFLICT (name, hour, user_id, query_model) DO UPDATE SET {_add("usage_hourly")}
     ), totals AS (
         INSERT INTO usage_totals (name, user_id, query_model, requests, {_A})
-        SELECT name, COALESCE(user_id, '{ANONYMOUS}'), COALESCE(query_model, '{NO_MODEL}'),
-            COUNT(*), {_SUM}
-        FROM kept GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+        {shared.totals_of("kept")} ORDER BY 1, 2, 3
         ON CONFLICT (name, user_id, query_model) DO UPDATE SET {_add("usage_totals")}
     )
     SELECT name, query_model, COUNT(*) FROM kept GROUP BY 1, 2"""

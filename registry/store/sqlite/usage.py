@@ -54,14 +54,32 @@ _ROLL_UP_TOTALS = f"""
     INSERT INTO usage_totals (name, user_id, query_model, requests, {", ".join(AMOUNTS)})
     VALUES ({", ".join("?" * (4 + len(AMOUNTS)))})
     ON CONFLICT (name, user_id, query_model) DO UPDATE SET {_ADD}"""
+
+
+def hours_of(events: str) -> str:
+    """The ``usage_hourly`` rows (key, requests, sums) of the usage events in ``events`` (a
+    table, with a WHERE if need be): the one definition of an hourly rollup row, for every
+    statement and both backends that derive rollups from events."""
+    return f"""
+    SELECT name, at - at % {HOUR}, COALESCE(user_id, '{ANONYMOUS}'),
+        COALESCE(query_model, '{NO_MODEL}'), COUNT(*), {", ".join(f"SUM({a})" for a in AMOUNTS)}
+    FROM {events} GROUP BY 1, 2, 3, 4"""
+
+
+def totals_of(events: str) -> str:
+    """The ``usage_totals`` rows of the usage events in ``events``, as `hours_of`."""
+    return f"""
+    SELECT name, COALESCE(user_id, '{ANONYMOUS}'), COALESCE(query_model, '{NO_MODEL}'),
+        COUNT(*), {", ".join(f"SUM({a})" for a in AMOUNTS)}
+    FROM {events} GROUP BY 1, 2, 3"""
+
+
 _REBUILD = (
     "DELETE FROM usage_hourly",
     "DELETE FROM usage_totals",
     f"""
     INSERT INTO usage_hourly (name, hour, user_id, query_model, requests, {", ".join(AMOUNTS)})
-    SELECT name, at - at % {HOUR}, COALESCE(user_id, '{ANONYMOUS}'),
-        COALESCE(query_model, '{NO_MODEL}'), COUNT(*), {", ".join(f"SUM({a})" for a in AMOUNTS)}
-    FROM usage_events GROUP BY 1, 2, 3, 4""",
+    {hours_of("usage_events")}""",
     f"""
     INSERT INTO usage_totals (name, user_id, query_model, requests, {", ".join(AMOUNTS)})
     SELECT name, user_id, query_model, SUM(requests), {", ".join(f"SUM({a})" for a in AMOUNTS)}
@@ -163,10 +181,7 @@ _STAGE_HOURS_TABLE = f"""
 _STAGE_HOURS = f"""
     INSERT INTO temp.qllm_stage_hours VALUES ({", ".join("?" * (5 + len(AMOUNTS)))})"""
 _HOURS_OF = f"""
-    INSERT INTO temp.qllm_stage_hours
-    SELECT name, at - at % {HOUR}, COALESCE(user_id, '{ANONYMOUS}'),
-        COALESCE(query_model, '{NO_MODEL}'), COUNT(*), {", ".join(f"SUM({a})" for a in AMOUNTS)}
-    FROM main.usage_events WHERE id > ? GROUP BY 1, 2, 3, 4"""
+    INSERT INTO temp.qllm_stage_hours {hours_of("main.usage_events WHERE id > ?")}"""
 _ROLL_UP_STAGED = (
     f"""
     INSERT INTO usage_hourly (name, hour, user_id, query_model, requests, {", ".join(AMOUNTS)})
