@@ -32,7 +32,7 @@ from typing import Any
 
 import httpx
 
-from registry.storage import Registry
+from registry.registry import Registry
 
 BODY = {"id": "openai/gpt-4o", "mode": "generate", "weight": {"type": "static", "weight": 1}}
 HERE = Path(__file__).resolve().parent

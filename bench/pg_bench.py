@@ -44,8 +44,8 @@ from pg import scratch  # noqa: E402
 import bench as lite  # noqa: E402  (bench.py: the SQLite measurements and their SQL)
 import registry  # noqa: E402
 from registry import times  # noqa: E402
+from registry.events import validated  # noqa: E402
 from registry.model import AMOUNTS  # noqa: E402
-from registry.query import CHUNK, rows_of  # noqa: E402
 
 HOUR = lite.HOUR
 DAY = 24 * HOUR
@@ -110,8 +110,7 @@ def make_events(names: list[str], count: int) -> list[dict[str, Any]]:
 def prepared(events: list[dict[str, Any]]) -> list[Row]:
     """The rows the registry writes for ``events`` (computed by it: the raw side gets the
     same rows, not its own conversion)."""
-    rows, _ = rows_of(events, None, times.now(), 0, batch=True)
-    return [tuple(r) for r in rows]
+    return [tuple(r) for chunk in validated(events, None, times.now()) for r in chunk.rows]
 
 
 def timed(fn: Callable[..., Any], *args: Any) -> float:
@@ -135,8 +134,8 @@ def validate_only(events: list[dict[str, Any]]) -> float:
     """The shared validation alone (what both backends run before writing), in chunks."""
     now = times.now()
     start = time.perf_counter()
-    for first in range(0, len(events), CHUNK):
-        rows_of(events[first : first + CHUNK], None, now, first, batch=True)
+    for _ in validated(events, None, now):  # CHUNK events at a time
+        pass
     return time.perf_counter() - start
 
 

@@ -46,8 +46,8 @@ from pg import scratch  # noqa: E402
 
 from registry import times  # noqa: E402
 from registry.model import AMOUNTS  # noqa: E402
-from registry.storage import Registry  # noqa: E402
-from registry.store.sqlite import usage  # noqa: E402
+from registry.registry import Registry  # noqa: E402
+from registry.store.sql import INSERT_EVENT  # noqa: E402
 
 HOUR = 3_600_000_000
 Row = tuple[Any, ...]
@@ -216,7 +216,10 @@ def sqlite_raw(rows: list[Row]) -> None:
         )
         start = time.perf_counter()
         conn.execute("BEGIN IMMEDIATE")
-        conn.executemany(usage._INSERT, [(*r[:1], None, *r[2:], None) for r in rows])
+        conn.executemany(
+            INSERT_EVENT + " ON CONFLICT (request_id) DO NOTHING",
+            [(*r[:1], None, *r[2:], None) for r in rows],
+        )
         conn.execute("COMMIT")
         seconds = time.perf_counter() - start
         rate = f"{len(rows) / seconds:,.0f}/s"

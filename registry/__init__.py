@@ -18,6 +18,7 @@ from registry.errors import (
     StorageFullError,
     ValidationError,
 )
+from registry.location import default_path
 from registry.model import (
     Provider,
     QueryLlm,
@@ -28,7 +29,7 @@ from registry.model import (
     TrainingTableStrategy,
     TrainingTableWeight,
 )
-from registry.storage import Registry, default_path
+from registry.registry import Registry
 
 if TYPE_CHECKING:
     from registry.client import Client

@@ -2,7 +2,7 @@
 
 A token is ``qllm_`` plus 32 random bytes from `secrets` (256 bits) in
 URL-safe base64. The database keeps its SHA-256; a stolen database file gives
-no usable token. The SQL that stores and finds hashes is in `registry.storage`.
+no usable token. The SQL that stores and finds hashes is in `registry.store`.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import hmac
 import secrets
 from typing import Any
 
-from registry._convert import identifier_problem
 from registry.errors import AuthenticationError, ValidationError
+from registry.ids import identifier_problem
 
 PREFIX = "qllm_"
 _RANDOM_BYTES = 32

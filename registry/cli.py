@@ -20,7 +20,7 @@ from typing import IO, Any, TypeVar
 
 import click
 
-from registry import series_text, times
+from registry import times
 from registry._convert import dump, dump_model, validate, validate_model
 from registry.copy import BATCH, copy_registry
 from registry.errors import (
@@ -31,10 +31,11 @@ from registry.errors import (
     RegistryError,
     ValidationError,
 )
-from registry.jsonlines import EventLines
+from registry.events import EventLines
+from registry.location import default_location, describe, location_of
 from registry.query import SORTS
-from registry.storage import DEFAULT_TIMEOUT, Registry, default_location, location_of
-from registry.store.postgres import describe
+from registry.registry import DEFAULT_TIMEOUT, Registry
+from registry.render import text
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -356,7 +357,7 @@ def usage_record(
 )
 @click.option(
     "--metric",
-    type=click.Choice(series_text.METRICS),
+    type=click.Choice(text.METRICS),
     default="cost",
     show_default=True,
     help="What the chart's bars measure.",
@@ -393,9 +394,7 @@ def usage_series(
         token=token,
     )
     if format_ == "html":
-        # Imported here: registry.http needs the server extra, which the rest of the
-        # command line does not.
-        from registry.http import dashboard  # noqa: PLC0415
+        from registry.render import dashboard  # noqa: PLC0415 - only this format needs it
 
         # The dashboard shows everyone's usage, as the API does without a token.
         board = dashboard.gather(registry, start, end, bucket)
@@ -405,33 +404,21 @@ def usage_series(
     elif format_ == "json":
         _emit({"data": data})
     elif format_ == "table":
-        click.echo(series_text.table(data, bucket))
+        click.echo(text.table(data, bucket))
     else:
         # In a pipe this is $COLUMNS, else 80: the chart never wraps in a log.
         width = min(shutil.get_terminal_size((80, 24)).columns, 160)
-        click.echo(series_text.chart(data, bucket, metric, width))
+        click.echo(text.chart(data, bucket, metric, width))
 
 
-class _JsonLines(EventLines):
-    """The events of a JSON Lines file; errors name the line, not the event's index."""
-
-    def parse(self, line: str, number: int) -> Any:
-        return _parse_json(line, f"line {number}")
-
-    def locate(self, exc: RegistryError) -> RegistryError:
-        """The same error, naming the line rather than the event index."""
-        if isinstance(exc, NotFoundError) and exc.index is not None:
-            return NotFoundError(f"{exc.name} (line {self.line_of(exc.index)})")
-        if isinstance(exc, ValidationError):
-            located = []
-            for path, message in exc.errors:
-                head, _, rest = path[1:].partition("/")
-                if head.isdigit():
-                    located.append((f"line {self.line_of(int(head))}: /{rest}", message))
-                else:
-                    located.append((path, message))
-            return type(exc)(located)
+def _on_lines(exc: ValidationError, lines: EventLines) -> ValidationError:
+    """A batch's problems named by line (``line 3: /at``), not by the event's index."""
+    if exc.events is None:
         return exc
+    return type(exc)(
+        (f"line {lines.line_of(index)}" + (f": {path}" if path else ""), message)
+        for index, path, message in exc.events
+    )
 
 
 @usage.command(name="import")
@@ -444,15 +431,19 @@ def usage_import(
 ) -> None:
     """Record the events of a JSON Lines FILE (or -) all-or-nothing: one bad line rejects all."""
     registry = _open_registry(ctx, db, False, timeout)
-    lines = _JsonLines(file)
+    lines = EventLines(file)
     events: Any = lines
     size = _file_size(file)
     if size and sys.stderr.isatty():
         events = _with_progress(lines, file, size)
     try:
         written = registry.record_usage_many(events, token=token)
-    except RegistryError as exc:
-        raise lines.locate(exc) from None
+    except NotFoundError as exc:
+        if exc.index is None:
+            raise
+        raise NotFoundError(f"{exc.name} (line {lines.line_of(exc.index)})") from None
+    except ValidationError as exc:
+        raise _on_lines(exc, lines) from None
     click.echo(
         f"read {lines.read} events from {file.name}: {written} new, "
         f"{lines.read - written} recorded before",
@@ -468,7 +459,7 @@ def _file_size(file: IO[str]) -> int:
         return 0
 
 
-def _with_progress(events: _JsonLines, file: IO[str], size: int) -> Iterator[Any]:
+def _with_progress(events: EventLines, file: IO[str], size: int) -> Iterator[Any]:
     with click.progressbar(length=size, label="importing", file=sys.stderr) as bar:
         done = 0
         for event in events:

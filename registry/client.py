@@ -31,8 +31,8 @@ from registry.errors import (
     StorageFullError,
     ValidationError,
 )
+from registry.events import iterate
 from registry.model import AMOUNTS, QueryLlm, QueryModel
-from registry.query import iterate
 from registry.series import GROUPS
 
 DEFAULT_TIMEOUT = 30.0

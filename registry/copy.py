@@ -42,9 +42,11 @@ from typing import Any, NoReturn
 from attrs import frozen
 
 from registry.errors import ConflictError, CopyConflictError, CopyMismatchError
-from registry.storage import DEFAULT_TIMEOUT, Registry
+from registry.events import Chunk
+from registry.registry import DEFAULT_TIMEOUT, Registry
 from registry.store import Store, Tx
-from registry.store.copying import COPIED, LAYOUTS, ROLLUPS, STATISTICS
+from registry.store.spool import Spool
+from registry.store.sql import COPIED, LAYOUTS, ROLLUPS, STATISTICS
 
 __all__ = ["Copied", "copy_registry"]
 
@@ -193,15 +195,16 @@ class _Copy:
             if not page:
                 return written
             rows = [list(row[1:]) for row in page]
-            written += self.dst.run(functools.partial(self._put, rows=rows), write=True)
+            with Spool.of([Chunk(rows, frozenset(), 0)]) as spool:
+                written += self.dst.run(functools.partial(self._put, spool=spool), write=True)
             after = page[-1][0]
 
-    def _put(self, tx: Tx, rows: list[list[Any]]) -> int:
+    def _put(self, tx: Tx, spool: Spool) -> int:
         try:
-            written = tx.put_events(rows)
+            written = tx.write(spool)
         except ConflictError:
             written = -1
-        if written != len(rows):  # raised inside the transaction: this batch rolls back
+        if written != spool.count:  # raised inside the transaction: this batch rolls back
             raise CopyConflictError(
                 f"{self.target} received usage events from elsewhere during the copy (some"
                 f" request_ids were there already): stop its writers, then copy again"

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Self
 
 
 class RegistryError(Exception):
@@ -10,9 +11,25 @@ class RegistryError(Exception):
 
 
 class ValidationError(RegistryError):
-    """Input broke a rule; ``errors`` lists every problem as ``(path, message)``."""
+    """Input broke a rule; ``errors`` lists every problem as ``(path, message)``.
 
-    def __init__(self, errors: Iterable[tuple[str, str]]) -> None:
+    Problems found in a batch of usage events also say which event each is in:
+    ``events`` holds ``(index, path inside the event, message)``, and ``errors``
+    puts the index in front of each path (``/3/chat_cost``). A surface that
+    numbers the events otherwise (JSON Lines, by line) reads ``events``, or
+    rewrites the paths with `located`.
+    """
+
+    def __init__(
+        self,
+        errors: Iterable[tuple[str, str]] = (),
+        *,
+        events: Iterable[tuple[int, str, str]] | None = None,
+    ) -> None:
+        self.events: list[tuple[int, str, str]] | None = None
+        if events is not None:
+            self.events = list(events)
+            errors = [(f"/{index}{path}", message) for index, path, message in self.events]
         self.errors: list[tuple[str, str]] = list(errors)
         super().__init__("\n".join(self.lines()))
 
@@ -21,12 +38,19 @@ class ValidationError(RegistryError):
         return [f"{path or '/'}: {message}" for path, message in self.errors]
 
     @classmethod
-    def one(cls, path: str, message: str) -> ValidationError:
+    def one(cls, path: str, message: str) -> Self:
         return cls([(path, message)])
 
-    def under(self, prefix: str) -> ValidationError:
-        """The same problems with ``prefix`` put in front of every path (``/3`` for event 3)."""
-        return type(self)((prefix + path, message) for path, message in self.errors)
+    def of_event(self, index: int) -> Self:
+        """These problems (of one event) as those of the event at ``index`` of a batch."""
+        return type(self)(events=[(index, path, message) for path, message in self.errors])
+
+    def located(self, where: Callable[[int], str]) -> Self:
+        """The same problems, each event's index written by ``where`` (``/17`` for line 17
+        of a JSON Lines body); unchanged when they are not a batch's."""
+        if self.events is None:
+            return self
+        return type(self)((where(index) + path, message) for index, path, message in self.events)
 
 
 class ConflictError(ValidationError):

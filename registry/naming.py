@@ -38,6 +38,11 @@ def is_name(text: object) -> bool:
     return isinstance(text, str) and len(text) == NAME_LENGTH and text.isascii() and text.isalnum()
 
 
+def not_a_name(kind: str) -> str:
+    """The message for a value that is not shaped like a name of ``kind`` (a Query LLM...)."""
+    return f"must be a {kind} name: {NAME_LENGTH} base62 characters"
+
+
 @frozen
 class Names:
     """What this module derives from a normalized Query LLM."""

@@ -3,22 +3,35 @@ sorts, and the 64-bit rule on totals. No SQL here: the stores answer these."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
-from itertools import islice
 from typing import Any
 
 from attrs import frozen
 
 from registry import times
-from registry._convert import usage_values
 from registry.errors import ValidationError
-from registry.model import NANO
+from registry.model import AMOUNTS
 
 HOUR = 3_600_000_000  # microseconds
-CHUNK = 2_000  # events validated and written at a time
-SORTS = ("created", "requests", "tokens", "prompt_tokens", "completion_tokens", "cost")
+# What usage is measured by (list sorts, charts, totals): each measure is the sum of
+# these amounts over the events; "requests" counts them. Token and cost measures add
+# chat and embedding together (spec 9). The one definition: SQL, the CLI, the charts
+# and the OpenAPI document are all made from it.
+MEASURES: dict[str, tuple[str, ...]] = {
+    "requests": (),
+    "tokens": (
+        "chat_completion_tokens",
+        "chat_prompt_tokens",
+        "embedding_completion_tokens",
+        "embedding_prompt_tokens",
+    ),
+    "prompt_tokens": ("chat_prompt_tokens", "embedding_prompt_tokens"),
+    "completion_tokens": ("chat_completion_tokens", "embedding_completion_tokens"),
+    "cost": ("chat_cost", "embedding_cost"),
+}
+SORTS = ("created", *MEASURES)
 MAX_PAGE = 1000
 ANONYMOUS = ""  # the rollups' user_id for events recorded without a token
 NO_MODEL = ""  # the rollups' query_model for events recorded for no Query Model
@@ -70,20 +83,17 @@ class Window:
 
 @frozen
 class Subject:
-    """What statistics are about: the rows of ``table`` (by ``name``), and the column that
-    names them in the events and rollups. Trusted constants only: they are spliced into SQL."""
+    """What a question is about: the registered things of ``table`` (by ``name``), the
+    column that names them in the events and rollups, and what they are called
+    (``kind``). Trusted constants only: they are spliced into SQL."""
 
     table: str
     column: str
+    kind: str
 
 
-LLMS = Subject("query_llms", "name")
-MODELS = Subject("query_models", "query_model")
-
-
-def credits(nano: int) -> Decimal:
-    """Nano-credits as an exact Decimal of credits: 1000000000 is Decimal('1')."""
-    return Decimal(nano) / NANO
+LLMS = Subject("query_llms", "name", "Query LLM")
+MODELS = Subject("query_models", "query_model", "Query Model")
 
 
 # --- list pages -----------------------------------------------------------------------------
@@ -130,17 +140,7 @@ INT64_MAX = 2**63 - 1
 # one amount (metadata, windows, the stats view) or a list sort key (spec 9).
 # Windows are parts of the all-time totals (amounts are never negative), so
 # bounding each group's all-time sums bounds every total anyone can ask for.
-COMBINED = {
-    "tokens": (
-        "chat_completion_tokens",
-        "chat_prompt_tokens",
-        "embedding_completion_tokens",
-        "embedding_prompt_tokens",
-    ),
-    "prompt_tokens": ("chat_prompt_tokens", "embedding_prompt_tokens"),
-    "completion_tokens": ("chat_completion_tokens", "embedding_completion_tokens"),
-    "cost": ("chat_cost", "embedding_cost"),
-}
+COMBINED = {key: columns for key, columns in MEASURES.items() if len(columns) > 1}
 
 
 def too_large(group: str = "Query LLM") -> ValidationError:
@@ -164,39 +164,15 @@ def models_of(pairs: Iterable[tuple[str, str | None]]) -> set[str]:
     return {model for _, model in pairs if model and model != NO_MODEL}
 
 
-# --- usage events as rows ---------------------------------------------------------------------
+def measure(row: Mapping[str, Any], name: str) -> int | Decimal:
+    """One measure (`MEASURES`) of a statistics result (a body with metadata, a series
+    row): requests, a sum of tokens, or an exact cost."""
+    columns = MEASURES[name]
+    if not columns:
+        return int(row["requests"])
+    if name == "cost":
+        return sum((Decimal(row[c]) for c in columns), Decimal(0))
+    return sum(int(row[c]) for c in columns)
 
 
-def iterate(events: Iterable[Any]) -> Iterator[Any]:
-    """An iterator over a batch of events; `ValidationError` at once if it is not iterable."""
-    try:
-        return iter(events)
-    except TypeError:
-        raise ValidationError.one("", "must be an iterable of usage events") from None
-
-
-def chunks(events: Iterable[Any]) -> Iterator[list[Any]]:
-    """A batch of events read lazily, `CHUNK` at a time (checked at once, as `iterate`)."""
-    iterator = iterate(events)
-    return iter(lambda: list(islice(iterator, CHUNK)), [])
-
-
-def rows_of(
-    chunk: Iterable[Any], user: str | None, now: int, first: int, batch: bool
-) -> tuple[list[list[Any]], set[int]]:
-    """Validated ``usage_events`` rows of ``chunk`` ([name, user_id, at, request_id,
-    *amounts, query_model]), and the positions of the events given without ``at`` (they
-    get ``now``). With ``batch``, errors name the event's index from ``first``."""
-    rows: list[list[Any]] = []
-    timeless: set[int] = set()
-    for raw in chunk:
-        try:
-            row = usage_values(raw)
-        except ValidationError as exc:
-            raise (exc.under(f"/{first + len(rows)}") if batch else exc) from None
-        row[1] = user
-        if row[2] is None:
-            timeless.add(len(rows))
-            row[2] = now
-        rows.append(row)
-    return rows, timeless
+assert set(AMOUNTS) == {c for columns in MEASURES.values() for c in columns}

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin, get_typ
 import attrs
 
 from registry import model
+from registry.hooks import literal_values
 from registry.model import (
     MAX_CREDITS_PER_EVENT,
     MAX_TOKENS_PER_EVENT,
@@ -45,17 +46,6 @@ _IDENTIFIER = {
 _NON_EMPTY = {"type": "string", "minLength": 1}
 
 
-def _literals(tp: Any) -> list[Any]:
-    """The values of the ``Literal`` inside ``tp`` (which may be Optional or a tuple)."""
-    if get_origin(tp) is Literal:
-        return list(get_args(tp))
-    for arg in get_args(tp):
-        found = _literals(arg)
-        if found:
-            return found
-    return []
-
-
 def _is_union(tp: Any) -> bool:
     return get_origin(tp) in (Union, types.UnionType)
 
@@ -73,13 +63,13 @@ def _rule_schema(rule: Any, tp: Any) -> dict[str, Any]:  # noqa: PLR0911, PLR091
         out["maximum"] = _num(rule.hi)
         return out
     if isinstance(rule, Choice):
-        return {"type": "string", "enum": _literals(tp)}
+        return {"type": "string", "enum": list(literal_values(tp))}
     if isinstance(rule, Flag):
         return {"type": "boolean"}
     if isinstance(rule, Identifier):
         return dict(_IDENTIFIER)
     if isinstance(rule, Strings):
-        allowed = _literals(tp)
+        allowed = list(literal_values(tp))
         if allowed:
             item: dict[str, Any] = {"type": "string", "enum": allowed}
         else:

@@ -21,7 +21,7 @@ from sqlite_utils import Database
 
 import registry
 from registry.client import Client
-from registry.storage import Registry
+from registry.registry import Registry
 
 ROOT = Path(__file__).resolve().parent.parent
 # The spec's worked examples live beside the repository (../shared/spec); a

@@ -18,7 +18,7 @@ from conftest import ZERO_METADATA, body
 
 import registry
 from registry.cli import cli
-from registry.storage import Registry
+from registry.registry import Registry
 
 QLLM = Path(sys.executable).with_name("qllm")
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
@@ -435,8 +435,8 @@ CONFLICT = "was recorded before with different content"
     [
         ({"name": NAME, "chat_cost": -1}, 1, f"line 5: /chat_cost: {BETWEEN}"),
         ({"name": NAME, "chat_tokens": 1}, 1, f"line 5: /chat_tokens: {UNKNOWN}"),
-        ("{not json", 1, "/: line 5: not valid JSON: "),
-        ("[1, 2]", 1, "line 5: /: must be an object"),
+        ("{not json", 1, "line 5: is not valid JSON: "),
+        ("[1, 2]", 1, "line 5: must be an object"),
         ({"name": NAME, "request_id": "r1", "chat_cost": 9}, 1, f"line 5: /request_id: {CONFLICT}"),
         ({"name": "0" * 22}, 3, f"no Query LLM named {'0' * 22} (line 5)"),
     ],

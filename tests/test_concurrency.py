@@ -24,7 +24,7 @@ from workers import (
     sums,
 )
 
-from registry.storage import Registry
+from registry.registry import Registry
 
 SINGLE_WRITERS = 6  # record_usage, one event per call; paired, each pair sharing request_ids
 OWN_EVENTS = 200  # per single writer
@@ -108,10 +108,10 @@ def test_concurrent_writers_lose_nothing_and_readers_see_snapshots(tmp_path: Pat
         stored = reg.db.execute("SELECT COUNT(*), COUNT(request_id) FROM usage_events").fetchone()
         with_ids = sum(1 for events in expected.values() for e in events if e["request_id"])
         assert stored == (sum(len(events) for events in expected.values()), with_ids)
-        before = rollups(reg._conn)
-        assert before == brute_force_rollups(reg._conn)
+        before = rollups(reg.db.conn)
+        assert before == brute_force_rollups(reg.db.conn)
         reg.rebuild_rollups()
-        assert rollups(reg._conn) == before
+        assert rollups(reg.db.conn) == before
     assert integrity(db) == "ok"
 
     for report in reads:

@@ -27,7 +27,7 @@ from registry.errors import (
     RegistryError,
 )
 from registry.query import SORTS
-from registry.storage import Registry
+from registry.registry import Registry
 
 QLLM = str(Path(sys.executable).with_name("qllm"))
 HOUR = 3600

@@ -22,7 +22,7 @@ from workers import (
     sums,
 )
 
-from registry.storage import Registry
+from registry.registry import Registry
 
 TOTAL = 120_000  # events in each killed batch, from a generator
 # Where the batch's own process kills itself: at the first event (nothing inserted yet),

@@ -13,7 +13,7 @@ from browser import Dom, chromium, dump_dom, screenshot
 from conftest import Servers, body
 
 from registry import Registry
-from registry.http import dashboard
+from registry.render import dashboard
 
 STATIC = {"type": "static"}
 HOSTILE_ID = "evil/<script>document.title='pwned'</script>"

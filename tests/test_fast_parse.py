@@ -17,15 +17,11 @@ from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 
 from registry import series, times
-from registry._convert import (
-    _decimal_nano,
-    _Invalid,
-    nano_credits,
-    usage_body,
-    usage_line,
-    usage_values,
-)
+from registry.credits import CreditError, _decimal_nano, nano_credits
 from registry.errors import ValidationError
+from registry.events import read_body as usage_body
+from registry.events import read_line as usage_line
+from registry.events import row_of as usage_values
 from registry.model import MAX_CREDITS_PER_EVENT, NANO
 
 # --- costs ----------------------------------------------------------------------------
@@ -37,24 +33,24 @@ def reference_nano(value: Any) -> int:
     cls = value.__class__
     if cls is float:
         if not math.isfinite(value):
-            raise _Invalid.at(f"must be a number of credits, not {value}")
+            raise CreditError(f"must be a number of credits, not {value}")
         nano = _decimal_nano(repr(value))
     elif cls is str or cls is Decimal:
         nano = _decimal_nano(value)
     elif cls is int:
         nano = value * NANO
     else:
-        raise _Invalid.at("must be a number of credits")
+        raise CreditError("must be a number of credits")
     if not 0 <= nano <= MAX_CREDITS_PER_EVENT * NANO:
-        raise _Invalid.at(f"must be between 0 and {MAX_CREDITS_PER_EVENT} credits")
+        raise CreditError(f"must be between 0 and {MAX_CREDITS_PER_EVENT} credits")
     return nano
 
 
 def outcome(parse: Any, value: Any) -> tuple[str, Any]:
     try:
         return ("value", parse(value))
-    except _Invalid as exc:
-        return ("error", exc.problems)
+    except CreditError as exc:
+        return ("error", str(exc))
     except times.TimeError as exc:
         return ("error", str(exc))
 

@@ -28,7 +28,7 @@ from workers import (
 )
 
 import registry
-from registry.storage import Registry
+from registry.registry import Registry
 
 TIMEOUT = 0.3  # the callers' busy timeout, in seconds
 FIRST_SCHEMA = ROOT / "tests" / "fixtures" / "first_schema.sql"
@@ -87,7 +87,7 @@ def test_writer_locked_out_gets_a_clear_error_then_succeeds(
             assert "locked" in str(caught.value)
             assert str(db) in str(caught.value)
             assert TIMEOUT * 0.8 <= waited < TIMEOUT + 5  # it waited for the lock, then gave up
-            assert not reg._conn.in_transaction
+            assert not reg.db.conn.in_transaction
         assert row_counts(db) == counts
     assert row_counts(db) == counts
     with Registry(db, timeout=TIMEOUT) as reg:  # released: the same calls now work
@@ -142,8 +142,8 @@ def test_full_database_refuses_a_batch_and_stays_sound(filled: tuple[Path, str, 
     counts = row_counts(db)
     batch = [event(name, i, f"full-{i}") for i in range(20_000)]
     with Registry(db) as reg:
-        (pages,) = reg._conn.execute("PRAGMA page_count").fetchone()
-        reg._conn.execute(f"PRAGMA max_page_count = {pages + 3}")
+        (pages,) = reg.db.conn.execute("PRAGMA page_count").fetchone()
+        reg.db.conn.execute(f"PRAGMA max_page_count = {pages + 3}")
         for call in (
             lambda: reg.record_usage_many(batch, token=token),
             lambda: reg.record_usage_many(iter(batch)),
@@ -152,12 +152,12 @@ def test_full_database_refuses_a_batch_and_stays_sound(filled: tuple[Path, str, 
             with pytest.raises(registry.StorageError) as caught:
                 call()
             assert "full" in str(caught.value)
-            assert not reg._conn.in_transaction
+            assert not reg.db.conn.in_transaction
         assert row_counts(db) == counts
         assert integrity(db) == "ok"
         assert rollups_agree(db)
         assert reg.get(name, metadata=True)["requests"] == 1  # reads go on
-        reg._conn.execute("PRAGMA max_page_count = 1073741823")  # room again
+        reg.db.conn.execute("PRAGMA max_page_count = 1073741823")  # room again
         assert reg.record_usage_many(batch, token=token) == len(batch)
         assert reg.get(name, metadata=True)["requests"] == 1 + len(batch)
     assert integrity(db) == "ok"

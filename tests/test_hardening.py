@@ -30,10 +30,12 @@ from hypothesis import strategies as st
 from sqlite_utils import Database
 
 import registry
-from registry import query, usage
+from registry import events as usage
+from registry import query
 from registry.model import MAX_CREDITS_PER_EVENT
-from registry.storage import APPLICATION_ID, Registry, migration_set
-from registry.store.sqlite import usage as sqlite_usage
+from registry.registry import Registry
+from registry.store import spool
+from registry.store.sqlite import APPLICATION_ID, SqliteTx, migration_set
 
 QLLM = Path(sys.executable).with_name("qllm")
 AT = "2026-11-01T10:00:00Z"
@@ -96,7 +98,7 @@ def test_combined_cost_sort_key_cannot_overflow(db_path: Path) -> None:
         assert reg.get(name, metadata=True)["requests"] == 0
         reg.record_usage_many(events[:4000])  # 8e18 nano-credits in all: still exact
         assert reg.list(sort="cost") == [name]
-        for sort in usage.SORTS:
+        for sort in query.SORTS:
             assert reg.list(sort=sort, start="2026-11-01T10:30:00Z") == [name]
 
 
@@ -111,18 +113,19 @@ def test_check_totals_refuses_exactly_the_totals_past_64_bits(
     """``check_totals`` raises iff some column sum or combined sort key passes 2**63 - 1."""
     conn = sqlite3.connect(":memory:", isolation_level=None)
     columns = ", ".join(AMOUNTS)
-    conn.execute(f"CREATE TABLE t (grp TEXT, {columns})")
+    conn.execute(f"CREATE TABLE usage_totals (grp TEXT, {columns})")
     conn.executemany(
-        f"INSERT INTO t VALUES ('g', {', '.join('?' * len(AMOUNTS))})", [list(r) for r in rows]
+        f"INSERT INTO usage_totals VALUES ('g', {', '.join('?' * len(AMOUNTS))})",
+        [list(r) for r in rows],
     )
     sums = dict(zip(AMOUNTS, (sum(column) for column in zip(*rows, strict=True)), strict=True))
     keys = [[a] for a in AMOUNTS] + [list(columns) for columns in query.COMBINED.values()]
     too_large = any(sum(sums[a] for a in key) > INT64_MAX for key in keys)
     if too_large:
         with pytest.raises(registry.ValidationError, match="group's totals"):
-            sqlite_usage.check_totals(conn, ["g", "other"], column="grp", table="t", group="group")
+            SqliteTx(conn).check_totals(["g", "other"], column="grp", group="group")
     else:
-        sqlite_usage.check_totals(conn, ["g", "other"], column="grp", table="t", group="group")
+        SqliteTx(conn).check_totals(["g", "other"], column="grp", group="group")
 
 
 # --- 2. imports take the write lock only to move staged rows -------------------------------------
@@ -183,8 +186,9 @@ def test_long_batch_rollups_equal_its_events(
     out to the TEMP table past a few hours (``spilled``), or all in memory: the rollups
     equal those rebuilt from the events, repeats in a later chunk included."""
     if spill:
-        monkeypatch.setattr(sqlite_usage, "_SPOOL_IN_MEMORY", 1024)
-        monkeypatch.setattr(sqlite_usage, "_MAX_HOURS_HELD", 5)
+        monkeypatch.setattr(spool, "SPOOL_IN_MEMORY", 1024)
+        monkeypatch.setattr(spool, "IN_MEMORY_ROWS", 100)
+        monkeypatch.setattr(spool, "MAX_DELTAS", 5)
     names = [reg.register(body()).name, reg.register(body(id="openai/gpt-4o-mini")).name]
     token = reg.create_token("alice")
     count = 2 * usage.CHUNK + 7

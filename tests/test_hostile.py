@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import registry
-from registry.storage import Registry
+from registry.registry import Registry
 
 SQL = [
     "'; DROP TABLE usage_events; --",
@@ -181,7 +181,7 @@ class Target:
 
     def snapshot(self) -> str:
         """A digest of every row of every table."""
-        return hashlib.sha256("\n".join(self.reg._conn.iterdump()).encode()).hexdigest()
+        return hashlib.sha256("\n".join(self.reg.db.conn.iterdump()).encode()).hexdigest()
 
     def attempt(self, call: Callable[[], Any]) -> bool:
         """Run ``call``: it works, or it raises a RegistryError and changes nothing (then True)."""
@@ -190,7 +190,7 @@ class Target:
             call()
         except registry.RegistryError:
             assert self.snapshot() == before, "a call that failed wrote something"
-            assert not self.reg._conn.in_transaction
+            assert not self.reg.db.conn.in_transaction
             return True
         return False
 
@@ -367,7 +367,7 @@ def test_hostile_users_and_tokens(target: Target, user: Any, token: Any) -> None
     """create_token and revoke_token with generated user ids and tokens: work or RegistryError."""
     if not target.attempt(lambda: target.reg.create_token(user)):
         # A user id that was accepted is stored as given.
-        found = target.reg._conn.execute("SELECT 1 FROM users WHERE id = ?", [user]).fetchone()
+        found = target.reg.db.conn.execute("SELECT 1 FROM users WHERE id = ?", [user]).fetchone()
         assert found == (1,)
     assert target.attempt(lambda: target.reg.revoke_token(token))
 
@@ -383,9 +383,9 @@ def test_tables_survive_the_sql_fragments(target: Target) -> None:
             lambda f=fragment: target.reg.get(target.name, metadata=True, start=f),
         ):
             assert target.attempt(call)
-    tables = {row[0] for row in target.reg._conn.execute("SELECT name FROM sqlite_master")}
+    tables = {row[0] for row in target.reg.db.conn.execute("SELECT name FROM sqlite_master")}
     assert {"users", "tokens", "query_llms", "usage_events", "usage_hourly"} <= tables
-    first = target.reg._conn.execute("SELECT * FROM usage_events WHERE request_id = 'first'")
+    first = target.reg.db.conn.execute("SELECT * FROM usage_events WHERE request_id = 'first'")
     assert first.fetchone() is not None
 
 

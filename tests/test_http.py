@@ -28,8 +28,8 @@ import registry
 from registry.api import RegistryApi
 from registry.cli import cli
 from registry.client import Client
+from registry.registry import Registry
 from registry.schema import json_schema
-from registry.storage import Registry
 
 
 class Served:

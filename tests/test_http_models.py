@@ -15,7 +15,7 @@ from test_http import Served
 
 import registry
 from registry.client import Client
-from registry.storage import Registry
+from registry.registry import Registry
 
 STATIC = {"type": "static"}
 MEMBERS = [body(), body(temperature=0.5), body(id="a/b")]

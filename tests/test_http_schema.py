@@ -28,7 +28,7 @@ from schemathesis.specs.openapi.checks import (
 
 from registry.http import app, openapi
 from registry.http.app import ROUTES
-from registry.storage import Registry
+from registry.registry import Registry
 
 BODY = {"id": "openai/gpt-4o", "mode": "generate", "weight": {"type": "static", "weight": 1}}
 

@@ -13,7 +13,8 @@ import pytest
 from conftest import ROOT, load_vectors
 from sqlite_utils import Database
 
-from registry.storage import Registry, migration_set
+from registry.registry import Registry
+from registry.store.sqlite import migration_set
 
 pytestmark = pytest.mark.slow
 
@@ -23,7 +24,7 @@ TIMEOUT = 600  # seconds: building and installing may download dependencies
 _PROBE = """
 import json, sys
 import registry
-from registry.storage import migration_set
+from registry.store.sqlite import migration_set
 from sqlite_utils import Database
 
 path = sys.argv[1]

@@ -16,7 +16,8 @@ from conftest import ROOT, body
 from sqlite_utils import Database
 
 import registry
-from registry.storage import Registry, migration_set
+from registry.registry import Registry
+from registry.store.sqlite import migration_set
 
 MIGRATION_SET = migration_set().name
 

@@ -12,7 +12,7 @@ from pg import import_psycopg
 
 from registry import times
 from registry.errors import ConflictError
-from registry.storage import Registry
+from registry.registry import Registry
 
 psycopg = import_psycopg()
 

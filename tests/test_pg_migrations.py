@@ -10,7 +10,7 @@ from typing import Any
 
 from pg import Postgres, import_psycopg
 
-from registry.storage import Registry
+from registry.registry import Registry
 
 psycopg = import_psycopg()
 

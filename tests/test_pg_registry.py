@@ -28,7 +28,7 @@ from workers import (
 )
 
 import registry
-from registry.storage import Registry
+from registry.registry import Registry
 
 QLLM = str(Path(sys.executable).with_name("qllm"))
 
@@ -200,9 +200,11 @@ def test_a_group_job_past_64_bits_fails_alone(pg_location: str) -> None:
             [name, 2**63 - 5],
         )
         over = {"name": name, "chat_prompt_tokens": 10}
-        outcomes = reg.record_usage_groups(
-            [([over], None, False), ([{"name": name, "request_id": "ok"}], None, True)]
-        )
+        jobs = [
+            reg.prepare_usage([over], batch=False),
+            reg.prepare_usage([{"name": name, "request_id": "ok"}]),
+        ]
+        outcomes = reg.record_usage_groups(jobs)
         assert isinstance(outcomes[0], registry.ValidationError)
         assert "past 2**63" in str(outcomes[0])
         assert outcomes[1] == 1

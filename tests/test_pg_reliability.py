@@ -29,7 +29,7 @@ from pg_writers import number_of
 from workers import event, rollups_match, spawn, sums
 
 import registry
-from registry.storage import Registry
+from registry.registry import Registry
 from registry.store.postgres.store import DEFAULT_MAX_SIZE
 
 psycopg = import_psycopg()

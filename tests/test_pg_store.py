@@ -31,18 +31,33 @@ from hypothesis import strategies as st
 from pg import Postgres, import_psycopg
 
 from registry import times
-from registry.errors import SchemaTooNewError, StorageError, ValidationError
-from registry.storage import Registry, known_migrations
-from registry.store.errors import StorageBusyError, StorageFullError
+from registry.errors import (
+    SchemaTooNewError,
+    StorageBusyError,
+    StorageError,
+    StorageFullError,
+    ValidationError,
+)
+from registry.registry import Registry
+from registry.store.sqlite import known_migrations
 
 psycopg = import_psycopg()
 
-from registry.store.postgres import INSTALL, describe, is_location, migrate, open_store  # noqa: E402
+from registry.location import describe  # noqa: E402
+from registry.location import is_postgres as is_location  # noqa: E402
+from registry.store.postgres import INSTALL, migrate, open_store  # noqa: E402
 from registry.store.postgres.store import OVERFLOW, PostgresStore, translate  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLES = {"_qllm_migrations", "users", "tokens", "query_llms", "usage_events"}
 TABLES |= {"usage_hourly", "usage_totals", "query_models", "query_model_members"}
+
+
+@contextlib.contextmanager
+def connection(store: PostgresStore, *, write: bool) -> Iterator[Any]:
+    """One transaction of ``store`` on its pooled psycopg connection (committed at the end)."""
+    with store.transaction(write=write) as tx:
+        yield tx.pg
 
 
 def connect(location: str) -> Any:
@@ -312,15 +327,15 @@ def test_importing_the_registry_does_not_import_psycopg() -> None:
 
 def test_readonly_stores_write_nothing(pg_location: str, postgres: Postgres) -> None:
     with open_store(pg_location, readonly=True) as store:
-        with pytest.raises(StorageError, match="read-only"), store.connection(write=True):
+        with pytest.raises(StorageError, match="read-only"), connection(store, write=True):
             pass
         # Even a write slipped into a read transaction: the server refuses it.
         with (
             pytest.raises(StorageError, match="cannot be written"),
-            store.connection(write=False) as conn,
+            connection(store, write=False) as conn,
         ):
             conn.execute("INSERT INTO users VALUES ('mallory', 1)")
-        with store.connection(write=False) as conn:
+        with connection(store, write=False) as conn:
             assert conn.execute("SELECT COUNT(*) FROM users").fetchone() == (0,)
     empty = postgres.dsn(postgres.create(migrated=False))
     with pytest.raises(StorageError, match="needs migrating"):
@@ -333,24 +348,24 @@ def test_readonly_stores_write_nothing(pg_location: str, postgres: Postgres) -> 
 
 def test_a_transaction_is_all_or_nothing(store: PostgresStore) -> None:
     def insert_then_fail() -> None:
-        with store.connection(write=True) as conn:
+        with connection(store, write=True) as conn:
             conn.execute("INSERT INTO users VALUES ('alice', 1)")
             raise ValidationError.one("/x", "bad")
 
     with pytest.raises(ValidationError):
         insert_then_fail()
-    with store.connection(write=True) as conn:
+    with connection(store, write=True) as conn:
         conn.execute("INSERT INTO users VALUES ('bob', 1)")
-    with store.connection(write=False) as conn:
+    with connection(store, write=False) as conn:
         assert conn.execute("SELECT id FROM users").fetchall() == [("bob",)]
 
 
 def test_other_database_errors_are_storage_errors(store: PostgresStore) -> None:
-    with store.connection(write=True) as conn:
+    with connection(store, write=True) as conn:
         conn.execute("INSERT INTO users VALUES ('alice', 1)")
     with (
         pytest.raises(StorageError, match="duplicate key") as caught,
-        store.connection(write=True) as conn,
+        connection(store, write=True) as conn,
     ):
         conn.execute("INSERT INTO users VALUES ('alice', 2)")
     assert type(caught.value) is StorageError
@@ -362,7 +377,7 @@ def test_a_held_lock_is_a_busy_error_after_the_timeout(pg_location: str, counter
         start = time.perf_counter()
         with (
             pytest.raises(StorageBusyError, match="locked by another session") as caught,
-            store.connection(write=True) as conn,
+            connection(store, write=True) as conn,
         ):
             conn.execute("INSERT INTO users VALUES ('alice', 1)")
         waited = time.perf_counter() - start
@@ -375,11 +390,11 @@ def test_a_statement_past_its_timeout_is_a_busy_error(pg_location: str) -> None:
         start = time.perf_counter()
         with (
             pytest.raises(StorageBusyError, match="cancelled"),
-            store.connection(write=False) as conn,
+            connection(store, write=False) as conn,
         ):
             conn.execute("SELECT pg_sleep(5)")
         assert time.perf_counter() - start < 3
-        with store.connection(write=False) as conn:  # the pool's connection is fine after
+        with connection(store, write=False) as conn:  # the pool's connection is fine after
             assert conn.execute("SELECT 1").fetchone() == (1,)
 
 
@@ -400,16 +415,14 @@ def _conflicting(store: PostgresStore, counter: Any, interfere: int) -> tuple[in
         conn.execute("UPDATE counter SET n = n + 1 WHERE id = 1")
 
     try:
-        store.run_sql(work, write=True)
+        store.run(lambda tx: work(tx.pg), write=True)
     finally:
         (value,) = counter.execute("SELECT n FROM counter WHERE id = 1").fetchone()
     return calls, value
 
 
 def test_a_serialization_failure_is_retried(store: PostgresStore, counter: Any) -> None:
-    before = store.attempts_made
-    assert _conflicting(store, counter, interfere=2) == (3, 201)
-    assert store.attempts_made - before == 3
+    assert _conflicting(store, counter, interfere=2) == (3, 201)  # three attempts
 
 
 def test_conflicts_past_the_retries_are_a_busy_error(pg_location: str, counter: Any) -> None:
@@ -423,7 +436,7 @@ def test_conflicts_past_the_retries_are_a_busy_error(pg_location: str, counter: 
 
 def test_a_plain_transaction_does_not_retry(store: PostgresStore, counter: Any) -> None:
     def conflict_once() -> None:
-        with store.connection(write=True) as conn:
+        with connection(store, write=True) as conn:
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             conn.execute("SELECT n FROM counter").fetchall()
             counter.execute("UPDATE counter SET n = n + 100 WHERE id = 1")
@@ -445,7 +458,7 @@ def test_a_deadlock_is_retried_and_both_writers_succeed(store: PostgresStore, co
                 both_locked_one.wait()
             conn.execute("UPDATE counter SET n = n + 1 WHERE id = %s", [second])
 
-        store.run_sql(work, write=True)
+        store.run(lambda tx: work(tx.pg), write=True)
 
     threads = [
         threading.Thread(target=writer, args=(0, 1, 2)),
@@ -463,19 +476,19 @@ def test_a_deadlock_is_retried_and_both_writers_succeed(store: PostgresStore, co
 
 
 def test_a_rollup_past_64_bits_is_the_input_s_fault(store: PostgresStore) -> None:
-    with store.connection(write=True) as conn:
+    with connection(store, write=True) as conn:
         conn.execute("INSERT INTO query_llms VALUES ('n', NULL, '{}', 'm', 'x', 'y', 0, NULL)")
         conn.execute("INSERT INTO usage_totals (name, requests) VALUES ('n', %s)", [2**63 - 1])
     upsert = """INSERT INTO usage_totals (name, requests) VALUES ('n', 1)
         ON CONFLICT (name, user_id, query_model)
         DO UPDATE SET requests = usage_totals.requests + 1"""
-    with pytest.raises(ValidationError) as caught, store.connection(write=True) as conn:
+    with pytest.raises(ValidationError) as caught, connection(store, write=True) as conn:
         conn.execute(upsert)
     assert caught.value.errors == [("", OVERFLOW)]
     # Reading a sum past 64 bits is no input's fault.
     with (
         pytest.raises(StorageError, match="exceed 64-bit") as read,
-        store.connection(write=False) as conn,
+        connection(store, write=False) as conn,
     ):
         conn.execute("SELECT CAST(SUM(requests) + 1 AS BIGINT) FROM usage_totals").fetchone()
     assert not isinstance(read.value, ValidationError)
@@ -503,23 +516,23 @@ def test_a_restarted_server_is_reconnected_through_the_pool(
     with open_store(pg_location, max_size=3) as store:
         with ExitStack() as stack:  # three connections in use: the pool keeps three
             for n in range(3):
-                conn = stack.enter_context(store.connection(write=True))
+                conn = stack.enter_context(connection(store, write=True))
                 conn.execute("INSERT INTO users VALUES (%s, 1)", [f"before{n}"])
         server.pg_ctl("-m", "immediate", "restart")
         # The three idle connections died with the server: each fails at BEGIN,
         # where nothing was done yet, and the pool hands out a new one.
-        with store.connection(write=True) as conn:
+        with connection(store, write=True) as conn:
             conn.execute("INSERT INTO users VALUES ('after', 1)")
 
         # A transaction under way when the server goes: a busy error, nothing of it kept.
         def restart_mid_transaction() -> None:
-            with store.connection(write=True) as conn:
+            with connection(store, write=True) as conn:
                 conn.execute("INSERT INTO users VALUES ('lost', 1)")
                 server.pg_ctl("-m", "immediate", "restart")
 
         with pytest.raises(StorageBusyError):
             restart_mid_transaction()
-        with store.connection(write=False) as conn:
+        with connection(store, write=False) as conn:
             users = [name for (name,) in conn.execute("SELECT id FROM users ORDER BY id")]
     assert users == ["after", "before0", "before1", "before2"]
 
@@ -576,11 +589,11 @@ def test_a_full_disk_is_a_full_error(pg_location: str, small_tablespace: str) ->
             )
             with (
                 pytest.raises(StorageFullError, match="No space left") as caught,
-                store.connection(write=True) as conn,
+                connection(store, write=True) as conn,
             ):
                 conn.execute(fill)
             assert isinstance(caught.value.__cause__, psycopg.errors.DiskFull)
-            with store.connection(write=False) as conn:  # nothing of it was kept
+            with connection(store, write=False) as conn:  # nothing of it was kept
                 assert conn.execute("SELECT COUNT(*) FROM filler").fetchone() == (0,)
     finally:
         with connect(pg_location) as conn:

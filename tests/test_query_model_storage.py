@@ -17,7 +17,7 @@ from workers import rollups_agree, rollups_match
 
 import registry
 from registry import times
-from registry.storage import Registry
+from registry.registry import Registry
 
 # each reg test runs on the library (SQLite), over HTTP and on PostgreSQL
 pytestmark = pytest.mark.surfaces
@@ -178,7 +178,7 @@ def test_event_for_a_model_without_that_member_is_refused(
 
 
 def test_membership_checked_past_the_first_chunk(reg: Registry, model: registry.QueryModel) -> None:
-    from registry.usage import CHUNK
+    from registry.events import CHUNK
 
     outsider = reg.register(body(id="out/sider")).name
     a = names_of(MEMBERS)[0]

@@ -19,7 +19,8 @@ from conftest import ZERO_METADATA, body
 
 import registry
 from registry import times
-from registry.storage import DEFAULT_TIMEOUT, Registry, default_path
+from registry.location import default_path
+from registry.registry import DEFAULT_TIMEOUT, Registry
 
 pytestmark = pytest.mark.surfaces  # each reg test runs on the library and over HTTP
 

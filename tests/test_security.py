@@ -22,7 +22,7 @@ from conftest import body
 from workers import digests, unchanged
 
 import registry
-from registry.storage import Registry
+from registry.registry import Registry
 
 QLLM = Path(sys.executable).with_name("qllm")
 TOKEN = re.compile(r"qllm_([A-Za-z0-9_-]+)")
@@ -76,7 +76,7 @@ def test_only_a_sha256_of_each_token_is_stored(db_path: Path) -> None:
         tokens = [reg.create_token(user) for user in ("alice", "bob", "alice")]
         reg.record_usage(llm.name, token=tokens[0], request_id="r1")
         reg.revoke_token(tokens[2])
-        stored = sorted(h for (h,) in reg._conn.execute("SELECT hash FROM tokens"))
+        stored = sorted(h for (h,) in reg.db.execute("SELECT hash FROM tokens"))
         assert stored == sorted(hashlib.sha256(t.encode()).hexdigest() for t in tokens)
         while_open = file_bytes(db_path)
         assert Path(str(db_path) + "-wal").stat().st_size > 0  # the writes are in the WAL now
@@ -145,7 +145,8 @@ def test_unknown_and_revoked_tokens_get_nothing(reg: Registry) -> None:
 
 
 class Recorder:
-    """A stand-in for the registry's connection that keeps the text of every SQL statement."""
+    """A stand-in for the store's connection that keeps the text of every SQL statement
+    as the registry wrote it (before SQLite binds the values)."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
@@ -164,12 +165,11 @@ class Recorder:
 
 
 @pytest.fixture
-def recorded(reg: Registry) -> Iterator[tuple[Registry, Recorder]]:
-    """The registry, with every statement it runs recorded."""
-    recorder = Recorder(reg._conn)
-    reg._conn = recorder
-    yield reg, recorder
-    reg._conn = recorder.conn
+def recorded(reg: Registry, monkeypatch: pytest.MonkeyPatch) -> tuple[Registry, Recorder]:
+    """The registry, with every statement its store runs recorded."""
+    recorder = Recorder(reg.db.conn)
+    monkeypatch.setattr(reg.store, "conn", recorder)
+    return reg, recorder
 
 
 def test_sql_text_never_holds_a_value(recorded: tuple[Registry, Recorder]) -> None:
@@ -205,7 +205,7 @@ def test_sql_text_never_holds_a_value(recorded: tuple[Registry, Recorder]) -> No
     assert recorder.statements
     leaked = [sql for sql in recorder.statements if MARK in sql]
     assert leaked == []
-    stored = {rid for (rid,) in reg._conn.execute("SELECT request_id FROM usage_events")}
+    stored = {rid for (rid,) in reg.db.execute("SELECT request_id FROM usage_events")}
     assert stored == set(HOSTILE)
 
 
@@ -274,7 +274,7 @@ def test_readonly_registry_cannot_write(filled: tuple[Path, str, str]) -> None:
             "CREATE TABLE x (y)",
         ):
             with pytest.raises(sqlite3.OperationalError, match="readonly"):
-                reg._conn.execute(sql)
+                reg.db.execute(sql)
         with pytest.raises(sqlite3.OperationalError, match="readonly"):
             reg.db.table("users").insert({"id": "mallory", "created": 0})
         assert reg.get(name, metadata=True)["requests"] == 1

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from conftest import body
+from conftest import AMOUNTS, body
 
-from registry import series_text
 from registry.cli import cli
-from registry.storage import Registry
+from registry.registry import Registry
+from registry.render import text as series_text
 
 
 @pytest.fixture
@@ -140,11 +140,7 @@ def test_stacked_chart_fits_and_has_a_legend(used: tuple[Path, list[str]], width
 
 
 def test_many_groups_share_an_other_fill() -> None:
-    results = [
-        {"name": f"n{i}", "requests": i + 1}
-        | dict.fromkeys((*series_text.TOKENS, *series_text.COST), 0)
-        for i in range(12)
-    ]
+    results = [{"name": f"n{i}", "requests": i + 1} | dict.fromkeys(AMOUNTS, 0) for i in range(12)]
     data = [{"start": "2026-11-01T00:00:00Z", "end": "2026-11-02T00:00:00Z", "results": results}]
     text = series_text.chart(data, "day", "requests", 80)
     assert "5 others" in text

@@ -13,7 +13,7 @@ from conftest import AMOUNTS, COUNTERS, body
 import registry
 from registry import times
 from registry.model import MAX_CREDITS_PER_EVENT, MAX_TOKENS_PER_EVENT
-from registry.storage import Registry
+from registry.registry import Registry
 
 pytestmark = pytest.mark.surfaces  # each reg test runs on the library and over HTTP
 

@@ -9,7 +9,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from registry import ValidationError
-from registry._convert import _Invalid, nano_credits, usage_values
+from registry.credits import CreditError, nano_credits
+from registry.events import row_of as usage_values
 
 NAME = "2z1WguyRTWosC3bkQiq3PW"
 
@@ -56,7 +57,7 @@ def test_half_even_rounding(text: str, nano: int) -> None:
 )
 def test_bad_costs_are_refused(bad: object) -> None:
     """Negative, non-numeric, non-ASCII, boolean and oversized costs are refused."""
-    with pytest.raises(_Invalid):
+    with pytest.raises(CreditError):
         nano_credits(bad)
 
 

@@ -30,7 +30,8 @@ from workers import all_migrations, digests, unchanged  # noqa: E402
 
 import registry  # noqa: E402
 from registry import times  # noqa: E402
-from registry.storage import Registry, migration_set  # noqa: E402
+from registry.registry import Registry  # noqa: E402
+from registry.store.sqlite import migration_set  # noqa: E402
 
 MIGRATION_SET = migration_set().name
 

@@ -31,7 +31,7 @@ from sqlite_utils import Database  # noqa: E402
 
 import registry  # noqa: E402
 from registry import times  # noqa: E402
-from registry.storage import migration_set  # noqa: E402
+from registry.store.sqlite import migration_set  # noqa: E402
 
 BASE = times.parse("2026-11-01T00:00:00Z")
 HOUR = 3_600_000_000

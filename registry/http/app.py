@@ -31,7 +31,6 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from registry import usage
 from registry.errors import (
     AuthenticationError,
     AuthorizationError,
@@ -43,12 +42,14 @@ from registry.errors import (
     StorageFullError,
     ValidationError,
 )
-from registry.http import dashboard, openapi
+from registry.events import EventLines, read_body
+from registry.http import openapi
 from registry.http.writer import Writer
-from registry.jsonlines import EventLines, usage_body
+from registry.location import is_postgres, location_of
+from registry.query import Window
+from registry.registry import DEFAULT_TIMEOUT, Registry
+from registry.render import dashboard
 from registry.series import Series
-from registry.storage import DEFAULT_TIMEOUT, Registry, default_location, location_of
-from registry.store import postgres
 
 log = logging.getLogger("qllm.http")
 
@@ -272,7 +273,7 @@ class Query:
             return
         if start is not None or end is not None:
             try:
-                usage.Window.of(start, end)
+                Window.of(start, end)
             except ValidationError as exc:
                 self.problems.extend(exc.errors)
         raise ValidationError(sorted(set(self.problems)))
@@ -329,7 +330,7 @@ class Service:
     def __init__(self, path: str | Path, timeout: float) -> None:
         self.path = path  # a file, or a PostgreSQL URL
         self.timeout = timeout
-        self.pooled = postgres.is_location(path)
+        self.pooled = is_postgres(path)
         # A read from a local file costs less than a hop to a worker thread; a read from a
         # database server waits on the network, which must never stall the event loop.
         self.reads_inline = not self.pooled
@@ -388,7 +389,7 @@ def collection(prefix: str, *, register: str, get: str, list: str, count: str) -
         fields = window(request)
         body = parse_json(await request.body())
         if fields["metadata"]:  # refuse a bad query before anything is written
-            usage.Window.of(fields["start"], fields["end"])
+            Window.of(fields["start"], fields["end"])
             if fields["me"] and token is None:
                 raise AuthorizationError("me=true needs a token")
 
@@ -447,36 +448,6 @@ def collection(prefix: str, *, register: str, get: str, list: str, count: str) -
     ]
 
 
-class _LineError(ValidationError):
-    """A line that is not JSON: its path is already its line number."""
-
-
-class _Lines(EventLines):
-    """The events of a JSON Lines upload; errors name the line (``/3``), not the event's index."""
-
-    def parse(self, line: bytes, number: int) -> Any:
-        # Only JSON itself; that an event is an object is the rules' to say, as on the CLI.
-        try:
-            return parse_json(line, f"/{number}")
-        except ValidationError as exc:
-            raise _LineError(exc.errors) from None
-
-    def locate(self, exc: ValidationError) -> ValidationError:
-        """The same error with event indexes turned into line numbers."""
-        if isinstance(exc, _LineError):
-            return ValidationError(exc.errors)  # raised by __iter__: already a line number
-        located = []
-        for path, message in exc.errors:
-            head, _, rest = path[1:].partition("/")
-            where = (
-                f"/{self.line_of(int(head))}" + (f"/{rest}" if rest else "")
-                if head.isdigit()
-                else path
-            )
-            located.append((where, message))
-        return type(exc)(located)
-
-
 async def _spool(request: Request) -> IO[bytes]:
     """The body in a temporary file (in memory while small): never whole in memory."""
     spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115 - returned
@@ -491,34 +462,43 @@ async def _spool(request: Request) -> IO[bytes]:
 
 
 async def record_usage(request: Request) -> Response:
-    """One event object, a JSON array of events, or JSON Lines: one group-committed job."""
+    """One event object, a JSON array of events, or JSON Lines: one group-committed job.
+
+    The body is read, parsed and validated in a worker thread (`Registry.prepare_usage`),
+    outside any transaction; the writer is handed only the validated rows."""
     token = bearer(request)
     _expect(request, JSON, NDJSON)
-    writer = service(request).writer
+    svc = service(request)
     if media_type(request) == NDJSON:
         with await _spool(request) as spool:
-            lines = _Lines(spool)
+            lines = EventLines(spool)
             try:
-                written = await writer.record(lines, token, batch=True)
+                prepared = await run_in_threadpool(
+                    lambda: svc.registry().prepare_usage(lines, token)
+                )
             except NotFoundError as exc:
                 where = f"/{lines.line_of(exc.index)}" if exc.index is not None else ""
                 return _unregistered(exc, where)
             except ValidationError as exc:
-                raise lines.locate(exc) from None
-        return JsonResponse({"written": written})
-    data = await request.body()
-    typed = usage_body(data)  # as JSON Lines are read: typed where it can be, else JSON
-    body = parse_json(data) if typed is None else typed
-    if isinstance(body, list):
-        events, batch = body, True
-    elif isinstance(body, dict) or typed is not None:
-        events, batch = [body], False
+                raise exc.located(lambda index: f"/{lines.line_of(index)}") from None
     else:
-        raise ValidationError.one("", "must be a usage event object or an array of them")
-    try:
-        written = await writer.record(events, token, batch=batch)
-    except NotFoundError as exc:
-        return _unregistered(exc, f"/{exc.index}" if exc.index is not None else "")
+        data = await request.body()
+        typed = read_body(data)  # as JSON Lines are read: typed where it can be, else JSON
+        body = parse_json(data) if typed is None else typed
+        if isinstance(body, list):
+            events, batch = body, True
+        elif isinstance(body, dict) or typed is not None:
+            events, batch = [body], False
+        else:
+            raise ValidationError.one("", "must be a usage event object or an array of them")
+        try:
+            prepared = await run_in_threadpool(
+                lambda: svc.registry().prepare_usage(events, token, batch=batch)
+            )
+        except NotFoundError as exc:
+            return _unregistered(exc, f"/{exc.index}" if exc.index is not None else "")
+    with prepared:
+        written = await svc.writer.record(prepared)
     return JsonResponse({"written": written})
 
 
@@ -692,7 +672,7 @@ ROUTES: list[BaseRoute] = [
 
 def create_app(path: str | os.PathLike[str] | None = None, timeout: float | None = None) -> ASGIApp:
     """The ASGI app on the registry at ``path`` (default: ``$QLLM_DB`` or the user's file)."""
-    where = location_of(path) if path is not None else default_location()
+    where = location_of(path)
     if timeout is None:
         timeout = float(os.environ.get("QLLM_TIMEOUT") or DEFAULT_TIMEOUT)
     svc = Service(where, timeout)

@@ -9,6 +9,7 @@ from typing import Any
 from starlette.routing import BaseRoute, Route
 
 from registry import model, schema
+from registry.query import MAX_PAGE, SORTS
 from registry.series import BUCKETS, GROUPS
 
 _BOOL = {"type": "boolean", "default": False}
@@ -20,15 +21,11 @@ _WINDOW = [
     ("to", _TIME, "count events before this RFC 3339 time"),
 ]
 _PAGE = [
-    ("count", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}, "page size"),
+    ("count", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 100}, "page size"),
     ("offset", {"type": "integer", "minimum": 0, "default": 0}, "names to skip"),
     (
         "sort",
-        {
-            "type": "string",
-            "enum": ["created", "requests", "tokens", "prompt_tokens", "completion_tokens", "cost"],
-            "default": "created",
-        },
+        {"type": "string", "enum": list(SORTS), "default": "created"},
         "newest first, or by usage over from/to, largest first",
     ),
     ("me", _BOOL, "only the caller's Query LLMs (needs a token)"),
@@ -180,7 +177,7 @@ def collection(
         "type": "object",
         "required": ["data"],
         "additionalProperties": False,
-        "properties": {"data": {"type": "array", "maxItems": 1000, "items": _NAME}},
+        "properties": {"data": {"type": "array", "maxItems": MAX_PAGE, "items": _NAME}},
     }
     count = {
         "type": "object",

@@ -14,11 +14,12 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from registry.errors import RegistryError
-from registry.storage import Registry
+from registry.registry import Registry
+from registry.store.spool import Spool
 
 MAX_GROUP = 256  # requests per commit: bounds how long one group holds the lock
 
@@ -27,18 +28,10 @@ _STOP = object()
 
 
 class _Job:
-    __slots__ = ("batch", "events", "future", "loop", "token")
+    __slots__ = ("future", "loop", "spool")
 
-    def __init__(
-        self,
-        events: Iterable[Mapping[str, Any]],
-        token: str | None,
-        batch: bool,
-        loop: asyncio.AbstractEventLoop,
-    ) -> None:
-        self.events = events
-        self.token = token
-        self.batch = batch
+    def __init__(self, spool: Spool, loop: asyncio.AbstractEventLoop) -> None:
+        self.spool = spool
         self.loop = loop
         self.future: asyncio.Future[int] = loop.create_future()
 
@@ -76,11 +69,10 @@ class Writer:
         if self._failure is not None:
             raise self._failure
 
-    async def record(
-        self, events: Iterable[Mapping[str, Any]], token: str | None, *, batch: bool
-    ) -> int:
-        """Queue one request's events; the number written, once committed."""
-        job = _Job(events, token, batch, asyncio.get_running_loop())
+    async def record(self, spool: Spool) -> int:
+        """Queue one request's validated events (`Registry.prepare_usage`); the number
+        written, once committed."""
+        job = _Job(spool, asyncio.get_running_loop())
         self._jobs.put(job)
         # Shielded: a client that disconnects does not cancel a write already queued.
         return await asyncio.shield(job.future)
@@ -121,9 +113,7 @@ class Writer:
     def _commit(self, registry: Registry, group: list[_Job]) -> None:
         outcomes: list[Outcome]
         try:
-            outcomes = list(
-                registry.record_usage_groups([(j.events, j.token, j.batch) for j in group])
-            )
+            outcomes = list(registry.record_usage_groups([j.spool for j in group]))
         except RegistryError as exc:
             # BEGIN or COMMIT failed: no job was written; or, when the connection to a
             # PostgreSQL server broke during the COMMIT, no one can know, and a client's

@@ -7,41 +7,15 @@ SQLite backend work without it; without it, `open_store` says what to install.
 
 from __future__ import annotations
 
-import urllib.parse
 from typing import TYPE_CHECKING, Any
 
 from registry.errors import StorageError
+from registry.location import describe
 
 if TYPE_CHECKING:
     from registry.store.postgres.store import PostgresStore
 
-SCHEMES = ("postgresql://", "postgres://")
-INSTALL = "pip install 'query-llm-registry[postgres]'"
-
-
-def is_location(location: object) -> bool:
-    """Whether ``location`` names a PostgreSQL database rather than a file."""
-    return isinstance(location, str) and location.startswith(SCHEMES)
-
-
-def describe(location: str) -> str:
-    """``location`` fit for a message: without its password, in the URL or its query."""
-    try:
-        parts = urllib.parse.urlsplit(location)
-        netloc = parts.netloc
-        if "@" in netloc:
-            user, _, host = netloc.rpartition("@")
-            netloc = user.partition(":")[0] + "@" + host
-        query = urllib.parse.urlencode(
-            [
-                (key, value)
-                for key, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
-                if key != "password"
-            ]
-        )
-        return urllib.parse.urlunsplit(parts._replace(netloc=netloc, query=query))
-    except ValueError:  # not a URL we can take apart: say nothing of it
-        return "the PostgreSQL database"
+INSTALL = "pip install '.[postgres]' (in a clone of qllm), or pip install 'psycopg[binary,pool]'"
 
 
 def open_store(location: str, **options: Any) -> PostgresStore:
@@ -59,7 +33,4 @@ def open_store(location: str, **options: Any) -> PostgresStore:
             f"{describe(location)} is a PostgreSQL database, which needs psycopg 3 and "
             f"psycopg_pool ({exc.name} is missing): {INSTALL}"
         ) from exc
-    # `create` is about files: a database is made by its administrator, never by qllm,
-    # and an empty one is migrated on first use.
-    options.pop("create", None)
     return PostgresStore(location, **options)

@@ -23,6 +23,7 @@ from attrs import frozen
 
 from registry import times
 from registry.errors import SchemaTooNewError, StorageError
+from registry.store import migrations_folder
 
 # The advisory lock that makes migrations take turns: b"qllm" as a number.
 LOCK = int.from_bytes(b"qllm", "big")
@@ -37,12 +38,8 @@ class Migration:
 
 
 def directory() -> Path:
-    """``registry/_migrations/postgres`` in a wheel, ``migrations/postgres`` in a checkout."""
-    package = Path(__file__).resolve().parents[2]
-    for path in (package / "_migrations" / "postgres", package.parent / "migrations" / "postgres"):
-        if path.is_dir():
-            return path
-    raise StorageError("the PostgreSQL migrations are missing from this installation of qllm")
+    """The PostgreSQL migration files (``postgres/`` of `registry.store.migrations_folder`)."""
+    return migrations_folder() / "postgres"
 
 
 def load(folder: Path) -> tuple[Migration, ...]:

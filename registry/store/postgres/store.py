@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -26,16 +26,16 @@ from attrs import frozen
 from psycopg import IsolationLevel, errors
 from psycopg.conninfo import conninfo_to_dict
 
-from registry import times
 from registry.errors import (
     RegistryError,
     StorageBusyError,
     StorageError,
     StorageFullError,
 )
-from registry.query import chunks, rows_of, too_large
-from registry.store.postgres import describe, migrate
-from registry.store.postgres.tx import Portable, PostgresTx, check, merge
+from registry.location import describe
+from registry.query import too_large
+from registry.store.postgres import migrate
+from registry.store.postgres.tx import Portable, PostgresTx
 
 Connection = psycopg.Connection[tuple[Any, ...]]
 T = TypeVar("T")
@@ -79,7 +79,6 @@ class PostgresStore:
         self.statement_timeout = statement_timeout
         self.retries = retries
         self.max_size = max_size
-        self.attempts_made = 0  # transactions started, retries included: for tests and figures
         self._db: Portable | None = None
         kwargs = self._connection_kwargs()
         self._migrate(kwargs)
@@ -149,30 +148,6 @@ class PostgresStore:
         with self._translated(write) as conn:
             yield PostgresTx(conn)
 
-    def record_batch(
-        self, events: Iterable[Mapping[str, Any]], user: str | None, known_names: set[str]
-    ) -> tuple[int, float]:
-        """Validate ``events`` before any transaction, then write them in ONE transaction
-        (COPY into a staging table, one merge), run again after a serialization failure
-        or deadlock: (events written, seconds the transaction took)."""
-        if self.readonly:
-            raise StorageError(f"{self.where} is open read-only")
-        now = times.now()
-        rows: list[list[Any]] = []
-        timeless: set[int] = set()
-        for chunk in chunks(events):
-            part, late = rows_of(chunk, user, now, len(rows), batch=True)
-            timeless.update(len(rows) + i for i in late)
-            rows.extend(part)
-        if not rows:
-            return 0, 0.0
-        started = time.monotonic()
-        for attempt in self.attempts(write=True):
-            with attempt as conn:
-                check(conn, rows, known_names, 0, batch=True)
-                written = merge(conn, rows, timeless, 0, batch=True)
-        return written, time.monotonic() - started
-
     @property
     def db(self) -> Portable:
         """A connection of its own in autocommit, taking SQLite's placeholders: for tools
@@ -184,15 +159,6 @@ class PostgresStore:
                 raise StorageError(f"cannot connect to {self.where}: {_text(exc)}") from exc
             self._db = Portable(conn)
         return self._db
-
-    def connection(self, *, write: bool) -> AbstractContextManager[Connection]:
-        """One transaction on a pooled connection, committed at the end of the block.
-
-        Any exception rolls it back. psycopg errors come out as `StorageError`s
-        (`translate`); a serialization failure or deadlock is NOT retried here,
-        since a ``with`` block cannot run twice: use `attempts` or `run`.
-        """
-        return self._translated(write)
 
     def attempts(self, *, write: bool) -> Iterator[AbstractContextManager[Connection]]:
         """Transactions to run the same block in until one commits::
@@ -221,13 +187,6 @@ class PostgresStore:
         for attempt in self.attempts(write=write):
             with attempt as conn:
                 result = work(PostgresTx(conn))
-        return result
-
-    def run_sql(self, work: Callable[[Connection], T], *, write: bool) -> T:
-        """`run` on the bare connection."""
-        for attempt in self.attempts(write=write):
-            with attempt as conn:
-                result = work(conn)
         return result
 
     @contextmanager
@@ -263,7 +222,6 @@ class PostgresStore:
                     IsolationLevel.READ_COMMITTED if write else IsolationLevel.REPEATABLE_READ
                 )
                 stack.enter_context(conn.transaction())
-                self.attempts_made += 1
             except psycopg.OperationalError as exc:
                 stack.close()  # a broken connection goes back to the pool, which drops it
                 failures += 1

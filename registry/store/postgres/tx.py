@@ -1,12 +1,7 @@
-"""The SQL of one transaction on a PostgreSQL registry: what `registry.store.Tx` declares.
-
-The statements that both dialects write alike (statistics, list sorts,
-series, name and membership checks, the 64-bit check, the rollups' rebuild)
-are the SQLite backend's own, run through `Portable`, which takes SQLite's
-``?`` and ``:name`` placeholders: each is written once. What differs is here:
-recording usage (COPY into a staging table, then ONE statement that inserts
-the new events and adds them into both rollups), ``IS NOT DISTINCT FROM``
-for SQLite's ``IS``, and the month of a series (`series._bucket_key`).
+"""The SQL of one transaction on a PostgreSQL registry: the shared statements (`SqlTx`, run
+through `Portable`, which takes SQLite's placeholders) and PostgreSQL's own: usage rows
+in (COPY into a staging table, then ONE statement that inserts the new events and adds
+them into both rollups), savepoints, and the month of a series.
 """
 
 from __future__ import annotations
@@ -20,22 +15,9 @@ from typing import Any
 
 import psycopg
 
-from registry import times
-from registry.errors import ConflictError
 from registry.model import AMOUNTS
-from registry.query import (
-    LLMS,
-    Page,
-    Subject,
-    Window,
-    chunks,
-    rows_of,
-    too_large,
-)
-from registry.series import Series
-from registry.store.sqlite import series as shared_series
-from registry.store.sqlite import usage as shared
-from registry.store.sqlite.store import SqliteTx
+from registry.store.spool import Spool
+from registry.store.sql import SqlTx, hours_of, repeated, too_large, totals_of
 
 Connection = psycopg.Connection[tuple[Any, ...]]
 
@@ -70,27 +52,23 @@ class _Rows:
     def __iter__(self) -> Iterator[tuple[Any, ...]]:
         return (self._row(row) for row in self._cursor)
 
-    @property
-    def rowcount(self) -> int:
-        return self._cursor.rowcount
-
 
 class Portable:
-    """A psycopg connection with `sqlite3.Connection`'s ``execute``/``executemany``: the
-    shared statements run on it unchanged. Every sum of integers that PostgreSQL makes
-    NUMERIC comes back an int, as SQLite gives it."""
+    """A psycopg connection as a `registry.store.sql.Conn`: ``execute`` and
+    ``executemany`` take SQLite's placeholders, and every sum of integers that
+    PostgreSQL makes NUMERIC comes back an int, as SQLite gives it."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
-    def execute(self, sql: str, params: Any = None) -> _Rows:
-        if params is None:
+    def execute(self, sql: str, parameters: Any = None, /) -> _Rows:
+        if parameters is None:
             return _Rows(self.conn.execute(sql.encode()))  # no placeholders: sent as is
-        return _Rows(self.conn.execute(_to_pg(sql).encode(), params))
+        return _Rows(self.conn.execute(_to_pg(sql).encode(), parameters))
 
-    def executemany(self, sql: str, params: Iterable[Any]) -> None:
+    def executemany(self, sql: str, parameters: Iterable[Any], /) -> None:
         with self.conn.cursor() as cur:
-            cur.executemany(_to_pg(sql).encode(), list(params))
+            cur.executemany(_to_pg(sql).encode(), list(parameters))
 
 
 # --- recording usage: COPY into a staging table, then one merge --------------------------------
@@ -125,11 +103,11 @@ _MERGE = f"""
         RETURNING name, user_id, at, {_A}, query_model
     ), hourly AS (
         INSERT INTO usage_hourly (name, hour, user_id, query_model, requests, {_A})
-        {shared.hours_of("kept")} ORDER BY 1, 2, 3, 4
+        {hours_of("kept")} ORDER BY 1, 2, 3, 4
         ON CONFLICT (name, hour, user_id, query_model) DO UPDATE SET {_add("usage_hourly")}
     ), totals AS (
         INSERT INTO usage_totals (name, user_id, query_model, requests, {_A})
-        {shared.totals_of("kept")} ORDER BY 1, 2, 3
+        {totals_of("kept")} ORDER BY 1, 2, 3
         ON CONFLICT (name, user_id, query_model) DO UPDATE SET {_add("usage_totals")}
     )
     SELECT name, query_model, COUNT(*) FROM kept GROUP BY 1, 2"""
@@ -150,7 +128,8 @@ _MERGE_NEW = _MERGE.replace(
 assert _MERGE_NEW != _MERGE
 # Below this many rows the savepoint's two round trips cost more than the path saves.
 _NEW_FROM = 200
-# SQLite's `_FIRST_CONFLICT`, with IS NOT DISTINCT FROM for SQLite's IS.
+_UNIQUE_HELD = 100_000
+# The first staged row that repeats a stored request_id with other content.
 _FIRST_CONFLICT = f"""
     SELECT s.ord FROM qllm_stage s JOIN usage_events e ON e.request_id = s.request_id
     WHERE NOT (e.name = s.name AND e.user_id IS NOT DISTINCT FROM s.user_id
@@ -172,102 +151,63 @@ def work_mem(rows: int) -> str:
     return f"{min(high, max(low, -(-rows * _WORK_MEM_PER_ROW // 2**20)))}MB"
 
 
-def merge(
-    conn: Connection, rows: list[list[Any]], timeless: set[int], first: int, batch: bool
-) -> int:
-    """Write validated ``rows`` inside the caller's transaction; how many were new.
-
-    ``first``: the batch index of ``rows[0]`` (for error paths). Names and
-    memberships must have been checked.
-    """
-    if not rows:
-        return 0
-    memory = work_mem(len(rows))
-    if memory != work_mem(0):  # a small batch (a single event) needs no extra round trip
-        # For this transaction only (SET LOCAL); no other session's memory changes.
-        conn.execute("SELECT set_config('work_mem', %s, true)", [memory])
-    conn.execute(_STAGE)
-    conn.execute("TRUNCATE qllm_stage")
-    with (
-        conn.cursor() as cur,
-        cur.copy(f"COPY qllm_stage ({', '.join(_COLUMNS)}) FROM STDIN") as copy,
-    ):
-        copy.set_types(_TYPES)
-        for position, row in enumerate(rows):
-            copy.write_row([first + position, *row, position in timeless])
-    try:
-        written = _merged(conn, rows)
-    except psycopg.errors.NumericValueOutOfRange as exc:  # a rollup's BIGINT past 2**63
-        raise too_large("Query LLM") from exc
-    count = sum(int(n) for _, _, n in written)
-    if count < len(rows):  # some request_ids were seen before: each must repeat its event
-        conflict = conn.execute(_FIRST_CONFLICT).fetchone()
-        if conflict is not None:
-            path = f"/{conflict[0]}/request_id" if batch else "/request_id"
-            raise ConflictError.one(path, "was recorded before with different content")
-    shared.check_all_totals(Portable(conn), [(name, model) for name, model, _ in written])
-    conn.execute("TRUNCATE qllm_stage")
-    return count
-
-
-def _merged(conn: Connection, rows: list[list[Any]]) -> list[tuple[Any, ...]]:
-    """The staged rows merged: (name, query_model, count) of what was new."""
-    if len(rows) >= _NEW_FROM:
-        ids = [row[3] for row in rows if row[3] is not None]
-        if len(set(ids)) == len(ids):
-            try:
-                with conn.transaction():  # a savepoint
-                    return conn.execute(_MERGE_NEW).fetchall()
-            except psycopg.errors.UniqueViolation:
-                pass  # committed meanwhile by another writer: ON CONFLICT decides
-    return conn.execute(_MERGE).fetchall()
-
-
-def check(
-    conn: Connection, rows: list[list[Any]], known: set[str], first: int, batch: bool
-) -> None:
-    """Every row names a registered Query LLM, and a Query Model that has it as a member."""
-    portable = Portable(conn)
-    where = first if batch else None
-    shared._check_names(portable, rows, known, where)
-    shared.check_members(portable, rows, where)
-
-
-class PostgresTx(SqliteTx):
-    """SQLite's statements where they are the same SQL (on a `Portable`), PostgreSQL's
-    own where they differ."""
+class PostgresTx(SqlTx):
+    """One transaction on a pooled psycopg connection (what `registry.store.Tx` declares)."""
 
     def __init__(self, conn: Connection) -> None:
-        super().__init__(Portable(conn))  # type: ignore[arg-type]
+        super().__init__(Portable(conn))
         self.pg = conn
 
-    def totals(
-        self, name: str, user: str | None, window: Window, subject: Subject = LLMS
-    ) -> dict[str, Any]:
-        return shared.totals(self.conn, name, user, window, subject)
+    def write(self, spool: Spool) -> int:
+        """COPY the spool's rows into ``qllm_stage``, then merge them in one statement."""
+        if not spool.count:
+            return 0
+        conn = self.pg
+        memory = work_mem(spool.count)
+        if memory != work_mem(0):  # a small batch (a single event) needs no extra round trip
+            # For this transaction only (SET LOCAL); no other session's memory changes.
+            conn.execute("SELECT set_config('work_mem', %s, true)", [memory])
+        conn.execute(_STAGE)
+        conn.execute("TRUNCATE qllm_stage")
+        unique = True
+        seen: set[str] = set()
+        with (
+            conn.cursor() as cur,
+            cur.copy(f"COPY qllm_stage ({', '.join(_COLUMNS)}) FROM STDIN") as copy,
+        ):
+            copy.set_types(_TYPES)
+            for chunk in spool.chunks():
+                for position, row in enumerate(chunk.rows):
+                    copy.write_row([chunk.first + position, *row, position in chunk.timeless])
+                    request_id = row[3]
+                    if unique and request_id is not None:
+                        # Held for a batch of up to _UNIQUE_HELD ids: past that, the
+                        # ON CONFLICT merge, rather than memory that grows with the batch.
+                        unique = request_id not in seen and len(seen) < _UNIQUE_HELD
+                        seen.add(request_id)
+        seen.clear()
+        try:
+            written = self._merged(spool.count, unique)
+        except psycopg.errors.NumericValueOutOfRange as exc:  # a rollup's BIGINT past 2**63
+            raise too_large() from exc
+        count = sum(int(n) for _, _, n in written)
+        if count < spool.count:  # some request_ids were seen before: each must repeat its event
+            conflict = conn.execute(_FIRST_CONFLICT).fetchone()
+            if conflict is not None:
+                raise repeated(conflict[0] if spool.batch else None)
+        self.check_all_totals([(name, model) for name, model, _ in written])
+        conn.execute("TRUNCATE qllm_stage")
+        return count
 
-    def ranked_names(self, page: Page, user: str | None, subject: Subject = LLMS) -> list[str]:
-        return shared.ranked_names(self.conn, page, user, subject)
-
-    def series(self, query: Series, user: str | None) -> list[dict[str, Any]]:
-        return shared_series.series(self.conn, query, user, dialect="postgres")
-
-    def record(
-        self, events: Iterable[Any], user: str | None, known_names: set[str], *, batch: bool
-    ) -> int:
-        now = times.now()
-        written = 0
-        first = 0
-        for chunk in chunks(events):
-            rows, timeless = rows_of(chunk, user, now, first, batch)
-            check(self.pg, rows, known_names, first, batch)
-            written += merge(self.pg, rows, timeless, first, batch)
-            first += len(chunk)
-        return written
-
-    def put_events(self, rows: list[list[Any]]) -> int:
-        # The same COPY and merge as a batch of `record`: events and both rollups at once.
-        return merge(self.pg, rows, set(), 0, batch=True)
+    def _merged(self, rows: int, unique: bool) -> list[tuple[Any, ...]]:
+        """The staged rows merged: (name, query_model, count) of what was new."""
+        if rows >= _NEW_FROM and unique:
+            try:
+                with self.pg.transaction():  # a savepoint
+                    return self.pg.execute(_MERGE_NEW).fetchall()
+            except psycopg.errors.UniqueViolation:
+                pass  # committed meanwhile by another writer: ON CONFLICT decides
+        return self.pg.execute(_MERGE).fetchall()
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
@@ -277,11 +217,15 @@ class PostgresTx(SqliteTx):
         with self.pg.transaction():
             yield
 
+    def month_key(self, column: str) -> str:
+        stamp = f"(TIMESTAMP '1970-01-01' + {column} * INTERVAL '1 microsecond')"
+        return f"EXTRACT(YEAR FROM {stamp}) * 12 + EXTRACT(MONTH FROM {stamp}) - 1"
+
     def rebuild_rollups(self) -> dict[str, int]:
         # Writers wait while the rollups are rebuilt: none can add to a rollup row between
         # the DELETE and the INSERT ... SELECT (readers go on).
         self.pg.execute("LOCK TABLE usage_events, usage_hourly, usage_totals IN EXCLUSIVE MODE")
-        return shared.rebuild_rollups(self.conn)
+        return super().rebuild_rollups()
 
 
 def _whole(value: Decimal) -> bool:

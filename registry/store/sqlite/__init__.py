@@ -1,18 +1,17 @@
 """The SQLite backend: one file, WAL, ``BEGIN IMMEDIATE`` writes; the embedded default.
 
-``store`` opens the file and holds the SQL of Query LLMs, Query Models and
-tokens; ``usage`` the SQL of usage events, rollups and statistics; ``series``
-the SQL of usage over time.
+``store`` opens, migrates and guards the file and maps SQLite's errors; ``tx`` is the SQL
+of one transaction that is SQLite's own (the rest: ``registry.store.sql``).
 """
 
 from registry.store.sqlite.store import (
     APPLICATION_ID,
     DEFAULT_TIMEOUT,
     SqliteStore,
-    SqliteTx,
     known_migrations,
     migration_set,
 )
+from registry.store.sqlite.tx import SqliteTx
 
 __all__ = [
     "APPLICATION_ID",

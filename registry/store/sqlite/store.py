@@ -1,5 +1,5 @@
-"""A registry in one SQLite file: opening, migrating, transactions, errors, and the SQL of
-Query LLMs, Query Models, users and tokens (usage SQL: `usage`, series SQL: `series`).
+"""A registry in one SQLite file: opening, migrating, transactions and errors (the SQL of a
+transaction: `registry.store.sqlite.tx`).
 
 Every write is one ``BEGIN IMMEDIATE`` transaction: it takes the write lock
 up front, so it waits (up to the busy timeout) for other writers instead of
@@ -11,20 +11,18 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib.util
-import json
 import os
 import sqlite3
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeVar, cast
+from typing import Self, TypeVar, cast
 
 from sqlite_utils import Database, Migrations
 
-from registry._convert import unstructure_strategy
 from registry.errors import (
     NoRegistryError,
     NotARegistryError,
@@ -34,12 +32,8 @@ from registry.errors import (
     StorageError,
     StorageFullError,
 )
-from registry.model import QueryLlm, QueryModel
-from registry.query import LLMS, Page, Subject, Window
-from registry.series import Series
-from registry.store import copying
-from registry.store.sqlite import series as series_sql
-from registry.store.sqlite import usage
+from registry.store import migrations_folder
+from registry.store.sqlite.tx import SqliteTx
 
 T = TypeVar("T")
 DEFAULT_TIMEOUT = 10.0
@@ -50,20 +44,14 @@ APPLICATION_ID = 0x514C4C4D
 
 @functools.cache
 def migration_set() -> Migrations:
-    """The migration set: ``registry/_migrations`` in a wheel, ``migrations/`` in a checkout."""
-    package = Path(__file__).resolve().parents[2]
-    for path in (
-        package / "_migrations" / "migrations.py",
-        package.parent / "migrations" / "migrations.py",
-    ):
-        if path.is_file():
-            spec = importlib.util.spec_from_file_location("registry._migration_set", path)
-            assert spec is not None
-            assert spec.loader is not None
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
-            return cast(Migrations, module.migrations)
-    raise StorageError("the migration set is missing from this installation of qllm")
+    """The SQLite migration set (``migrations.py`` of `registry.store.migrations_folder`)."""
+    path = migrations_folder() / "migrations.py"
+    spec = importlib.util.spec_from_file_location("registry._migration_set", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return cast(Migrations, module.migrations)
 
 
 @functools.cache
@@ -322,24 +310,6 @@ class SqliteStore:
                 return explanation.format(path=self.path, timeout=self.timeout, text=text)
         return f"{self.path}: {text}"
 
-    # --- batches staged before the write lock ------------------------------------------------
-
-    def record_batch(
-        self, events: Iterable[Mapping[str, Any]], user: str | None, known_names: set[str]
-    ) -> tuple[int, float]:
-        """Stage ``events`` in a spool of this connection's (no lock on the file), then
-        move them in one short write transaction: (events written, seconds the lock was held).
-        """
-        if self.readonly:
-            raise StorageError(f"{self.path} is open read-only")
-        with self.errors(), usage.staging(self.conn, user) as staged:
-            if not usage.stage(staged, events, known_names):
-                return 0, 0.0
-            with self._begin(write=True) as conn:
-                locked = time.monotonic()
-                written = usage.commit_stage(conn, staged)
-            return written, time.monotonic() - locked
-
     # --- closing ----------------------------------------------------------------------
 
     def close(self) -> None:
@@ -355,177 +325,3 @@ class SqliteStore:
         tb: TracebackType | None,
     ) -> None:
         self.close()
-
-
-class SqliteTx:
-    """The SQL of one transaction on a registry file: what `registry.store.Tx` declares."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-
-    # --- users and tokens ------------------------------------------------------------------
-
-    def token(self, digest: str) -> tuple[str, str, int | None] | None:
-        """``(hash, user_id, revoked)`` of the token with this hash, if any."""
-        row = self.conn.execute(
-            "SELECT hash, user_id, revoked FROM tokens WHERE hash = ?", [digest]
-        ).fetchone()
-        return None if row is None else (str(row[0]), str(row[1]), row[2])
-
-    def add_token(self, user_id: str, digest: str, now: int) -> None:
-        """A token for ``user_id``, the user created if new."""
-        self.conn.execute(
-            "INSERT INTO users (id, created) VALUES (?, ?) ON CONFLICT (id) DO NOTHING",
-            [user_id, now],
-        )
-        self.conn.execute(
-            "INSERT INTO tokens (hash, user_id, created) VALUES (?, ?, ?)",
-            [digest, user_id, now],
-        )
-
-    def revoke_token(self, digest: str, now: int) -> None:
-        self.conn.execute(
-            "UPDATE tokens SET revoked = ? WHERE hash = ? AND revoked IS NULL", [now, digest]
-        )
-
-    # --- Query LLMs and Query Models ------------------------------------------------------------
-
-    def insert_llm(self, llm: QueryLlm, user: str | None, now: int) -> None:
-        """Insert a Query LLM unless its name is there already (first registration wins)."""
-        self.conn.execute(
-            """
-            INSERT INTO query_llms
-                (name, training_table_name, body, model, mode, weight_type, created, user_id)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-            ON CONFLICT (name) DO NOTHING""",
-            [
-                llm.name,
-                llm.training_table_name,
-                llm.canonical.decode(),
-                llm.id,
-                llm.mode,
-                llm.weight.type,
-                now,
-                user,
-            ],
-        )
-
-    def llm(self, name: str) -> tuple[str, str | None, int, str | None] | None:
-        """``(body, training_table_name, created, user_id)`` of a Query LLM, if registered."""
-        row = self.conn.execute(
-            "SELECT body, training_table_name, created, user_id FROM query_llms WHERE name = ?",
-            [name],
-        ).fetchone()
-        return None if row is None else (row[0], row[1], row[2], row[3])
-
-    def insert_model(self, model: QueryModel, user: str | None, now: int) -> None:
-        """Insert a Query Model and its members' rows unless its name is there already."""
-        inserted = self.conn.execute(
-            """
-            INSERT INTO query_models (name, training_table_name, body, weight, weight_type,
-                members, created, user_id)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-            ON CONFLICT (name) DO NOTHING""",
-            [
-                model.name,
-                model.training_table_name,
-                model.canonical.decode(),
-                json.dumps(unstructure_strategy(model.weight), separators=(",", ":")),
-                model.weight.type,
-                len(model.members),
-                now,
-                user,
-            ],
-        ).rowcount
-        if inserted:
-            self.conn.executemany(
-                "INSERT INTO query_model_members (model, position, member) VALUES (?, ?, ?)",
-                [(model.name, i, m.name) for i, m in enumerate(model.members)],
-            )
-
-    def model(self, name: str) -> tuple[str | None, str, int, str | None] | None:
-        """``(training_table_name, weight, created, user_id)`` of a Query Model, if any."""
-        row = self.conn.execute(
-            "SELECT training_table_name, weight, created, user_id FROM query_models WHERE name = ?",
-            [name],
-        ).fetchone()
-        return None if row is None else (row[0], row[1], row[2], row[3])
-
-    def members(self, name: str) -> list[tuple[str, str, str | None]]:
-        """``(name, body, training_table_name)`` of a Query Model's members, in order."""
-        return [
-            (member, body, table)
-            for member, body, table in self.conn.execute(
-                """
-                SELECT q.name, q.body, q.training_table_name
-                FROM query_model_members m JOIN query_llms q ON q.name = m.member
-                WHERE m.model = ? ORDER BY m.position""",
-                [name],
-            )
-        ]
-
-    # --- statistics -------------------------------------------------------------------------
-
-    def totals(
-        self, name: str, user: str | None, window: Window, subject: Subject = LLMS
-    ) -> dict[str, Any]:
-        return usage.totals(self.conn, name, user, window, subject)
-
-    def ranked_names(self, page: Page, user: str | None, subject: Subject = LLMS) -> list[str]:
-        return usage.ranked_names(self.conn, page, user, subject)
-
-    def count_names(self, user: str | None, subject: Subject = LLMS) -> int:
-        return usage.count_names(self.conn, user, subject)
-
-    def series(self, query: Series, user: str | None) -> list[dict[str, Any]]:
-        return series_sql.series(self.conn, query, user)
-
-    # --- usage --------------------------------------------------------------------------------
-
-    def record(
-        self, events: Iterable[Any], user: str | None, known_names: set[str], *, batch: bool
-    ) -> int:
-        return usage.record_many(self.conn, events, user, known_names, batch=batch)
-
-    @contextmanager
-    def savepoint(self) -> Iterator[None]:
-        """A nested transaction: a `RegistryError` inside rolls back only its writes."""
-        self.conn.execute("SAVEPOINT job")
-        try:
-            yield
-        except RegistryError:
-            self.conn.execute("ROLLBACK TO job")
-            self.conn.execute("RELEASE job")
-            raise
-        self.conn.execute("RELEASE job")
-
-    def rebuild_rollups(self) -> dict[str, int]:
-        return usage.rebuild_rollups(self.conn)
-
-    # --- raw rows, for copying a registry and checking the copy (`registry.copy`) ------------
-
-    def copy_page(
-        self, table: str, after: tuple[Any, ...] | None, limit: int
-    ) -> list[tuple[Any, ...]]:
-        return copying.page(self.conn, table, after, limit)
-
-    def event_page(self, after: int, limit: int) -> list[tuple[Any, ...]]:
-        return copying.event_page(self.conn, after, limit)
-
-    def count_events(self) -> int:
-        return copying.count_events(self.conn)
-
-    def put_rows(self, table: str, rows: list[tuple[Any, ...]]) -> None:
-        copying.insert(self.conn, table, rows)
-
-    def put_events(self, rows: list[list[Any]]) -> int:
-        return usage.copy_events(self.conn, rows)
-
-    def statistics(self, by: str, after: str | None, limit: int) -> list[tuple[Any, ...]]:
-        return copying.statistics(self.conn, by, after, limit)
-
-    def rollup_rows(self, table: str, low: str, high: str) -> list[tuple[Any, ...]]:
-        return copying.rollup_rows(self.conn, table, low, high)
-
-    def rebuilt_rows(self, table: str, low: str, high: str) -> list[tuple[Any, ...]]:
-        return copying.rebuilt_rows(self.conn, table, low, high)

@@ -19,20 +19,14 @@ from attrs import frozen
 
 from registry import series as buckets
 from registry import times
+from registry.api import RegistryApi as Registry
 from registry.errors import ValidationError
-from registry.storage import Registry
+from registry.model import AMOUNTS
+from registry.query import measure
 
 DAYS = 30  # the default window: the last 30 days, whole days in UTC
 MAX_ROWS = 1000  # Query LLMs (and Query Models) listed, largest cost over the window first
-COUNTERS = (
-    "requests",
-    "chat_completion_tokens",
-    "chat_prompt_tokens",
-    "chat_cost",
-    "embedding_completion_tokens",
-    "embedding_prompt_tokens",
-    "embedding_cost",
-)
+COUNTERS = ("requests", *AMOUNTS)
 CHART_WIDTH, CHART_HEIGHT = 900, 160
 
 
@@ -164,11 +158,11 @@ per {e(board.bucket)}: <strong id="total-requests">{requests:,}</strong> request
 
 
 def _cost(row: Mapping[str, Any]) -> Decimal:
-    return Decimal(row["chat_cost"]) + Decimal(row["embedding_cost"])
+    return Decimal(measure(row, "cost"))
 
 
 def _tokens(row: Mapping[str, Any]) -> int:
-    return sum(int(row[k]) for k in COUNTERS if k.endswith("_tokens"))
+    return int(measure(row, "tokens"))
 
 
 def _text(value: Decimal | int) -> str:

@@ -12,34 +12,22 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
+from registry.model import AMOUNTS
+from registry.query import measure
+
+# What a chart can measure (`registry.query.MEASURES`).
 METRICS = ("cost", "requests", "tokens")
-COST = ("chat_cost", "embedding_cost")
-TOKENS = (
-    "chat_prompt_tokens",
-    "chat_completion_tokens",
-    "embedding_prompt_tokens",
-    "embedding_completion_tokens",
-)
 # One fill per group, darkest first; groups past the last share it as "other".
 FILLS = ("█", "▓", "▒", "░", "#", "=", "+", ":")
 EIGHTHS = " ▏▎▍▌▋▊▉█"  # partial blocks, for a single series' bar ends
 NONE_LABEL = {"user_id": "(no user)", "query_model": "(no Query Model)"}
 
 
-def metric(row: dict[str, Any], name: str) -> Decimal | int:
-    """The chart's measure of one result row: total cost, requests or all tokens."""
-    if name == "cost":
-        return sum((Decimal(row[k]) for k in COST), Decimal(0))
-    if name == "tokens":
-        return sum(int(row[k]) for k in TOKENS)
-    return int(row["requests"])
-
-
 def group_keys(data: Sequence[dict[str, Any]]) -> list[str]:
     """The group_by keys the results carry, in their order."""
     for bucket in data:
         for row in bucket["results"]:
-            return [k for k in row if k not in ("requests", *COST, *TOKENS)]
+            return [k for k in row if k not in ("requests", *AMOUNTS)]
     return []
 
 
@@ -76,16 +64,14 @@ def table(data: Sequence[dict[str, Any]], bucket: str) -> str:
             if row is None:
                 lines.append([start, *("" for _ in keys), "0", "0", "0", "0"])
                 continue
-            prompt = row["chat_prompt_tokens"] + row["embedding_prompt_tokens"]
-            completion = row["chat_completion_tokens"] + row["embedding_completion_tokens"]
             lines.append(
                 [
                     start,
                     *(label(row, [k]) for k in keys),
                     _number(row["requests"]),
-                    _number(prompt),
-                    _number(completion),
-                    _number(metric(row, "cost")),
+                    _number(measure(row, "prompt_tokens")),
+                    _number(measure(row, "completion_tokens")),
+                    _number(measure(row, "cost")),
                 ]
             )
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
@@ -100,7 +86,7 @@ def table(data: Sequence[dict[str, Any]], bucket: str) -> str:
     return "\n".join(out)
 
 
-def chart(data: Sequence[dict[str, Any]], bucket: str, measure: str, width: int) -> str:
+def chart(data: Sequence[dict[str, Any]], bucket: str, metric: str, width: int) -> str:
     """A horizontal bar chart, one line per bucket, ``width`` columns wide at most."""
     width = max(40, width)
     keys = group_keys(data)
@@ -108,7 +94,7 @@ def chart(data: Sequence[dict[str, Any]], bucket: str, measure: str, width: int)
     for b in data:
         for row in b["results"]:
             name = label(row, keys)
-            per_group[name] = per_group.get(name, 0) + metric(row, measure)
+            per_group[name] = per_group.get(name, 0) + measure(row, metric)
     # The largest groups get their own fill; the rest share the last one.
     ranked = sorted(per_group, key=lambda g: (-per_group[g], g))
     own = ranked if len(ranked) <= len(FILLS) else ranked[: len(FILLS) - 1]
@@ -119,9 +105,9 @@ def chart(data: Sequence[dict[str, Any]], bucket: str, measure: str, width: int)
         stack: dict[str, Decimal | int] = {}
         for row in b["results"]:
             fill = fill_of(label(row, keys))
-            stack[fill] = stack.get(fill, 0) + metric(row, measure)
+            stack[fill] = stack.get(fill, 0) + measure(row, metric)
         stacks.append(sorted(stack.items(), key=lambda item: FILLS.index(item[0])))
-    totals = [sum((v for _, v in s), Decimal(0) if measure == "cost" else 0) for s in stacks]
+    totals = [sum((v for _, v in s), Decimal(0) if metric == "cost" else 0) for s in stacks]
     labels = [bucket_label(b["start"], bucket) for b in data]
     values = [_number(t) for t in totals]
     label_width = max((len(x) for x in labels), default=0)
@@ -130,7 +116,7 @@ def chart(data: Sequence[dict[str, Any]], bucket: str, measure: str, width: int)
     top = max(totals, default=0)
     single = len(per_group) <= 1
 
-    title = {"cost": "cost (credits)", "requests": "requests", "tokens": "tokens"}[measure]
+    title = {"cost": "cost (credits)", "requests": "requests", "tokens": "tokens"}[metric]
     if data:  # the window, [from, to), in UTC
         title += f" per {bucket}, {data[0]['start'][:16]} to {data[-1]['end'][:16]} UTC"
     lines = [title[:width]]

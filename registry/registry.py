@@ -1,10 +1,13 @@
 """`Registry`: the rules of the registry over one store (a SQLite file or a PostgreSQL
-database), one store call per transaction.
+database).
 
-Validation, tokens, windows, pages and the response bodies are decided here,
-once for every backend; the SQL is in ``registry.store`` (``sqlite/``,
-``postgres/``). The location picks the backend: a path or ``sqlite:PATH`` is a
-SQLite file (the embedded default), a ``postgresql://`` URL a PostgreSQL database.
+Everything a caller gives is checked here, once for every backend, before any
+transaction: bodies (`registry.validate`), tokens, windows and pages, and usage
+events (`registry.events`: validated rows, registered names). Then one store
+call per transaction does the SQL (``registry.store``), and the response bodies
+are built here from the rows it returns. The location picks the backend: a
+path or ``sqlite:PATH`` is a SQLite file (the embedded default), a
+``postgresql://`` URL a PostgreSQL database.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import builtins
 import json
 import os
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
@@ -21,13 +25,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from registry import auth, times
-from registry._convert import (
-    NOT_A_MODEL_NAME,
-    NOT_A_NAME,
-    model_body,
-    validate,
-    validate_model,
-)
+from registry._convert import model_body, validate, validate_model
 from registry.errors import (
     AuthenticationError,
     AuthorizationError,
@@ -36,54 +34,21 @@ from registry.errors import (
     StorageError,
     ValidationError,
 )
+from registry.events import Known, validated
+from registry.location import location_of
 from registry.model import QueryLlm, QueryModel
-from registry.naming import is_name
-from registry.query import MODELS, Page, Window
+from registry.naming import is_name, not_a_name
+from registry.query import LLMS, MODELS, Page, Subject, Window
 from registry.series import Series
-from registry.store import Store, Tx, is_postgres, open_store, sqlite_path
-from registry.store.sqlite import (
-    APPLICATION_ID,
-    DEFAULT_TIMEOUT,
-    SqliteStore,
-    known_migrations,
-    migration_set,
-)
+from registry.store import Store, Tx, open_store
+from registry.store.spool import Spool
 
-__all__ = [
-    "APPLICATION_ID",
-    "DEFAULT_TIMEOUT",
-    "Outcomes",
-    "Registry",
-    "default_location",
-    "default_path",
-    "known_migrations",
-    "location_of",
-    "migration_set",
-]
+__all__ = ["DEFAULT_TIMEOUT", "Outcomes", "Registry"]
+
+DEFAULT_TIMEOUT = 10.0  # seconds a call waits for another writer's lock
 
 # What `Registry.record_usage_groups` returns (named here: the method `list` shadows the builtin).
 Outcomes = list[int | RegistryError]
-
-
-def default_path() -> Path:
-    """``$QLLM_DB``, else ``$XDG_DATA_HOME/qllm/registry.db``, else ``~/.local/share/qllm/``."""
-    if os.environ.get("QLLM_DB"):
-        return Path(os.environ["QLLM_DB"])
-    data = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
-    return Path(data) / "qllm" / "registry.db"
-
-
-def default_location() -> str | Path:
-    """`default_path`, or the PostgreSQL URL that ``$QLLM_DB`` holds (kept as text: a
-    `Path` would fold its ``//``)."""
-    if is_postgres(os.environ.get("QLLM_DB")):
-        return os.environ["QLLM_DB"]
-    return default_path()
-
-
-def location_of(location: str | os.PathLike[str]) -> str | Path:
-    """A location as given: a PostgreSQL URL stays text, anything else is a file's `Path`."""
-    return str(location) if is_postgres(location) else sqlite_path(location)
 
 
 class Registry:
@@ -112,20 +77,22 @@ class Registry:
         timeout: float = DEFAULT_TIMEOUT,
         create: bool = True,
     ) -> None:
-        location = location_of(path) if path is not None else default_location()
+        location = location_of(path)
         self.location = str(location)
         self.readonly = readonly
         self.timeout = timeout
-        self.create = create and not readonly
         # How long the last `record_usage_many` held the write lock (seconds).
         self.last_lock_seconds = 0.0
-        self._known_names: set[str] = set()
+        self._known = Known()
         self.store: Store = open_store(location, readonly=readonly, timeout=timeout, create=create)
 
     @property
     def path(self) -> Path:
         """The SQLite file (a PostgreSQL registry has none: `StorageError`)."""
-        return self._sqlite().path
+        path = getattr(self.store, "path", None)
+        if not isinstance(path, Path):
+            raise StorageError(f"{self.store.where} is not a SQLite file")
+        return path
 
     @property
     def db(self) -> Any:
@@ -137,22 +104,8 @@ class Registry:
             raise StorageError(f"{self.store.where} offers no direct connection")
         return db
 
-    @property
-    def _conn(self) -> Any:
-        """The SQLite file's connection (tests put a recorder in its place)."""
-        return self._sqlite().conn
-
-    @_conn.setter
-    def _conn(self, conn: Any) -> None:
-        self._sqlite().conn = conn
-
-    def _sqlite(self) -> SqliteStore:
-        if not isinstance(self.store, SqliteStore):
-            raise StorageError(f"{self.store.where} is not a SQLite file")
-        return self.store
-
-    def _transaction(self, *, write: bool = True) -> AbstractContextManager[Tx]:
-        return self.store.transaction(write=write)
+    def _reading(self) -> AbstractContextManager[Tx]:
+        return self.store.transaction(write=False)
 
     def close(self) -> None:
         self.store.close()
@@ -198,33 +151,48 @@ class Registry:
         """A new token for ``user_id`` (a new user is created): returned once, never stored."""
         user_id = auth.check_user_id(user_id)
         token = auth.new_token()
-        with self._transaction() as tx:
+        with self.store.transaction(write=True) as tx:
             tx.add_token(user_id, auth.token_hash(token), times.now())
         return token
 
     def revoke_token(self, token: str) -> None:
         """Revoke ``token`` from now on; revoking it again changes nothing."""
         digest = auth.token_hash(token)
-        with self._transaction() as tx:
+        with self.store.transaction(write=True) as tx:
             found = tx.token(digest)
             if found is None or not auth.matches(found[0], digest):
                 raise AuthenticationError("unknown token")
             tx.revoke_token(digest, times.now())
 
-    # --- Query LLMs ---------------------------------------------------------------------
+    # --- Query LLMs and Query Models ---------------------------------------------------------
 
     def register(self, body: Any, token: str | None = None) -> QueryLlm:
         """Validate and store ``body``; registering it again changes nothing."""
+        llm = body if isinstance(body, QueryLlm) else validate(body)
 
-        def work(tx: Tx) -> QueryLlm:
-            user = self._caller(tx, token)
-            llm = body if isinstance(body, QueryLlm) else validate(body)
-            tx.insert_llm(llm, user, times.now())
-            return llm
+        def work(tx: Tx) -> None:
+            tx.insert_llm(llm, self._caller(tx, token), times.now())
 
-        llm = self.store.run(work, write=True)
-        self._known_names.add(llm.name)
+        self.store.run(work, write=True)
         return llm
+
+    def register_model(self, body: Any, token: str | None = None) -> QueryModel:
+        """Validate and store a Query Model and its members, all in one transaction.
+
+        Members are registered as by `register`, for the same caller; registering
+        the model again changes nothing.
+        """
+        model = body if isinstance(body, QueryModel) else validate_model(body)
+
+        def work(tx: Tx) -> None:
+            user = self._caller(tx, token)
+            now = times.now()
+            for llm in {m.name: m for m in model.members}.values():
+                tx.insert_llm(llm, user, now)
+            tx.insert_model(model, user, now)
+
+        self.store.run(work, write=True)
+        return model
 
     def get(
         self,
@@ -239,67 +207,7 @@ class Registry:
 
         When ``metadata`` is false, ``me``, ``start`` and ``end`` are ignored.
         """
-        with self._transaction(write=False) as tx:
-            with_metadata = _flag("/metadata", metadata)
-            if with_metadata:
-                user = self._me(tx, me, token)
-                window = Window.of(start, end)
-            else:
-                self._caller(tx, token)
-            if not is_name(name):
-                raise ValidationError.one("/name", NOT_A_NAME)
-            row = tx.llm(name)
-            if row is None:
-                raise NotFoundError(name)
-            body = _llm_body(name, row[0], row[1])
-            if with_metadata:
-                body["user_id"] = row[3]
-                body["created"] = times.render(row[2])
-                body.update(tx.totals(name, user, window))
-        return body
-
-    def list(
-        self,
-        count: int = 100,
-        offset: int = 0,
-        sort: str = "created",
-        me: bool = False,
-        start: str | datetime | None = None,
-        end: str | datetime | None = None,
-        token: str | None = None,
-    ) -> list[str]:
-        """Names, ``count`` at a time from ``offset``: newest first or by usage (spec 9)."""
-        with self._transaction(write=False) as tx:
-            user = self._me(tx, me, token)
-            page = Page.of(count, offset, sort, start, end)
-            return tx.ranked_names(page, user)
-
-    def count(self, me: bool = False, token: str | None = None) -> int:
-        """How many Query LLMs are registered; with ``me``, how many ``list(me=True)`` has."""
-        with self._transaction(write=False) as tx:
-            return tx.count_names(self._me(tx, me, token))
-
-    # --- Query Models ---------------------------------------------------------------------
-
-    def register_model(self, body: Any, token: str | None = None) -> QueryModel:
-        """Validate and store a Query Model and its members, all in one transaction.
-
-        Members are registered as by `register`, for the same caller; registering
-        the model again changes nothing.
-        """
-
-        def work(tx: Tx) -> QueryModel:
-            user = self._caller(tx, token)
-            model = body if isinstance(body, QueryModel) else validate_model(body)
-            now = times.now()
-            for llm in {m.name: m for m in model.members}.values():
-                tx.insert_llm(llm, user, now)
-            tx.insert_model(model, user, now)
-            return model
-
-        model = self.store.run(work, write=True)
-        self._known_names.update(m.name for m in model.members)
-        return model
+        return self._get(LLMS, name, metadata, me, start, end, token)
 
     def get_model(
         self,
@@ -312,25 +220,20 @@ class Registry:
     ) -> dict[str, Any]:
         """The response body of a Query Model; with ``metadata``, the statistics of the
         usage events recorded for it (``me``, ``start`` and ``end`` as for `get`)."""
-        with self._transaction(write=False) as tx:
-            with_metadata = _flag("/metadata", metadata)
-            if with_metadata:
-                user = self._me(tx, me, token)
-                window = Window.of(start, end)
-            else:
-                self._caller(tx, token)
-            if not is_name(name):
-                raise ValidationError.one("/name", NOT_A_MODEL_NAME)
-            row = tx.model(name)
-            if row is None:
-                raise NotFoundError(name, kind="Query Model")
-            members = [_llm_body(*member) for member in tx.members(name)]
-            result = model_body(name, row[0], members, json.loads(row[1]))
-            if with_metadata:
-                result["user_id"] = row[3]
-                result["created"] = times.render(row[2])
-                result.update(tx.totals(name, user, window, MODELS))
-        return result
+        return self._get(MODELS, name, metadata, me, start, end, token)
+
+    def list(
+        self,
+        count: int = 100,
+        offset: int = 0,
+        sort: str = "created",
+        me: bool = False,
+        start: str | datetime | None = None,
+        end: str | datetime | None = None,
+        token: str | None = None,
+    ) -> builtins.list[str]:
+        """Names, ``count`` at a time from ``offset``: newest first or by usage (spec 9)."""
+        return self._list(LLMS, count, offset, sort, me, start, end, token)
 
     def list_models(
         self,
@@ -341,17 +244,73 @@ class Registry:
         start: str | datetime | None = None,
         end: str | datetime | None = None,
         token: str | None = None,
-    ) -> builtins.list[str]:  # `list` here is the method above
+    ) -> builtins.list[str]:
         """Query Model names, as `list` gives Query LLM names (same sorts, paging and ``me``)."""
-        with self._transaction(write=False) as tx:
-            user = self._me(tx, me, token)
-            page = Page.of(count, offset, sort, start, end)
-            return tx.ranked_names(page, user, MODELS)
+        return self._list(MODELS, count, offset, sort, me, start, end, token)
+
+    def count(self, me: bool = False, token: str | None = None) -> int:
+        """How many Query LLMs are registered; with ``me``, how many ``list(me=True)`` has."""
+        return self._count(LLMS, me, token)
 
     def count_models(self, me: bool = False, token: str | None = None) -> int:
         """How many Query Models are registered; with ``me``: as ``list_models(me=True)``."""
-        with self._transaction(write=False) as tx:
-            return tx.count_names(self._me(tx, me, token), MODELS)
+        return self._count(MODELS, me, token)
+
+    # The three questions both collections answer alike, by subject.
+
+    def _get(
+        self,
+        subject: Subject,
+        name: str,
+        metadata: bool,
+        me: bool,
+        start: str | datetime | None,
+        end: str | datetime | None,
+        token: str | None,
+    ) -> dict[str, Any]:
+        with self._reading() as tx:
+            with_metadata = _flag("/metadata", metadata)
+            if with_metadata:
+                user = self._me(tx, me, token)
+                window = Window.of(start, end)
+            else:
+                self._caller(tx, token)
+            if not is_name(name):
+                raise ValidationError.one("/name", not_a_name(subject.kind))
+            row = tx.body(subject, name)
+            if row is None:
+                raise NotFoundError(name, kind=subject.kind)
+            text, training_table_name, created, user_id = row
+            if subject is LLMS:
+                result = _llm_body(name, text, training_table_name)
+            else:
+                members = [_llm_body(*member) for member in tx.members(name)]
+                result = model_body(name, training_table_name, members, json.loads(text))
+            if with_metadata:
+                result["user_id"] = user_id
+                result["created"] = times.render(created)
+                result.update(tx.totals(name, user, window, subject))
+        return result
+
+    def _list(
+        self,
+        subject: Subject,
+        count: int,
+        offset: int,
+        sort: str,
+        me: bool,
+        start: str | datetime | None,
+        end: str | datetime | None,
+        token: str | None,
+    ) -> builtins.list[str]:
+        with self._reading() as tx:
+            user = self._me(tx, me, token)
+            page = Page.of(count, offset, sort, start, end)
+            return tx.ranked_names(page, user, subject)
+
+    def _count(self, subject: Subject, me: bool, token: str | None) -> int:
+        with self._reading() as tx:
+            return tx.count_names(self._me(tx, me, token), subject)
 
     # --- usage ------------------------------------------------------------------------
 
@@ -385,12 +344,8 @@ class Registry:
             "embedding_cost": embedding_cost,
             "query_model": query_model,
         }
-
-        def work(tx: Tx) -> int:
-            user = self._caller(tx, token)
-            return tx.record([event], user, self._known_names, batch=False)
-
-        return self.store.run(work, write=True)
+        with self.prepare_usage([event], token, batch=False) as spool:
+            return self.store.run(lambda tx: tx.write(spool), write=True)
 
     def record_usage_many(
         self, events: Iterable[Mapping[str, Any]], token: str | None = None
@@ -398,17 +353,73 @@ class Registry:
         """Record a batch all-or-nothing; returns how many events were new.
 
         ``events`` may be any iterable, a generator included: it is read once,
-        in chunks, validated and staged before the write lock is taken (on
-        SQLite, in a temporary table of this connection), so a long or slow
-        input never blocks other writers; then one short transaction moves the
-        events in (see ``last_lock_seconds``). An error names the event's index.
+        in chunks, validated and spooled before the write lock is taken, so a
+        long or slow input never blocks other writers; then one short
+        transaction writes the events (see ``last_lock_seconds``). An error
+        names the event's index (`ValidationError.events`, `NotFoundError.index`).
         """
+        with self.prepare_usage(events, token) as spool:
+            self.last_lock_seconds = 0.0
+            if not spool.count:
+                return 0
+            began = time.monotonic()
+
+            def work(tx: Tx) -> int:
+                nonlocal began
+                began = time.monotonic()  # the lock is held from here (a retry: again)
+                return tx.write(spool)
+
+            written = self.store.run(work, write=True)
+            self.last_lock_seconds = time.monotonic() - began
+            return written
+
+    def prepare_usage(
+        self, events: Iterable[Any], token: str | None = None, *, batch: bool = True
+    ) -> Spool:
+        """Everything `record_usage_many` does before the write lock, as a `Spool` to hand to
+        `record_usage_groups` (close it after): the caller found, every event validated
+        (`registry.events.validated`), and every name checked registered. ``batch=False``:
+        one event, whose errors carry no index."""
         if self.readonly:
             raise StorageError(f"{self.store.where} is open read-only")
-        with self._transaction(write=False) as tx:
-            user = self._caller(tx, token)
-        written, self.last_lock_seconds = self.store.record_batch(events, user, self._known_names)
-        return written
+        user = None
+        if token is not None:
+            with self._reading() as tx:
+                user = self._caller(tx, token)
+        spool = Spool(batch=batch)
+        try:
+            for chunk in validated(events, user, times.now(), batch=batch):
+                self._known.check(chunk, self._reading, batch=batch)
+                spool.add(chunk)
+        except BaseException:
+            spool.close()
+            raise
+        return spool
+
+    def record_usage_groups(self, jobs: Sequence[Spool]) -> Outcomes:
+        """Record several prepared batches (`prepare_usage`) in ONE transaction (one commit,
+        one sync).
+
+        Each job runs in its own SAVEPOINT, so a job that fails rolls back alone and
+        its outcome is the error, while the others' outcomes are their counts written.
+        If the commit itself fails, the `StorageError` is raised: no job was written.
+        This is what lets a server share one commit between concurrent requests
+        (group commit).
+        """
+
+        def work(tx: Tx) -> Outcomes:
+            outcomes: Outcomes = []
+            for spool in jobs:
+                try:
+                    with tx.savepoint():
+                        written = tx.write(spool)
+                except RegistryError as exc:
+                    outcomes.append(exc)
+                else:
+                    outcomes.append(written)
+            return outcomes
+
+        return self.store.run(work, write=True)
 
     def usage_series(
         self,
@@ -426,46 +437,14 @@ class Registry:
         ``bucket``: hour, day, week (from Monday) or month, aligned in UTC; ``group_by``:
         any of name, model, user_id; ``names``: only these Query LLMs.
         """
-        with self._transaction(write=False) as tx:
+        with self._reading() as tx:
             user = self._me(tx, me, token)
             query = Series.of(start, end, bucket, group_by, names, query_model)
             return tx.series(query, user)
 
-    def record_usage_groups(
-        self, jobs: Sequence[tuple[Iterable[Mapping[str, Any]], str | None, bool]]
-    ) -> Outcomes:
-        """Record several independent batches in ONE transaction (one commit, one sync).
-
-        Each job is ``(events, token, batch)``; it runs in its own SAVEPOINT, so a
-        job that fails rolls back alone and its outcome is the error, while the
-        others' outcomes are their counts written. ``batch=False`` reports errors
-        as `record_usage` does (no index). If the commit itself fails, the
-        `StorageError` is raised: no job was written. This is what lets a server
-        share one commit between concurrent requests (group commit).
-        """
-
-        def work(tx: Tx) -> Outcomes:
-            outcomes: Outcomes = []
-            for events, token, batch in jobs:
-                try:
-                    with tx.savepoint():
-                        user = self._caller(tx, token)
-                        written = tx.record(events, user, self._known_names, batch=batch)
-                except RegistryError as exc:
-                    outcomes.append(exc)
-                else:
-                    outcomes.append(written)
-            return outcomes
-
-        # Run again after a conflict only when every job's events can be read twice.
-        if all(isinstance(events, list | tuple) for events, _, _ in jobs):
-            return self.store.run(work, write=True)
-        with self._transaction() as tx:
-            return work(tx)
-
     def rebuild_rollups(self) -> dict[str, int]:
         """Recompute the rollups from the usage events; how many rows each rollup has."""
-        with self._transaction() as tx:
+        with self.store.transaction(write=True) as tx:
             return tx.rebuild_rollups()
 
 
