@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, get_origin
+from typing import Any
 
 import attrs
 import rfc8785
-from cattrs.gen import make_dict_unstructure_fn, override
 
 from registry.errors import ValidationError
 from registry.hooks import Invalid, Path, class_hook, converter, error, register_rule, tagged
@@ -37,6 +36,7 @@ from registry.model import (
     TrainingTableStrategy,
     TrainingTableWeight,
     Weight,
+    normalized,
 )
 
 
@@ -197,49 +197,14 @@ def dump(llm: QueryLlm) -> dict[str, Any]:
     return body
 
 
-# --- unstructuring: the normalized form as plain JSON values ------------------------------
-
-
-def _to_list(value: tuple[str, ...]) -> list[str]:
-    return list(value)
-
-
-def _unstructure_hook(cl: Any) -> Callable[[Any], dict[str, Any]]:
-    # Normalized instances hold None for everything normalization dropped, and
-    # None is every optional field's default, so omitting defaults omits exactly
-    # those. The weight's ``type`` has a default too, but is always written.
-    if "type" in attrs.fields_dict(cl):
-        return make_dict_unstructure_fn(
-            cl, converter, _cattrs_omit_if_default=True, type=override(omit_if_default=False)
-        )
-    return make_dict_unstructure_fn(cl, converter, _cattrs_omit_if_default=True)
-
-
-def _is_tuple(tp: Any) -> bool:
-    return tp is tuple or get_origin(tp) is tuple
-
-
-converter.register_unstructure_hook_func(_is_tuple, _to_list)
-for _cl in (
-    Provider,
-    Reasoning,
-    StaticWeight,
-    TrainingTableWeight,
-    StaticStrategy,
-    TrainingTableStrategy,
-    QueryLlm,  # last: its function binds the hooks above
-):
-    converter.register_unstructure_hook(_cl, _unstructure_hook(_cl))
-
-
 def unstructure(llm: QueryLlm) -> dict[str, Any]:
     """The normalized form of ``llm`` as JSON-ready values (no names)."""
-    return converter.unstructure(llm, QueryLlm)  # type: ignore[no-any-return]
+    return normalized(llm)
 
 
 def unstructure_strategy(weight: Strategy) -> dict[str, Any]:
     """A Query Model's normalized weight strategy as JSON-ready values."""
-    return converter.unstructure(weight, type(weight))  # type: ignore[no-any-return]
+    return normalized(weight)
 
 
 # --- Query Models (QUERY_MODEL.md) ---------------------------------------------------------

@@ -1,7 +1,7 @@
 """The Query LLM domain model: spec sections 2 and 3, one field per line.
 
 Each field carries its rule in ``Annotated`` metadata (its range, its allowed
-values, the default that normalization drops); `registry._convert` reads the
+values, the default that normalization drops); `registry.hooks` reads the
 metadata to validate and normalize wire JSON. An instance is always in
 normalized form: dropped defaults are ``None``, sets are sorted tuples.
 """
@@ -9,8 +9,9 @@ normalized form: dropped defaults are ``None``, sets are sorted tuples.
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Annotated, Literal, get_type_hints
+from typing import Annotated, Any, Literal, get_type_hints
 
+import attrs
 from attrs import field, fields, frozen
 
 from registry.naming import Names, model_names, names
@@ -37,7 +38,22 @@ ProviderSort = Literal["price", "throughput", "latency"]
 Quantization = Literal["int4", "int8", "fp4", "fp6", "fp8", "fp16", "bf16", "fp32", "unknown"]
 
 
-# --- field rules (read by registry._convert) ---------------------------------
+def normalized(instance: Any) -> dict[str, Any]:
+    """A model instance (always in normalized form) as JSON-ready values: every field
+    that normalization dropped (None) left out, tuples as lists, nested objects too.
+    This is the form that is hashed (`registry.naming`), stored and returned."""
+    return attrs.asdict(instance, filter=_kept, value_serializer=_as_json)
+
+
+def _kept(attribute: attrs.Attribute[Any], value: Any) -> bool:
+    return value is not None
+
+
+def _as_json(instance: Any, attribute: attrs.Attribute[Any] | None, value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+# --- field rules (read by registry.hooks) ------------------------------------
 
 
 @frozen
@@ -166,13 +182,10 @@ class QueryLlm:
     models: Annotated[tuple[str, ...] | None, Strings("first", identifiers=True)] = None
     weight: Weight
 
-    # The names are derived from the normalized form (spec section 4); the
-    # converter that writes that form imports this module, hence the late import.
+    # The names are derived from the normalized form (spec section 4).
     @cached_property
     def _names(self) -> Names:
-        from registry._convert import unstructure  # noqa: PLC0415 - see above
-
-        return names(unstructure(self))
+        return names(normalized(self))
 
     @property
     def canonical(self) -> bytes:
@@ -236,12 +249,10 @@ class QueryModel:
 
     @cached_property
     def _names(self) -> Names:
-        from registry._convert import unstructure_strategy  # noqa: PLC0415 - as for QueryLlm
-
         return model_names(
             [m.name for m in self.models],
             [m.training_table_name for m in self.models],
-            unstructure_strategy(self.weight),
+            normalized(self.weight),
         )
 
     @property
