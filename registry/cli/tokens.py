@@ -1,0 +1,33 @@
+"""Bearer tokens: create and revoke."""
+
+from __future__ import annotations
+
+import click
+
+from registry import times
+from registry.cli.options import emit, open_registry, registry_options
+
+
+@click.group()
+def token() -> None:
+    """Create and revoke bearer tokens."""
+
+
+@token.command(name="create")
+@click.argument("user_id")
+@registry_options()
+@click.pass_context
+def token_create(ctx: click.Context, user_id: str, db: str | None, timeout: float) -> None:
+    """Create a token for USER_ID. It is printed once: store it now."""
+    secret = open_registry(ctx, db, False, timeout).create_token(user_id)
+    emit({"user_id": user_id, "token": secret})
+
+
+@token.command(name="revoke")
+@click.argument("secret", metavar="TOKEN")
+@registry_options()
+@click.pass_context
+def token_revoke(ctx: click.Context, secret: str, db: str | None, timeout: float) -> None:
+    """Revoke TOKEN: from now on it is refused everywhere."""
+    open_registry(ctx, db, False, timeout).revoke_token(secret)
+    emit({"revoked": True, "at": times.render(times.now())})
