@@ -26,7 +26,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from registry.http import app, openapi
+from registry.http import openapi, wire
 from registry.http.app import ROUTES
 from registry.registry import Registry
 
@@ -127,4 +127,4 @@ _VALUES = st.recursive(
 @settings(max_examples=300, deadline=None)
 @given(_VALUES)
 def test_render_fast_path_writes_the_exact_text(value: Any) -> None:
-    assert app.render(value) == app._render_exact(value)
+    assert wire.render(value) == wire._render_exact(value)

@@ -1,0 +1,270 @@
+"""The endpoints: each translates a request into one `Registry` call and its answer into
+a response (`registry.http.wire`); the registry's own rules and errors do all checking.
+
+Reads and registrations are plain ``def`` endpoints (Starlette runs them in its thread
+pool) or answered on the event loop where that is cheaper (a read of one name from a
+local file); ``POST /usage`` validates in a worker thread and waits for the writer.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from typing import IO, Any
+
+from attrs import frozen
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from registry.errors import AuthorizationError, NotFoundError, ValidationError
+from registry.events import EventLines, read_body
+from registry.http.service import service
+from registry.http.wire import (
+    JSON,
+    NDJSON,
+    JsonResponse,
+    Query,
+    bearer,
+    error_response,
+    expect,
+    media_type,
+    parse_json,
+    window,
+)
+from registry.model import QueryLlm, QueryModel
+from registry.query import Window
+from registry.registry import Registry
+from registry.render import dashboard
+from registry.series import Series
+
+SPOOL_IN_MEMORY = 8 * 1024 * 1024  # a JSON Lines upload past this goes to a temporary file
+
+
+@frozen
+class Calls:
+    """The four `Registry` methods a collection's routes call (``Registry.get``...)."""
+
+    register: Callable[..., QueryLlm | QueryModel]
+    get: Callable[..., dict[str, Any]]
+    list: Callable[..., list[str]]
+    count: Callable[..., int]
+
+
+QUERY_LLMS = Calls(Registry.register, Registry.get, Registry.list, Registry.count)
+QUERY_MODELS = Calls(
+    Registry.register_model, Registry.get_model, Registry.list_models, Registry.count_models
+)
+
+
+def collection(prefix: str, calls: Calls) -> list[BaseRoute]:
+    """The routes of a collection (``/query_llms``...), each one call of ``calls``."""
+
+    async def register_one(request: Request) -> Response:
+        expect(request, JSON)
+        token = bearer(request)
+        fields = window(request)
+        body = parse_json(await request.body())
+        if fields["metadata"]:  # refuse a bad query before anything is written
+            Window.of(fields["start"], fields["end"])
+            if fields["me"] and token is None:
+                raise AuthorizationError("me=true needs a token")
+
+        def work() -> dict[str, Any]:
+            reg = service(request).registry()
+            name = calls.register(reg, body, token=token).name
+            return calls.get(reg, name, token=token, **fields)
+
+        return JsonResponse(await run_in_threadpool(work))
+
+    # On a file, on the event loop, not in the thread pool: a read answered from the
+    # rollups takes about 0.2 ms, less than the hop to a worker thread and back costs the
+    # loop (profiled under wrk: the hop, not SQLite, held GET to 0.35x /health). WAL
+    # readers never wait for the writer, so this does not stall the loop behind a write.
+    # On PostgreSQL the read waits on the network: it goes to the thread pool.
+    async def get_one(request: Request) -> Response:
+        token = bearer(request)
+        fields = window(request)
+        name = request.path_params.get("name", "")
+        shared = service(request)
+
+        def work() -> dict[str, Any]:
+            return calls.get(shared.registry(), name, token=token, **fields)
+
+        return JsonResponse(work() if shared.reads_inline else await run_in_threadpool(work))
+
+    def list_names(request: Request) -> Response:
+        token = bearer(request)
+        query = Query(request)
+        start, end = query.time("from"), query.time("to")
+        page = {
+            "count": query.integer("count", 100),
+            "offset": query.integer("offset", 0),
+            "sort": query.text("sort", "created"),
+            "me": query.flag("me"),
+            "start": start,
+            "end": end,
+        }
+        query.check(start, end)
+        reg = service(request).registry()
+        return JsonResponse({"data": calls.list(reg, token=token, **page)})
+
+    def count_names(request: Request) -> Response:
+        token = bearer(request)
+        query = Query(request)
+        me = query.flag("me")
+        query.check()
+        return JsonResponse({"count": calls.count(service(request).registry(), me, token)})
+
+    return [
+        Route(f"{prefix}/count", count_names, methods=["GET"]),  # before {name}: first match wins
+        Route(f"{prefix}/{{name}}", get_one, methods=["GET"]),
+        Route(f"{prefix}/", get_one, methods=["GET"]),  # an empty name: 400 at /name, not a 404
+        Route(prefix, register_one, methods=["POST"]),
+        Route(prefix, list_names, methods=["GET"]),
+    ]
+
+
+async def _spool(request: Request) -> IO[bytes]:
+    """The body in a temporary file (in memory while small): never whole in memory."""
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115 - returned
+    try:
+        async for chunk in request.stream():
+            spool.write(chunk)
+    except BaseException:
+        spool.close()
+        raise
+    spool.seek(0)
+    return spool
+
+
+async def record_usage(request: Request) -> Response:
+    """One event object, a JSON array of events, or JSON Lines: one group-committed job.
+
+    The body is read, parsed and validated in a worker thread (`Registry.prepare_usage`),
+    outside any transaction; the writer is handed only the validated rows."""
+    token = bearer(request)
+    expect(request, JSON, NDJSON)
+    svc = service(request)
+    if media_type(request) == NDJSON:
+        with await _spool(request) as spool:
+            lines = EventLines(spool)
+            try:
+                prepared = await run_in_threadpool(
+                    lambda: svc.registry().prepare_usage(lines, token)
+                )
+            except NotFoundError as exc:
+                where = f"/{lines.line_of(exc.index)}" if exc.index is not None else ""
+                return _unregistered(exc, where)
+            except ValidationError as exc:
+                raise exc.located(lambda index: f"/{lines.line_of(index)}") from None
+    else:
+        data = await request.body()
+        typed = read_body(data)  # as JSON Lines are read: typed where it can be, else JSON
+        body = parse_json(data) if typed is None else typed
+        if isinstance(body, list):
+            events, batch = body, True
+        elif isinstance(body, dict) or typed is not None:
+            events, batch = [body], False
+        else:
+            raise ValidationError.one("", "must be a usage event object or an array of them")
+        try:
+            prepared = await run_in_threadpool(
+                lambda: svc.registry().prepare_usage(events, token, batch=batch)
+            )
+        except NotFoundError as exc:
+            return _unregistered(exc, f"/{exc.index}" if exc.index is not None else "")
+    with prepared:
+        written = await svc.writer.record(prepared)
+    return JsonResponse({"written": written})
+
+
+def _lists(query: Query, key: str, *, commas: bool = False) -> list[str] | None:
+    """A list field in the forms clients send: ``key=a&key=b``, ``key[]=a`` and, where
+    ``commas``, ``key=a,b``; None when absent (empty values are dropped, as elsewhere)."""
+    values = [*query.fields.getlist(key), *query.fields.getlist(f"{key}[]")]
+    if commas:
+        values = [part.strip() for value in values for part in value.split(",")]
+    values = [value for value in values if value]
+    return values or None
+
+
+def usage_series(request: Request) -> Response:
+    """``GET /usage``: usage per bucket and group (USAGE_SERIES.md); the library checks it."""
+    token = bearer(request)
+    query = Query(request)
+    start, end = query.time("from"), query.time("to")
+    fields: dict[str, Any] = {
+        "bucket": query.text("bucket", "day"),
+        "group_by": _lists(query, "group_by", commas=True) or (),
+        "names": _lists(query, "name"),
+        "query_model": query.text("query_model"),
+        "me": query.flag("me"),
+    }
+    if query.problems:  # a bad time field: list the library's problems with the rest too
+        seen = {path for path, _ in query.problems}
+        try:
+            placeholder = "1970-01-01T00:00:00Z" if "/from" in seen else None  # refused already
+            Series.of(start or placeholder, end, **fields_of_query(fields))
+        except ValidationError as exc:
+            query.problems.extend(e for e in exc.errors if e[0] not in seen)
+        query.check()
+    reg = service(request).registry()
+    # An absent `from` goes through too: the library says it is required.
+    window: dict[str, Any] = {"start": start, "end": end}
+    return JsonResponse({"data": reg.usage_series(**window, token=token, **fields)})
+
+
+def fields_of_query(fields: dict[str, Any]) -> dict[str, Any]:
+    """The fields `Series.of` checks (``me`` is the registry's: it needs the caller)."""
+    return {k: v for k, v in fields.items() if k != "me"}
+
+
+# The dashboard runs only its own inline script and style, and loads nothing else.
+DASHBOARD_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline';"
+        " img-src data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def wants_json(request: Request) -> bool:
+    """``?format=json``, or an Accept header preferring JSON to HTML (browsers put HTML first)."""
+    chosen = request.query_params.get("format", "")
+    if chosen:
+        return chosen == "json"
+    accept = [
+        part.partition(";")[0].strip().lower()
+        for part in request.headers.get("accept", "").split(",")
+    ]
+    if "application/json" not in accept:
+        return False
+    return "text/html" not in accept or accept.index("application/json") < accept.index("text/html")
+
+
+def home(request: Request) -> Response:
+    """``GET /``: the dashboard, as an anonymous caller sees the registry; or the same as JSON."""
+    reg = service(request).registry()
+    if wants_json(request):
+        return JsonResponse(dashboard.data(reg, request.query_params), headers=DASHBOARD_HEADERS)
+    return HTMLResponse(dashboard.page(reg, request.query_params), headers=DASHBOARD_HEADERS)
+
+
+def _unregistered(exc: NotFoundError, where: str) -> Response:
+    """An unknown name inside a body is the body's fault: 400 at its path (404 is for URLs)."""
+    path, message = f"{where}/name", f"no Query LLM named {exc.name} is registered"
+    return error_response(
+        400, f"{path}: {message}", [(path, message)], kind="not_found_error", name=exc.name
+    )
+
+
+async def health(request: Request) -> Response:
+    return JsonResponse({"status": "ok"})
+
+
+async def openapi_json(request: Request) -> Response:
+    return JsonResponse(request.app.state.openapi)
