@@ -37,15 +37,14 @@ from typing import Any
 import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "bench")]
-
-from pg import scratch  # noqa: E402
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 import bench as lite  # noqa: E402  (bench.py: the SQLite measurements and their SQL)
 import registry  # noqa: E402
 from registry import times  # noqa: E402
 from registry.events import validated  # noqa: E402
 from registry.model import AMOUNTS  # noqa: E402
+from tests.support.pg import scratch  # noqa: E402
 
 HOUR = lite.HOUR
 DAY = 24 * HOUR

@@ -40,14 +40,13 @@ from typing import Any
 import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-
-from pg import scratch  # noqa: E402
+sys.path[:0] = [str(ROOT)]
 
 from registry import times  # noqa: E402
 from registry.model import AMOUNTS  # noqa: E402
 from registry.registry import Registry  # noqa: E402
 from registry.store.sql import INSERT_EVENT  # noqa: E402
+from tests.support.pg import scratch  # noqa: E402
 
 HOUR = 3_600_000_000
 Row = tuple[Any, ...]

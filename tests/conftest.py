@@ -4,58 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import re
-import signal
-import sqlite3
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
-from sqlite_utils import Database
 
 import registry
-from registry.client import Client
 from registry.registry import Registry
-
-ROOT = Path(__file__).resolve().parent.parent
-# The spec's worked examples live beside the repository (../shared/spec); a
-# copy is kept in tests/fixtures so a clean clone tests the same vectors.
-VECTORS = ROOT / "tests" / "fixtures" / "vectors.json"
-
-
-# The six amounts of a usage event and the counters of spec 5, as the spec lists them.
-AMOUNTS = (
-    "chat_completion_tokens",
-    "chat_prompt_tokens",
-    "chat_cost",
-    "embedding_completion_tokens",
-    "embedding_prompt_tokens",
-    "embedding_cost",
-)
-COUNTERS = ("requests", *AMOUNTS)
-# The counters of a Query LLM with no usage in range.
-ZERO_METADATA = dict.fromkeys(COUNTERS, 0)
-
-
-def load_vectors() -> dict[str, Any]:
-    return json.loads(VECTORS.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
-
-
-def body(**changes: Any) -> dict[str, Any]:
-    """A small valid Query LLM body, with ``changes`` applied."""
-    result: dict[str, Any] = {
-        "id": "openai/gpt-4o",
-        "mode": "generate",
-        "weight": {"type": "static", "weight": 1},
-    }
-    result.update(changes)
-    return result
+from tests.support.data import body
+from tests.support.servers import AdminClient, Servers
 
 
 @pytest.fixture
@@ -130,7 +90,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 # --- running in parallel (pytest-xdist: `make test` runs ``pytest -n``) ---------------------
 #
 # Each worker is a process with its own session fixtures: its own server zygote, its own
-# PostgreSQL (tests/pg.py), its own tmp_path_factory folder. What they share is the
+# PostgreSQL (tests/support/pg.py), its own tmp_path_factory folder. What they share is the
 # machine: a test run beside others is slower by a varying amount.
 
 # No hypothesis deadline anywhere: a deadline measures the machine's load, not the code
@@ -217,90 +177,6 @@ def surface(request: pytest.FixtureRequest) -> str:
     return str(getattr(request, "param", "library"))
 
 
-class Servers:
-    """Real server processes, forked from one pre-imported parent, one per test.
-
-    The next test's server is started (and its fresh file migrated) while the
-    current test runs, so a test rarely waits for one.
-    """
-
-    def __init__(self, where: Path) -> None:
-        self._where = where
-        self._log = (where / "servers.log").open("ab")
-        self._zygote = subprocess.Popen(
-            [sys.executable, str(ROOT / "tests" / "http_zygote.py")],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._log,
-            cwd=ROOT,
-            text=True,
-        )
-        self._started = 0
-        self._next: tuple[int, str, Path] | None = None
-
-    def _spawn(self) -> tuple[int, str, Path]:
-        assert self._zygote.stdin is not None
-        assert self._zygote.stdout is not None
-        self._started += 1
-        folder = self._where / f"s{self._started}"
-        folder.mkdir()
-        path = folder / "registry.db"
-        self._zygote.stdin.write(f"{path}\n")
-        self._zygote.stdin.flush()
-        pid, port = self._zygote.stdout.readline().split()
-        return int(pid), f"http://127.0.0.1:{port}", path
-
-    def take(self) -> tuple[int, str, Path]:
-        """A server on a fresh file: its pid, base URL and file."""
-        ready = self._next or self._spawn()
-        self._next = self._spawn()
-        return ready
-
-    @staticmethod
-    def stop(pid: int) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-
-    def close(self) -> None:
-        if self._next is not None:
-            self.stop(self._next[0])
-        self._zygote.terminate()
-        self._zygote.wait()
-        self._log.close()
-
-
-class AdminClient(Client):
-    """A `Client` plus the library-only token commands, run on the served file directly.
-
-    Tokens are created and revoked only through the library and the command line,
-    never over HTTP; the behaviour tests need them on both surfaces.
-    """
-
-    def __init__(self, url: str, path: Path) -> None:
-        super().__init__(url)
-        self.path = path
-        self.health()  # the server has created and migrated the file: now look at it
-        # The tests' window on the file the server writes, as `Registry.db` is on the
-        # library side; autocommit, so it never holds a lock the server waits for.
-        self.db = Database(sqlite3.connect(path, isolation_level=None))
-
-    def close(self) -> None:
-        self.db.close()
-        super().close()
-
-    def rebuild_rollups(self) -> dict[str, int]:
-        with Registry(self.path) as admin:
-            return admin.rebuild_rollups()
-
-    def create_token(self, user_id: str) -> str:
-        with Registry(self.path) as admin:
-            return admin.create_token(user_id)
-
-    def revoke_token(self, token: str) -> None:
-        with Registry(self.path) as admin:
-            admin.revoke_token(token)
-
-
 @pytest.fixture(scope="session")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
     started = Servers(tmp_path_factory.mktemp("servers"))
@@ -344,7 +220,7 @@ def filled(db_path: Path) -> tuple[Path, str, str]:
 
 
 # A real PostgreSQL, per session: the `postgres` and `pg_location` fixtures.
-from pg import Postgres, pg_location, postgres, report_header  # noqa: E402, F401
+from tests.support.pg import Postgres, pg_location, postgres, report_header  # noqa: E402, F401
 
 
 def pytest_report_header() -> str:
