@@ -51,7 +51,7 @@ def parse(value: Any) -> int:
 
     The usual shape, ``YYYY-MM-DDTHH:MM:SS[.fraction]`` with ``Z`` or ``+hh:mm``, is read
     from the cached parse of its hour; everything else, errors included, goes to
-    `parse_reference`, which this always agrees with (tests/test_fast_parse.py).
+    `parse_reference`, which this always agrees with (a property test holds them together).
     """
     if value.__class__ is str:
         usual = _USUAL.fullmatch(value)
