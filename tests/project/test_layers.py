@@ -1,0 +1,120 @@
+"""The layers of docs/architecture.md, read from the code's own imports: rules import only
+rules, the two databases' packages never import each other, stores apply no rule of
+events, and no surface imports a database's package."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.data import ROOT
+
+PACKAGE = ROOT / "registry"
+# The rules layer: the modules at the top of the package that hold no SQL and no surface.
+RULES = {
+    "errors",
+    "model",
+    "naming",
+    "times",
+    "ids",
+    "credits",
+    "hooks",
+    "_convert",
+    "events",
+    "query",
+    "series",
+    "auth",
+    "location",
+    "schema",
+    "api",
+}
+SURFACES = (
+    "registry.registry",
+    "registry.client",
+    "registry.copy",
+    "registry.cli",
+    "registry.http",
+)
+BACKENDS = ("registry.store.sqlite", "registry.store.postgres")
+
+
+def module_of(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports(path: Path) -> Iterator[str]:
+    """Every module ``path`` imports (at any depth of its code: late imports too)."""
+    here = module_of(path)
+    package = here if path.name == "__init__.py" else here.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                base = f"{parent}.{base}" if base else parent
+            yield base
+            yield from (f"{base}.{alias.name}" for alias in node.names)
+
+
+MODULES = {module_of(path): path for path in PACKAGE.rglob("*.py")}
+
+
+def under(name: str, prefixes: tuple[str, ...]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+@pytest.mark.parametrize("module", sorted(f"registry.{m}" for m in RULES))
+def test_rules_import_only_rules(module: str) -> None:
+    allowed = tuple(f"registry.{m}" for m in RULES)
+    found = {
+        name
+        for name in imports(MODULES[module])
+        if name.startswith("registry.") and not under(name, allowed)
+    }
+    assert found == set()
+
+
+@pytest.mark.parametrize(("package", "other"), [BACKENDS, BACKENDS[::-1]])
+def test_the_two_databases_never_import_each_other(package: str, other: str) -> None:
+    for module, path in MODULES.items():
+        if under(module, (package,)):
+            assert not any(under(name, (other,)) for name in imports(path)), module
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if under(m, SURFACES)))
+def test_no_surface_imports_a_database_package(module: str) -> None:
+    assert not any(under(name, BACKENDS) for name in imports(MODULES[module]))
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if under(m, ("registry.store",))))
+def test_stores_apply_no_rule_of_events(module: str) -> None:
+    """Stores receive validated rows: they never call the field rules or the event reader."""
+    rules = ("registry.hooks", "registry.events.row_of", "registry.events.validated")
+    assert not any(under(name, rules) for name in imports(MODULES[module]))
+
+
+def test_the_postgresql_transaction_is_no_sqlite_transaction() -> None:
+    tree = ast.parse((PACKAGE / "store" / "postgres" / "tx.py").read_text(encoding="utf-8"))
+    (cls,) = (n for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.name == "PostgresTx")
+    assert [ast.unparse(base) for base in cls.bases] == ["SqlTx"]
+
+
+def test_the_measures_are_defined_once() -> None:
+    """Sorts, chart metrics and the OpenAPI document are made from `query.MEASURES`."""
+    from registry.http import openapi
+    from registry.http.app import ROUTES
+    from registry.query import MAX_PAGE, MEASURES, SORTS
+    from registry.render import text
+
+    assert ("created", *MEASURES) == SORTS
+    assert set(text.METRICS) <= set(MEASURES)
+    operation = openapi.document(ROUTES)["paths"]["/query_models"]["get"]
+    page = {p["name"]: p["schema"] for p in operation["parameters"]}
+    assert page["sort"]["enum"] == list(SORTS)
+    assert page["count"]["maximum"] == MAX_PAGE
