@@ -268,3 +268,74 @@ def m003_query_models(db: Database) -> None:
             embedding_cost / 1e9 AS embedding_cost, query_model
         FROM usage_events""",
     )
+
+
+# Exact decimal text of an integer of nano-credits (0.0125, 12, 0): SQLite has no decimal
+# type, and a float (x / 1e9) is not exact past 15 or 16 digits.
+_EXACT = (
+    "rtrim(rtrim(CAST({0} / 1000000000 AS TEXT) || '.'"
+    " || substr('000000000' || ({0} % 1000000000), -9), '0'), '.')"
+)
+
+
+@migrations()
+def m005_exact_views(db: Database) -> None:
+    """Views for tools such as Datasette: beside every cost in credits (a float, handy for
+    charts), its exact integer of nano-credits (``*_cost_nano``); and ``usage_daily``,
+    spend per day, user, Query LLM and Query Model, its cost exact (``cost_nano``, and
+    ``cost_exact`` as decimal text)."""
+    costs = ("chat_cost", "embedding_cost")
+    tokens = (
+        "chat_completion_tokens",
+        "chat_prompt_tokens",
+        "embedding_completion_tokens",
+        "embedding_prompt_tokens",
+    )
+    stats = [
+        "COALESCE(SUM(t.requests), 0) AS requests",
+        *(f"COALESCE(SUM(t.{a}), 0) AS {a}" for a in tokens[:2]),
+        "COALESCE(SUM(t.chat_cost), 0) / 1e9 AS chat_cost",
+        *(f"COALESCE(SUM(t.{a}), 0) AS {a}" for a in tokens[2:]),
+        "COALESCE(SUM(t.embedding_cost), 0) / 1e9 AS embedding_cost",
+        *(f"COALESCE(SUM(t.{c}), 0) AS {c}_nano" for c in costs),
+    ]
+    cost = "SUM(u.chat_cost + u.embedding_cost)"
+    _run(
+        db,
+        "DROP VIEW usage_events_rfc3339",
+        "DROP VIEW query_llm_stats",
+        "DROP VIEW query_model_stats",
+        f"""
+        CREATE VIEW usage_events_rfc3339 AS
+        SELECT id, name, user_id, {_RFC3339.format("at")} AS at, request_id,
+            chat_completion_tokens, chat_prompt_tokens, chat_cost / 1e9 AS chat_cost,
+            embedding_completion_tokens, embedding_prompt_tokens,
+            embedding_cost / 1e9 AS embedding_cost, query_model,
+            chat_cost AS chat_cost_nano, embedding_cost AS embedding_cost_nano
+        FROM usage_events""",
+        f"""
+        CREATE VIEW query_llm_stats AS
+        SELECT q.name, q.model, q.mode, q.weight_type, q.training_table_name, q.user_id,
+            {_RFC3339.format("q.created")} AS created, {", ".join(stats)}
+        FROM query_llms q LEFT JOIN usage_totals t ON t.name = q.name
+        GROUP BY q.name""",
+        f"""
+        CREATE VIEW query_model_stats AS
+        SELECT m.name, m.weight_type, m.training_table_name, m.members, m.user_id,
+            {_RFC3339.format("m.created")} AS created, {", ".join(stats)}
+        FROM query_models m LEFT JOIN usage_totals t ON t.query_model = m.name
+        GROUP BY m.name""",
+        # From the hourly rollup: a day costs 24 rows per group, whatever its events.
+        f"""
+        CREATE VIEW usage_daily AS
+        SELECT strftime('%Y-%m-%d', u.hour / 1000000, 'unixepoch') AS day,
+            NULLIF(u.user_id, '') AS user_id, u.name, q.model, q.mode,
+            NULLIF(u.query_model, '') AS query_model,
+            SUM(u.requests) AS requests,
+            SUM(u.chat_prompt_tokens + u.embedding_prompt_tokens) AS prompt_tokens,
+            SUM(u.chat_completion_tokens + u.embedding_completion_tokens) AS completion_tokens,
+            SUM({" + ".join(f"u.{a}" for a in tokens)}) AS tokens,
+            {cost} / 1e9 AS cost, {cost} AS cost_nano, {_EXACT.format(cost)} AS cost_exact
+        FROM usage_hourly u JOIN query_llms q ON q.name = u.name
+        GROUP BY 1, 2, 3, 4, 5, 6""",
+    )

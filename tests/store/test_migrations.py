@@ -23,7 +23,7 @@ MIGRATION_SET = migration_set().name
 
 SNAPSHOT = ROOT / "tests" / "fixtures" / "schema.sql"
 SQLITE_UTILS = Path(sys.executable).with_name("sqlite-utils")
-MIGRATIONS = ["m001_initial", "m002_rollups", "m003_query_models"]
+MIGRATIONS = ["m001_initial", "m002_rollups", "m003_query_models", "m005_exact_views"]
 # Set QLLM_UPDATE_SCHEMA=1 to rewrite the snapshot after adding a migration, then review it.
 UPDATE = os.environ.get("QLLM_UPDATE_SCHEMA") == "1"
 
@@ -104,7 +104,7 @@ def test_schema_matches_the_snapshot(db_path: Path) -> None:
 
 
 def test_snapshot_lists_every_object() -> None:
-    """The snapshot holds the eight tables, twelve indexes and four views of the schema."""
+    """The snapshot holds the eight tables, twelve indexes and five views of the schema."""
     lines = SNAPSHOT.read_text(encoding="utf-8").splitlines()
     heads = sorted(" ".join(line.split()[:3]).rstrip("(") for line in lines)
     assert heads == [
@@ -131,6 +131,7 @@ def test_snapshot_lists_every_object() -> None:
         "CREATE VIEW query_llm_stats",
         "CREATE VIEW query_model_member_llms",
         "CREATE VIEW query_model_stats",
+        "CREATE VIEW usage_daily",
         "CREATE VIEW usage_events_rfc3339",
     ]
 
@@ -251,6 +252,8 @@ def test_usage_events_rfc3339_view(reg: Registry) -> None:
             "embedding_prompt_tokens": 0,
             "embedding_cost": 2.5,
             "query_model": None,
+            "chat_cost_nano": 7,
+            "embedding_cost_nano": 2_500_000_000,
         },
         {
             "id": 2,
@@ -265,6 +268,8 @@ def test_usage_events_rfc3339_view(reg: Registry) -> None:
             "embedding_prompt_tokens": 0,
             "embedding_cost": 0.0,
             "query_model": None,
+            "chat_cost_nano": 0,
+            "embedding_cost_nano": 0,
         },
     ]
 
@@ -300,6 +305,8 @@ def test_query_llm_stats_view(reg: Registry) -> None:
         "embedding_completion_tokens": 10,
         "embedding_prompt_tokens": 0,
         "embedding_cost": 0.0,
+        "chat_cost_nano": 1_000_000_000,  # exactly one credit, where the float is not
+        "embedding_cost_nano": 0,
     }
     assert stats[unused.name]["requests"] == 0
     assert stats[unused.name]["mode"] == "select_thinking"
