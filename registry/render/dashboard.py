@@ -222,7 +222,7 @@ def usage(
     """The charts, the note on partial buckets, the legend of groups and the series' CSV:
     everything about usage over time; shared by every page."""
     slots = charts.Slots.of(series, names)
-    keys = list(query.group_by)
+    keys = [k for k in buckets.GROUPS if k in query.group_by]  # in the results' order
     by = ", ".join(GROUP_NAMES.get(k, k) for k in keys)
     parts = []
     for kind in KINDS:

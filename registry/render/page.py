@@ -11,6 +11,7 @@ is shown in a text input instead, so nothing typed is lost.
 from __future__ import annotations
 
 import re
+from datetime import date
 from collections.abc import Mapping, Sequence
 from html import escape
 from urllib.parse import urlencode
@@ -82,8 +83,17 @@ def _bad(flag: bool) -> str:
     return ' aria-invalid="true" class="bad"' if flag else ""
 
 
+def _is_date(value: str) -> bool:
+    """Whether a date input can hold ``value``: it empties one that is no real day."""
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return False
+    return bool(DATE.fullmatch(value))
+
+
 def _time_input(name: str, label: str, value: str, bad: bool) -> str:
-    kind = "date" if not value or DATE.fullmatch(value) else "text"
+    kind = "date" if not value or _is_date(value) else "text"
     invalid = _bad(bad)
     return (
         f'<label>{escape(label)} <input type="{kind}" name="{name}" id="field-{name}"'
