@@ -11,8 +11,8 @@ is shown in a text input instead, so nothing typed is lost.
 from __future__ import annotations
 
 import re
-from datetime import date
 from collections.abc import Mapping, Sequence
+from datetime import date
 from html import escape
 from urllib.parse import urlencode
 

@@ -165,10 +165,8 @@ def chart(
     if clipped:
         lines.append("")
         for b, _ in clipped:
-            note = (
-                f"  * partial {bucket}: the window holds only {b['start'][:16]} to"
-                f" {b['end'][:16]} UTC of it"
-            )
+            held = f"{b['start'][:10]} {b['start'][11:16]} to {b['end'][:10]} {b['end'][11:16]}"
+            note = f"  * partial {bucket}: the window holds {held} of it"
             lines.append(note[:width])
     return "\n".join(line.rstrip() for line in lines)
 
