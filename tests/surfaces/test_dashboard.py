@@ -22,7 +22,7 @@ from registry.render import charts, dashboard, labels, numbers, tables
 from registry.render.page import Form
 from tests.support.browser import browser, chromium
 from tests.support.cli import run
-from tests.support.data import ROOT, body
+from tests.support.data import AMOUNTS, ROOT, body
 from tests.support.servers import Servers
 
 STATIC = {"type": "static"}
@@ -327,6 +327,17 @@ def _shown(value: Decimal | int, cell: Mapping[str, str]) -> None:
     assert cell["value"] == numbers.exact(value), cell
 
 
+def _sum(data: Sequence[Mapping[str, Any]], keep: Any) -> dict[str, Any]:
+    """The counters of a series' results that ``keep`` keeps, added up."""
+    total: dict[str, Any] = {}
+    for bucket in data:
+        for row in bucket["results"]:
+            if keep(row):
+                for key in ("requests", *AMOUNTS):
+                    total[key] = total.get(key, 0) + row[key]
+    return total
+
+
 def _check_usage_cells(cells: Sequence[Mapping[str, str]], counters: Mapping[str, Any]) -> None:
     _shown(int(counters["requests"]), cells[0])
     _shown(int(measure(counters, "tokens")), cells[1])
@@ -381,7 +392,7 @@ def test_every_number_equals_the_librarys(
     reg, made, url = live
     visit = Visit(chrome, url + "/" + GROUPED, width)
     try:
-        at = {"start": WINDOW["from"], "end": WINDOW["to"]}
+        at: dict[str, Any] = {"start": WINDOW["from"], "end": WINDOW["to"]}
         series = reg.usage_series(WINDOW["from"], WINDOW["to"], group_by=["user_id"])
         # The charts: a bar per bucket, a segment per user, each its exact value.
         for kind in ("cost", "requests"):
@@ -408,11 +419,9 @@ def test_every_number_equals_the_librarys(
         groups = {row[0]["text"]: row[1:] for row in visit.rows("groups")}
         users = {None: "(no user)", "alice": "alice"} | {u: u for u in (HOSTILE_USER, FORMULA_USER)}
         assert set(groups) == set(users.values())
+        monthly = reg.usage_series(**at, bucket="month", group_by=["user_id"])
         for user, shown in users.items():
-            counters = dashboard.window.summed(
-                [{"results": [r for b in series for r in b["results"] if r["user_id"] == user]}]
-            )
-            _check_usage_cells(groups[shown], counters)
+            _check_usage_cells(groups[shown], _sum(monthly, lambda r, u=user: r["user_id"] == u))
         # The Query LLMs and Query Models: their statistics over the window.
         llms = visit.rows("query-llms")
         assert {row[0]["row"] for row in llms} == set(made["names"])
@@ -429,10 +438,9 @@ def test_every_number_equals_the_librarys(
             assert row[0]["title"] == labels.model(got)
             _shown(len(got["models"]), row[1])
             _check_usage_cells(row[3:], got)
-        everything = reg.usage_series(WINDOW["from"], WINDOW["to"], bucket="month")
-        total = dashboard.window.summed(everything)
-        assert visit.page.get_attribute("#total-requests", "data-value") == str(total["requests"])
-        assert visit.page.inner_text("#total-cost") == numbers.shown(measure(total, "cost"))
+        whole = _sum(reg.usage_series(**at, bucket="month"), lambda r: True)
+        assert visit.page.get_attribute("#total-requests", "data-value") == str(whole["requests"])
+        assert visit.page.inner_text("#total-cost") == numbers.shown(measure(whole, "cost"))
         # Costs line up on their decimal point.
         points = visit.page.eval_on_selector_all(
             "#query-llms td.num[title] .f",
@@ -449,7 +457,7 @@ def test_links_lead_to_each_items_page(
 ) -> None:
     reg, _, url = live
     visit = Visit(chrome, url + "/" + QUERY, 1280)
-    at = {"start": WINDOW["from"], "end": WINDOW["to"]}
+    at: dict[str, Any] = {"start": WINDOW["from"], "end": WINDOW["to"]}
     try:
         for table, read, title in (
             ("query-llms", reg.get, labels.llm),
