@@ -5,6 +5,7 @@ answer to the same query on the same file."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import urllib.parse
@@ -380,6 +381,16 @@ def test_no_horizontal_overflow_and_long_ids_stay_in_their_box(
             )
             assert set(sizes) <= {"12px", "13px"}
             assert visit.page.locator("svg[preserveAspectRatio]").count() == 0
+            # Dates under the bars: more than the two ends, none overlapping another.
+            for chart in ("chart-cost", "chart-requests"):
+                dates = visit.page.eval_on_selector_all(
+                    f"#{chart} text.date",
+                    """ts => ts.filter(t => getComputedStyle(t).display !== "none").map(t => {
+                        const b = t.getBoundingClientRect(); return [b.left, b.right]; })""",
+                )
+                assert len(dates) >= 3, (chart, width)
+                for (_, right), (left, _) in itertools.pairwise(dates):
+                    assert right < left, (chart, width, dates)
         finally:
             visit.close()
 
@@ -415,6 +426,20 @@ def test_every_number_equals_the_librarys(
                 assert {g: Decimal(v) for g, v in bar["parts"]} == values
                 for group, value in values.items():
                     assert f"{group}: {numbers.exact(value)}" in bar["title"]  # on hover
+            # The y axis: round ticks from 0 to the chart's top, a gridline at each.
+            ticks = [
+                Decimal(t.replace(",", ""))
+                for t in visit.page.eval_on_selector_all(
+                    f"#chart-{kind} text.tick", "ts => ts.map(t => t.textContent)"
+                )
+            ]
+            top = Decimal(visit.page.get_attribute(f"#chart-{kind}", "data-top") or "")
+            assert ticks[0] == 0
+            assert ticks[-1] == top >= max(Decimal(b["total"]) for b in bars)
+            assert ticks == sorted(ticks)
+            assert len({b - a for a, b in itertools.pairwise(ticks)}) == 1  # evenly spaced
+            lines = visit.page.locator(f"#chart-{kind} line").count()
+            assert lines == len(ticks)
         # The legend: who spent what, each user's totals over the window.
         groups = {row[0]["text"]: row[1:] for row in visit.rows("groups")}
         users = {None: "(no user)", "alice": "alice"} | {u: u for u in (HOSTILE_USER, FORMULA_USER)}
