@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import re
 import subprocess
 import sys
@@ -314,3 +315,31 @@ def test_html_honours_the_filters(used: tuple[Path, list[str]]) -> None:
         mine = reg.get(names[0], metadata=True, me=True, token=token,
                        start="2026-11-01", end="2026-11-05")  # fmt: skip
     assert f'id="total-requests" data-value="{mine["requests"]}"' in page
+
+
+@pytest.mark.parametrize(("no_color", "coloured"), [("", True), ("1", False)])
+def test_auto_colours_a_real_terminal(
+    used: tuple[Path, list[str]], no_color: str, coloured: bool
+) -> None:
+    """``--color auto`` (the default) on a pseudo-terminal, as a person's shell runs it."""
+    path, _ = used
+    qllm = Path(sys.executable).with_name("qllm")
+    leader, follower = pty.openpty()
+    env = {**os.environ, "TERM": "xterm-256color", "NO_COLOR": no_color, "COLUMNS": "80"}
+    args = ["usage", "series", "--db", str(path), "--from", "2026-11-01", "--to", "2026-11-04",
+            "--group-by", "user_id", "--format", "chart"]  # fmt: skip
+    with subprocess.Popen([str(qllm), *args], stdout=follower, env=env) as process:
+        os.close(follower)
+        output = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the terminal closed: the command is done
+                break
+            if not chunk:
+                break
+            output += chunk
+        assert process.wait(timeout=60) == 0
+    os.close(leader)
+    assert (b"\x1b[34m" in output) is coloured
+    assert b"alice" in output
