@@ -278,6 +278,7 @@ needs_chromium = pytest.mark.skipif(
 def chrome() -> Iterator[Any]:
     if chromium() is None:
         pytest.skip("chromium is not installed here (Debian: apt-get install -y chromium)")
+    pytest.importorskip("playwright.sync_api", reason="playwright comes with the dev extra")
     with browser() as launched:
         yield launched
 
