@@ -142,6 +142,13 @@ def following_boundary(at: int, bucket: str) -> int:
     return floor(at, bucket) + FIXED[bucket][0]
 
 
+def is_partial(start: int, end: int, bucket: str) -> bool:
+    """Whether the bucket ``[start, end)`` of a series was clipped by its window: a week
+    from a Sunday, a day cut at noon. Charts mark such a bucket, whose total covers less
+    time than its neighbours'."""
+    return start != floor(start, bucket) or end != following_boundary(start, bucket)
+
+
 def month_index(at: int) -> int:
     """Months since year 0 of the month holding ``at`` (the key SQL groups months by)."""
     moment = times.EPOCH + timedelta(microseconds=at)

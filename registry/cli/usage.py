@@ -100,6 +100,14 @@ def usage_record(
     show_default=True,
     help="What the chart's bars measure.",
 )
+@click.option(
+    "--color",
+    "colour",
+    type=click.Choice(["auto", "always", "never"]),
+    default="auto",
+    show_default=True,
+    help="Colour the chart: auto colours a terminal unless NO_COLOR is set.",
+)
 @registry_options(reads_only=True)
 @token_option
 @click.pass_context
@@ -114,6 +122,7 @@ def usage_series(
     me: bool,
     format_: str,
     metric: str,
+    colour: str,
     db: str | None,
     readonly: bool,
     timeout: float,
@@ -121,11 +130,12 @@ def usage_series(
 ) -> None:
     """Usage per time bucket over --from/--to, grouped by --group-by: JSON, a table or a chart."""
     registry = open_registry(ctx, db, readonly, timeout)
+    keys = [key.strip() for keys in group_by for key in keys.split(",") if key.strip()]
     data = registry.usage_series(
         start,
         end,
         bucket=bucket,
-        group_by=[key.strip() for keys in group_by for key in keys.split(",") if key.strip()],
+        group_by=keys,
         names=list(names) or None,
         query_model=query_model,
         me=me,
@@ -133,9 +143,20 @@ def usage_series(
     )
     if format_ == "html":
         from registry.render import dashboard  # noqa: PLC0415 - only this format needs it
+        from registry.render.page import Form  # noqa: PLC0415
 
-        # The dashboard shows everyone's usage, as the API does without a token.
-        board = dashboard.gather(registry, start, end, bucket)
+        # The page of the same query the server answers at GET /?from=...: the query was
+        # checked by the call above, so the page shows it (never the default window).
+        typed = Form(
+            start=start,
+            end=end or "",
+            bucket=bucket,
+            group_by=tuple(keys),
+            names=names,
+            query_model=query_model or "",
+            me="true" if me else "",
+        )
+        board = dashboard.gather(registry, typed, token)
         if board.errors:
             raise ValidationError(board.errors)
         click.echo(dashboard.render(board), nl=False)
@@ -144,9 +165,14 @@ def usage_series(
     elif format_ == "table":
         click.echo(text.table(data, bucket))
     else:
+        from registry.render import labels  # noqa: PLC0415 - only the chart needs it
+
         # In a pipe this is $COLUMNS, else 80: the chart never wraps in a log.
         width = min(shutil.get_terminal_size((80, 24)).columns, 160)
-        click.echo(text.chart(data, bucket, metric, width))
+        painted = text.use_colour(colour, sys.stdout.isatty(), os.environ)
+        chart = text.chart(data, bucket, metric, width, labels.gather(registry, data), painted)
+        # click strips colour codes when stdout is no terminal, unless told otherwise.
+        click.echo(chart, color=painted)
 
 
 def _on_lines(exc: ValidationError, lines: EventLines) -> ValidationError:

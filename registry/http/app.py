@@ -16,7 +16,7 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
-from registry.http import endpoints, openapi
+from registry.http import endpoints, openapi, pages
 from registry.http.middleware import AccessLog, BodyLimit
 from registry.http.service import Service
 from registry.http.wire import HANDLERS
@@ -29,6 +29,10 @@ ROUTES: list[BaseRoute] = [
     Route("/usage", endpoints.record_usage, methods=["POST"]),
     Route("/usage", endpoints.usage_series, methods=["GET"]),
     Route("/", endpoints.home, methods=["GET"]),
+    # The dashboard's page per Query LLM and per Query Model: not under /query_llms,
+    # whose sub-paths are the API's.
+    Route("/query-llm/{name}", pages.llm_page, methods=["GET"]),
+    Route("/query-model/{name}", pages.model_page, methods=["GET"]),
     Route("/health", endpoints.health, methods=["GET"]),
     Route("/openapi.json", endpoints.openapi_json, methods=["GET"]),
 ]

@@ -15,7 +15,7 @@ from typing import IO, Any
 from attrs import frozen
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from registry.errors import AuthorizationError, NotFoundError, ValidationError
@@ -36,7 +36,6 @@ from registry.http.wire import (
 from registry.model import QueryLlm, QueryModel
 from registry.query import Window
 from registry.registry import Registry
-from registry.render import dashboard
 from registry.series import Series
 
 SPOOL_IN_MEMORY = 8 * 1024 * 1024  # a JSON Lines upload past this goes to a temporary file
@@ -248,10 +247,9 @@ def wants_json(request: Request) -> bool:
 
 def home(request: Request) -> Response:
     """``GET /``: the dashboard, as an anonymous caller sees the registry; or the same as JSON."""
-    reg = service(request).registry()
-    if wants_json(request):
-        return JsonResponse(dashboard.data(reg, request.query_params), headers=DASHBOARD_HEADERS)
-    return HTMLResponse(dashboard.page(reg, request.query_params), headers=DASHBOARD_HEADERS)
+    from registry.http import pages  # noqa: PLC0415 - pages imports this module's negotiation
+
+    return pages.dashboard_page(request)
 
 
 def _unregistered(exc: NotFoundError, where: str) -> Response:

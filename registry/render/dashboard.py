@@ -1,17 +1,20 @@
-"""The dashboard at ``GET /``: one self-contained HTML page (USAGE_SERIES.md section 3).
+"""The dashboard at ``GET /``: one self-contained HTML page of a registry's usage.
 
-`gather` reads what the API shows without a token (the Query LLMs and Query
-Models with their totals over the window, and the series per bucket); `render` is a pure
-function of that data to the page. No script, style or font comes from
-elsewhere: the charts are SVG drawn here, one ``<rect>`` per bucket, and the
-tables sort with a few lines of inline script (the page works without it,
-sorted by cost). Every string a user chose is escaped.
+`gather` asks the library (`RegistryApi`) for what the page shows; `render` is a pure
+function of that to HTML, and `data` the same as JSON. The page: a summary of the
+window, stacked bar charts of cost and requests per bucket (`registry.render.charts`),
+a legend that is also the table of who spent what when the chart is stacked by a group,
+and the Query LLMs and Query Models with their totals, each linked to its own page
+(`registry.render.items`). Every table has its CSV (`registry.render.tables`).
+
+The query (USAGE_SERIES.md's fields: ``from``, ``to``, ``bucket``, ``group_by``,
+``name``, ``query_model``, ``me``) filters everything on the page alike; a bad one is
+shown back in the form beside its problems (`registry.render.window`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from decimal import Decimal
 from html import escape
 from typing import Any
 
@@ -19,313 +22,342 @@ from attrs import frozen
 
 from registry import series as buckets
 from registry import times
-from registry.api import RegistryApi as Registry
-from registry.errors import ValidationError
-from registry.model import AMOUNTS
+from registry.api import RegistryApi
+from registry.errors import NotFoundError
 from registry.query import measure
+from registry.render import charts, labels, numbers, tables, window
+from registry.render.page import GROUP_NAMES, Form, document, form, window_query
+from registry.render.tables import Cell, Column, Table
+from registry.render.window import Query
 
-DAYS = 30  # the default window: the last 30 days, whole days in UTC
 MAX_ROWS = 1000  # Query LLMs (and Query Models) listed, largest cost over the window first
-COUNTERS = ("requests", *AMOUNTS)
-CHART_WIDTH, CHART_HEIGHT = 900, 160
+KINDS = ("cost", "requests")  # the charts, in this order
 
 
 @frozen
 class Dashboard:
-    """What the page shows; ``errors`` are the query's problems, shown above the form."""
+    """What the page shows: the query as typed and as answered, the problems of the
+    typed one, the series, the labels of its groups, and the two tables' rows (response
+    bodies with their counters over the window)."""
 
-    start: str
-    end: str
-    bucket: str
-    llms: Sequence[Mapping[str, Any]] = ()
-    models: Sequence[Mapping[str, Any]] = ()
-    series: Sequence[Mapping[str, Any]] = ()
-    errors: Sequence[tuple[str, str]] = ()
-
-
-def default_window() -> tuple[str, str]:
-    """The last 30 days: from midnight UTC 29 days ago to the coming midnight."""
-    end = buckets.following_boundary(times.now(), "day")
-    start = end - DAYS * 86_400_000_000
-    return buckets.render(start), buckets.render(end)
+    form: Form
+    query: Query
+    errors: Sequence[tuple[str, str]]
+    series: Sequence[Mapping[str, Any]]
+    labels: labels.Labels
+    llms: Sequence[Mapping[str, Any]]
+    models: Sequence[Mapping[str, Any]]
 
 
-def gather(
-    registry: Registry,
-    start: str | None = None,
-    end: str | None = None,
-    bucket: str | None = None,
-) -> Dashboard:
-    """The dashboard's data from ``registry``, as an anonymous API caller would see it.
-
-    A bad ``start``, ``end`` or ``bucket`` is not an error here: the page shows the
-    problem beside the form, and the data of the default window.
-    """
-    default_start, default_end = default_window()
-    start, end, bucket = start or default_start, end or default_end, bucket or "day"
-    try:
-        series = registry.usage_series(start, end, bucket)
-    except ValidationError as exc:
-        errors = exc.errors
-        start, end, bucket = default_start, default_end, "day"
-        series = registry.usage_series(start, end, bucket)
+def gather(registry: RegistryApi, typed: Form | None = None, token: str | None = None) -> Dashboard:
+    """The dashboard's data from ``registry``: by default everyone's usage over the last
+    30 days, as the API shows it without a token."""
+    typed = typed or Form()
+    query, series, errors = window.resolve(registry, typed, token)
+    at: dict[str, Any] = {
+        "start": query.start,
+        "end": query.end,
+        "me": query.me,
+        "token": query.token,
+    }
+    # Which rows: the filters' own, else the largest by cost over the window.
+    if query.query_model is not None:
+        try:
+            members = registry.get_model(query.query_model)["models"]
+        except NotFoundError:
+            members = []
+        names = list(dict.fromkeys(m["name"] for m in members))
+        if query.names is not None:
+            names = [n for n in names if n in query.names]
+        model_names = [query.query_model]
     else:
-        errors = []
-    names = registry.list(count=MAX_ROWS, sort="cost", start=start, end=end)
-    llms = [registry.get(name, metadata=True, start=start, end=end) for name in names]
-    ranked = registry.list_models(count=MAX_ROWS, sort="cost", start=start, end=end)
-    models = [registry.get_model(name, metadata=True, start=start, end=end) for name in ranked]
-    return Dashboard(start, end, bucket, llms, models, series, errors)
+        names = (
+            list(query.names)
+            if query.names is not None
+            else registry.list(count=MAX_ROWS, sort="cost", **at)
+        )
+        model_names = registry.list_models(count=MAX_ROWS, sort="cost", **at)
+    llms = _read(registry.get, names, at)
+    models = _read(registry.get_model, model_names, at)
+    # A filter the statistics cannot express: a Query LLM's usage for one Query Model,
+    # a Query Model's usage by some Query LLMs. Those totals come from the series.
+    if query.query_model is not None:
+        llms = _with_totals(llms, window.totals_by(registry, query, "name"))
+    if query.names is not None:
+        models = _with_totals(models, window.totals_by(registry, query, "query_model"))
+    llms = sorted(llms, key=_largest)
+    models = sorted(models, key=_largest)
+    known = {b["name"]: b for b in (*llms, *models)}
+    return Dashboard(
+        typed, query, errors, series, labels.gather(registry, series, known), llms, models
+    )
 
 
-def _gather(registry: Registry, query: Mapping[str, str]) -> Dashboard:
-    return gather(registry, query.get("from"), query.get("to"), query.get("bucket"))
+def _read(get: Any, names: Sequence[str], at: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Each name's response body with its statistics over the window; a name in a filter
+    that is not registered has none, and no row."""
+    found = []
+    for name in names:
+        try:
+            found.append(get(name, metadata=True, **at))
+        except NotFoundError:
+            continue
+    return found
 
 
-def page(registry: Registry, query: Mapping[str, str]) -> str:
-    """The page for a request's query parameters (``from``, ``to``, ``bucket``)."""
-    return render(_gather(registry, query))
+def _with_totals(
+    bodies: Sequence[dict[str, Any]], sums: Mapping[str | None, Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    zero = dict.fromkeys(window.COUNTERS, 0)
+    return [{**body, **sums.get(body["name"], zero)} for body in bodies]
 
 
-def data(registry: Registry, query: Mapping[str, str]) -> dict[str, Any]:
-    """The same page as JSON: what it shows, with the API's own response bodies."""
-    board = _gather(registry, query)
+def _largest(body: Mapping[str, Any]) -> tuple[Any, ...]:
+    """Largest cost first, then most requests; ties by name, as `list` breaks them."""
+    return (-measure(body, "cost"), -body["requests"], body["name"])
+
+
+def page(registry: RegistryApi, typed: Form, token: str | None = None) -> str:
+    return render(gather(registry, typed, token))
+
+
+def data(registry: RegistryApi, typed: Form, token: str | None = None) -> dict[str, Any]:
+    """The page as JSON: the query answered, its problems, the response bodies with
+    their counters, the series as ``GET /usage`` gives it, and the groups' labels."""
+    return as_json(gather(registry, typed, token))
+
+
+def as_json(board: Dashboard) -> dict[str, Any]:
+    query = board.query
     return {
-        "from": board.start,
-        "to": board.end,
-        "bucket": board.bucket,
+        "from": query.start,
+        "to": query.end,
+        "bucket": query.bucket,
+        "group_by": list(query.group_by),
+        "name": None if query.names is None else list(query.names),
+        "query_model": query.query_model,
+        "me": query.me,
         "errors": [{"path": path, "message": message} for path, message in board.errors],
+        "labels": {key: dict(values) for key, values in board.labels.items()},
         "query_llms": list(board.llms),
         "query_models": list(board.models),
         "data": list(board.series),
     }
 
 
-# --- rendering -------------------------------------------------------------------------
+# --- the page ----------------------------------------------------------------------------
 
 
-def render(board: Dashboard) -> str:
-    """The whole page as HTML text."""
-    e = escape
-    cost = [_cost(row) for b in board.series for row in b["results"]]
-    requests = sum(int(r["requests"]) for b in board.series for r in b["results"])
-    total_cost = sum(cost, Decimal(0))
-    problems = "".join(f"<li>{e(path)}: {e(message)}</li>" for path, message in board.errors)
-    options = "".join(
-        f'<option value="{w}"{" selected" if w == board.bucket else ""}>{w}</option>'
-        for w in buckets.BUCKETS
-    )
-    return f"""<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Query LLM Registry: usage</title>
-<style>{_STYLE}</style>
-</head>
-<body>
-<header>
-<h1>Query LLM Registry</h1>
-<form method="get" action="">
-<label>from <input name="from" value="{e(board.start)}" size="22"></label>
-<label>to <input name="to" value="{e(board.end)}" size="22"></label>
-<label>bucket <select name="bucket">{options}</select></label>
-<button type="submit">Show</button>
-</form>
-{f'<ul class="errors">{problems}</ul>' if problems else ""}
-<p class="window">From <time>{e(board.start)}</time> to <time>{e(board.end)}</time> (UTC),
-per {e(board.bucket)}: <strong id="total-requests">{requests:,}</strong> requests,
-<strong id="total-cost">{e(_text(total_cost))}</strong> credits.</p>
-</header>
-<main>
-<section>
-<h2>Cost per {e(board.bucket)} (credits)</h2>
-{_chart("cost", board.series, _cost, board.bucket)}
-<h2>Requests per {e(board.bucket)}</h2>
-{_chart("requests", board.series, lambda r: int(r["requests"]), board.bucket)}
-</section>
-<section>
-<h2>Query LLMs <small>({len(board.llms)}, usage in the window)</small></h2>
-{_llm_table(board.llms)}
-<h2>Query Models <small>({len(board.models)}, usage recorded for them in the window)</small></h2>
-{_model_table(board.models)}
-</section>
-</main>
-<script>{_SCRIPT}</script>
-</body>
-</html>
-"""
+def render(board: Dashboard, root: str = "") -> str:
+    """The whole page as HTML; ``root`` is the relative path to the server's root, where
+    the Query LLM and Query Model pages are (``query-llm/NAME``)."""
+    query = board.query
+    link = window_query(query.start, query.end, query.bucket)
+    body = [
+        "<h1>Usage</h1>",
+        summary(query, board.series, _filters(board, root, link)),
+        form(board.form, query.start, query.end, board.errors, filters=True),
+        usage(board.series, query, board.labels, root, link),
+        f"<h2>Query LLMs <small>({len(board.llms)}; {_whose(query)} in the window)</small></h2>",
+        tables.html(llm_table(board.llms, root, link)),
+        f"<h2>Query Models <small>({len(board.models)}; {_whose(query)} recorded for them"
+        " in the window)</small></h2>",
+        tables.html(model_table(board.models, root, link)),
+    ]
+    return document("Query LLM Registry: usage", "\n".join(body), root or "./")
 
 
-def _cost(row: Mapping[str, Any]) -> Decimal:
-    return Decimal(measure(row, "cost"))
+def _whose(query: Query) -> str:
+    return "your usage" if query.me else "usage"
 
 
-def _tokens(row: Mapping[str, Any]) -> int:
-    return int(measure(row, "tokens"))
-
-
-def _text(value: Decimal | int) -> str:
-    if isinstance(value, Decimal):
-        return format(value.normalize(), "f") if value else "0"
-    return f"{value:,}"
-
-
-def _chart(kind: str, series: Sequence[Mapping[str, Any]], measure: Any, bucket: str) -> str:
-    """A bar chart in SVG: one ``<rect>`` per bucket, its height proportional to its value."""
-    values = [sum((measure(r) for r in b["results"]), measure_zero(kind)) for b in series]
-    top = max(values, default=0) or 1
-    count = max(len(series), 1)
-    step = CHART_WIDTH / count
-    gap = min(2.0, step / 4)
-    bars: list[str] = []
-    for b, value in zip(series, values, strict=True):
-        i = len(bars)
-        height = float(Decimal(value) * CHART_HEIGHT / Decimal(top))
-        label = f"{buckets.render(times.parse(b['start']))}: {_text(value)}"
-        bars.append(
-            f'<rect class="bar" x="{i * step + gap / 2:.3f}" y="{CHART_HEIGHT - height:.3f}"'
-            f' width="{step - gap:.3f}" height="{height:.3f}"'
-            f' data-bucket="{escape(b["start"])}" data-end="{escape(b["end"])}"'
-            f' data-value="{escape(_plain(value))}"><title>{escape(label)}</title></rect>'
+def _filters(board: Dashboard, root: str, link: str) -> list[str]:
+    """The filters in words (HTML), each naming what it keeps by its readable id."""
+    query = board.query
+    said = []
+    by_name = {b["name"]: b for b in board.llms}
+    for name in query.names or ():
+        text = labels.llm(by_name[name]) if name in by_name else name
+        said.append(
+            f'Query LLM <a href="{escape(item_href(root, "llm", name, link))}">{escape(text)}</a>'
         )
-    first = escape(b_label(series[0]["start"], bucket)) if series else ""
-    last = escape(b_label(series[-1]["start"], bucket)) if series else ""
+    if query.query_model is not None:
+        found = [b for b in board.models if b["name"] == query.query_model]
+        text = labels.model(found[0]) if found else query.query_model
+        href = item_href(root, "model", query.query_model, link)
+        said.append(f'Query Model <a href="{escape(href)}">{escape(text)}</a>')
+    if query.me:
+        said.append("your own usage")
+    return said
+
+
+def summary(query: Query, series: Sequence[Mapping[str, Any]], filters: Sequence[str]) -> str:
+    """The window and its totals in a sentence; the totals carry their exact values."""
+    total = window.summed(series)
+    cost = measure(total, "cost")
+    tokens = measure(total, "tokens")
+    only = f" Only {'; '.join(filters)}." if filters else ""
+    first = charts.full_date(query.start, "day")
+    last = charts.full_date(query.end, "day")
     return (
-        f'<svg class="chart" id="chart-{kind}" role="img" data-max="{escape(_plain(top))}"'
-        f' viewBox="0 -14 {CHART_WIDTH} {CHART_HEIGHT + 30}" preserveAspectRatio="none"'
-        f' xmlns="http://www.w3.org/2000/svg">'
-        f'<text x="0" y="-3" class="axis">max {escape(_text(max(values, default=0)))}</text>'
-        f'<line x1="0" y1="{CHART_HEIGHT}" x2="{CHART_WIDTH}" y2="{CHART_HEIGHT}" class="base"/>'
-        + "".join(bars)
-        + f'<text x="0" y="{CHART_HEIGHT + 14}" class="axis">{first}</text>'
-        f'<text x="{CHART_WIDTH}" y="{CHART_HEIGHT + 14}" class="axis end">{last}</text>'
-        "</svg>"
+        f'<p class="summary">From <time datetime="{escape(query.start)}">{escape(first)}</time>'
+        f' to <time datetime="{escape(query.end)}">{escape(last)}</time> (UTC, the end not'
+        f" included), per {escape(query.bucket)}:"
+        f' <strong id="total-requests" data-value="{total["requests"]}">'
+        f"{numbers.shown(total['requests'])}</strong> requests,"
+        f' <strong id="total-tokens" data-value="{tokens}">{numbers.shown(tokens)}</strong>'
+        f' tokens, <strong id="total-cost" data-value="{escape(tables.exact(cost))}"'
+        f' title="{escape(tables.exact(cost))}">{escape(numbers.shown(cost))}</strong>'
+        f" credits.{only}</p>"
     )
 
 
-def measure_zero(kind: str) -> Decimal | int:
-    return Decimal(0) if kind == "cost" else 0
-
-
-def b_label(start: str, bucket: str) -> str:
-    if bucket == "hour":
-        return f"{start[:10]} {start[11:16]}"
-    return start[:7] if bucket == "month" else start[:10]
-
-
-def _plain(value: Decimal | int) -> str:
-    """A number for a data attribute: exact, no grouping."""
-    if isinstance(value, Decimal):
-        return format(value.normalize(), "f") if value else "0"
-    return str(value)
-
-
-def _cell(value: Any, number: bool = False, shown: str | None = None) -> str:
-    """A table cell; it carries its exact value for sorting (``data-value``)."""
-    if number:
-        return f'<td class="num" data-value="{escape(_plain(value))}">{escape(_text(value))}</td>'
-    text = "" if value is None else str(value)
-    return f'<td data-value="{escape(text)}">{escape(text if shown is None else shown)}</td>'
-
-
-def _head(columns: Sequence[tuple[str, bool]]) -> str:
-    cells = "".join(
-        f'<th data-type="{"num" if number else "text"}"><button type="button">'
-        f"{escape(title)}</button></th>"
-        for title, number in columns
-    )
-    return f"<thead><tr>{cells}</tr></thead>"
-
-
-# The columns every subject's table ends with: its creation day and its usage totals.
-_USAGE_COLUMNS = [
-    ("created", False),
-    ("requests", True),
-    ("tokens", True),
-    ("chat_cost", True),
-    ("embedding_cost", True),
-    ("cost", True),
-]
-
-
-def _llm_table(llms: Sequence[Mapping[str, Any]]) -> str:
-    columns = [("name", False), ("id", False), ("mode", False), *_USAGE_COLUMNS]
-    rows = [_row(llm, [_cell(llm.get("id")), _cell(llm.get("mode"))]) for llm in llms]
-    return _table("query-llms", columns, rows)
-
-
-def _model_table(models: Sequence[Mapping[str, Any]]) -> str:
-    columns = [("name", False), ("members", True), ("weight", False), *_USAGE_COLUMNS]
-    rows = [
-        _row(
-            model,
-            [
-                _cell(len(model.get("models", ())), True),
-                _cell(model.get("weight", {}).get("type")),
-            ],
+def usage(
+    series: Sequence[Mapping[str, Any]],
+    query: Query,
+    names: labels.Labels,
+    root: str,
+    link: str,
+) -> str:
+    """The charts, the note on partial buckets, the legend of groups and the series' CSV:
+    everything about usage over time; shared by every page."""
+    slots = charts.Slots.of(series, names)
+    keys = [k for k in buckets.GROUPS if k in query.group_by]  # in the results' order
+    by = ", ".join(GROUP_NAMES.get(k, k) for k in keys)
+    parts = []
+    for kind in KINDS:
+        unit = " (credits)" if kind == "cost" else ""
+        stacked = f" <small>stacked by {escape(by)}</small>" if keys else ""
+        parts.append(f"<h2>{kind.capitalize()} per {escape(query.bucket)}{unit}{stacked}</h2>")
+        parts.append(charts.stacked(kind, series, query.bucket, names, slots))
+    if any(
+        buckets.is_partial(times.parse(b["start"]), times.parse(b["end"]), query.bucket)
+        for b in series
+    ):
+        parts.append(
+            f'<p class="note" id="partial-note">* A partial {escape(query.bucket)} (lighter'
+            " bars): the window holds only part of it, so it covers less time than the"
+            " others.</p>"
         )
+    if keys:
+        parts.append(
+            f"<h3>By {escape(by)} <small>(the legend; totals over the window)</small></h3>"
+        )
+        parts.append(tables.html(group_table(series, keys, names, slots, root, link)))
+    parts.append(tables.link(series_table(series, keys, names), "usage per bucket"))
+    return "\n".join(parts)
+
+
+def item_href(root: str, kind: str, name: str, link: str) -> str:
+    """The page of a Query LLM (``kind`` llm) or a Query Model (model), in this window."""
+    return f"{root}query-{kind}/{name}{link}"
+
+
+# --- the tables --------------------------------------------------------------------------
+
+USAGE_COLUMNS = (Column("requests", "count"), Column("tokens", "count"), Column("cost", "cost"))
+
+
+def _usage_cells(row: Mapping[str, Any]) -> list[Cell]:
+    return [
+        Cell(row["requests"]),
+        Cell(measure(row, "tokens")),
+        Cell(measure(row, "cost")),
+    ]
+
+
+def llm_table(llms: Sequence[Mapping[str, Any]], root: str, link: str) -> Table:
+    """Query LLMs led by their upstream id (a link to their page) and mode."""
+    columns = [Column("Query LLM"), Column("mode", "tag"), Column("name", "name"), *USAGE_COLUMNS]
+    rows = [
+        [
+            Cell(llm.get("id", ""), href=item_href(root, "llm", llm["name"], link)),
+            Cell(llm.get("mode", "")),
+            Cell(llm["name"], text=labels.short(llm["name"])),
+            *_usage_cells(llm),
+        ]
+        for llm in llms
+    ]
+    names = [llm["name"] for llm in llms]
+    return Table("query-llms", columns, rows, empty="none registered", names=names)
+
+
+def model_table(models: Sequence[Mapping[str, Any]], root: str, link: str) -> Table:
+    """Query Models led by their members' ids (a link to their page)."""
+    columns = [
+        Column("Query Model"),
+        Column("members", "count"),
+        Column("name", "name"),
+        *USAGE_COLUMNS,
+    ]
+    rows = [
+        [
+            Cell(labels.model(model), href=item_href(root, "model", model["name"], link)),
+            Cell(len(model.get("models", ()))),
+            Cell(model["name"], text=labels.short(model["name"])),
+            *_usage_cells(model),
+        ]
         for model in models
     ]
-    return _table("query-models", columns, rows)
+    names = [model["name"] for model in models]
+    return Table("query-models", columns, rows, empty="none registered", names=names)
 
 
-def _row(item: Mapping[str, Any], own: list[str]) -> str:
-    """One subject's row: its name, its ``own`` cells, then its creation day and usage."""
-    counters = {k: item.get(k, 0) for k in COUNTERS}
-    name = str(item.get("name", ""))
-    cells = [
-        f'<td data-value="{escape(name)}"><code>{escape(name)}</code></td>',
-        *own,
-        _cell(item.get("created"), shown=str(item.get("created") or "")[:10]),
-        _cell(int(counters["requests"]), True),
-        _cell(_tokens(counters), True),
-        _cell(Decimal(counters["chat_cost"]), True),
-        _cell(Decimal(counters["embedding_cost"]), True),
-        _cell(_cost(counters), True),
+def group_table(
+    series: Sequence[Mapping[str, Any]],
+    keys: Sequence[str],
+    names: labels.Labels,
+    slots: charts.Slots,
+    root: str,
+    link: str,
+) -> Table:
+    """The chart's legend as a table: each group's colour, readable label and totals over
+    the window, largest cost first (the order of the colours)."""
+    sums: dict[str, dict[str, Any]] = {}
+    first: dict[str, Mapping[str, Any]] = {}
+    for bucket in series:
+        for row in bucket["results"]:
+            group = labels.of(row, keys, names)
+            first.setdefault(group, row)
+            into = sums.setdefault(group, dict.fromkeys(window.COUNTERS, 0))
+            for counter in window.COUNTERS:
+                into[counter] += row[counter]
+    title = " / ".join(GROUP_NAMES.get(k, k) for k in keys)
+    rows = []
+    for group in slots.order:
+        row = first[group]
+        href = None
+        if len(keys) == 1 and keys[0] in ("name", "query_model") and row[keys[0]] is not None:
+            kind = "llm" if keys[0] == "name" else "model"
+            href = item_href(root, kind, row[keys[0]], link)
+        rows.append(
+            [Cell(group, href=href, swatch=slots.of_group(group)), *_usage_cells(sums[group])]
+        )
+    return Table("groups", [Column(title), *USAGE_COLUMNS], rows, empty="no usage")
+
+
+def series_table(
+    series: Sequence[Mapping[str, Any]], keys: Sequence[str], names: labels.Labels
+) -> Table:
+    """The series as rows (a bucket and a group each), for its CSV: keys as they are
+    (names in full) with their readable labels, every counter exact."""
+    columns = [
+        Column("start"),
+        Column("end"),
+        *(Column(k) for k in keys),
+        *([Column("group")] if keys else []),
+        *(Column(c, "count") for c in window.COUNTERS),
     ]
-    return f'<tr data-name="{escape(name)}">{"".join(cells)}</tr>'
-
-
-def _table(table_id: str, columns: Sequence[tuple[str, bool]], rows: Sequence[str]) -> str:
-    body = "".join(rows) or f'<tr><td colspan="{len(columns)}">none registered</td></tr>'
-    return f'<table id="{table_id}" class="sortable">{_head(columns)}<tbody>{body}</tbody></table>'
-
-
-_STYLE = """
-body{font:14px/1.4 system-ui,sans-serif;margin:0 auto;max-width:1100px;padding:1em;color:#222}
-h1{font-size:1.4em;margin:.2em 0}h2{font-size:1.1em;margin:1.2em 0 .4em}
-form label{margin-right:1em}input,select,button{font:inherit}
-.errors{color:#a00}.chart{width:100%;height:200px;display:block;background:#fafafa}
-.bar{fill:#3b6ea8}#chart-requests .bar{fill:#4f9a5c}.bar:hover{fill:#e08a1e}
-.axis{font-size:11px;fill:#555}.axis.end{text-anchor:end}.base{stroke:#999}
-table{border-collapse:collapse;width:100%;font-size:13px}
-th,td{border-bottom:1px solid #ddd;padding:.25em .5em;text-align:left}
-td.num{text-align:right;font-variant-numeric:tabular-nums}
-th button{all:unset;cursor:pointer;font-weight:600}th[aria-sort] button::after{content:" ↕"}
-code{font-size:12px}
-"""
-
-# Sorts a table by the clicked column; numbers by their exact data-value.
-_SCRIPT = """
-document.querySelectorAll("table.sortable").forEach(function (table) {
-  table.querySelectorAll("th").forEach(function (th, column) {
-    th.querySelector("button").addEventListener("click", function () {
-      var down = th.getAttribute("aria-sort") !== "descending";
-      table.querySelectorAll("th").forEach(function (h) { h.removeAttribute("aria-sort"); });
-      th.setAttribute("aria-sort", down ? "descending" : "ascending");
-      var number = th.dataset.type === "num";
-      var body = table.tBodies[0];
-      var rows = Array.prototype.slice.call(body.rows).filter(function (r) {
-        return r.cells.length > column;
-      });
-      rows.sort(function (a, b) {
-        var x = a.cells[column].dataset.value, y = b.cells[column].dataset.value;
-        var order = number ? parseFloat(x) - parseFloat(y) : x.localeCompare(y);
-        return down ? -order : order;
-      });
-      rows.forEach(function (r) { body.appendChild(r); });
-    });
-  });
-});
-"""
+    rows = []
+    for bucket in series:
+        for row in bucket["results"]:
+            rows.append(
+                [
+                    Cell(bucket["start"]),
+                    Cell(bucket["end"]),
+                    *(Cell(row[k]) for k in keys),
+                    *([Cell(labels.of(row, keys, names))] if keys else []),
+                    *(Cell(row[c]) for c in window.COUNTERS),
+                ]
+            )
+    return Table("usage", columns, rows)

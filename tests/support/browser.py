@@ -1,9 +1,10 @@
 """Headless Chromium for tests: the DOM a page renders to, and screenshots of it.
 
 Debian's ``chromium`` runs with a throw-away profile and nothing that talks to
-the network on its own. Pages are served over real HTTP by a ``python -m
-http.server`` subprocess (`served`); a live ``qllm serve`` is used the same
-way, by URL.
+the network on its own: as a command (`dump_dom`, `screenshot`), or driven by
+playwright (`browser`), which sizes the window, clicks and reads the live DOM.
+Pages are served over real HTTP by a ``python -m http.server`` subprocess
+(`served`); a live ``qllm serve`` is used the same way, by URL.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import tempfile
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 FLAGS = (
     "--headless",
@@ -125,3 +127,20 @@ class Dom(HTMLParser):
             for t, attrs, text, above in self.elements
             if t == tag and (inside is None or inside in above)
         ]
+
+
+@contextlib.contextmanager
+def browser() -> Iterator[Any]:
+    """Debian's chromium driven by playwright (a ``playwright.sync_api.Browser``): no
+    browser is downloaded (``playwright install`` is never run), the system's is used."""
+    from playwright.sync_api import sync_playwright
+
+    path = chromium()
+    if path is None:
+        raise RuntimeError("chromium is not installed (apt-get install -y chromium)")
+    with sync_playwright() as driver:
+        launched = driver.chromium.launch(executable_path=path, args=["--no-sandbox"])
+        try:
+            yield launched
+        finally:
+            launched.close()

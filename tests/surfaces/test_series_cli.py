@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import re
 import subprocess
 import sys
 from decimal import Decimal
@@ -15,6 +17,7 @@ from click.testing import CliRunner
 
 from registry.cli import cli
 from registry.registry import Registry
+from registry.render import labels
 from registry.render import text as series_text
 from tests.support.data import AMOUNTS, body
 
@@ -103,8 +106,12 @@ def test_table_is_aligned(used: tuple[Path, list[str]]) -> None:
     ]
     assert lines[1].split() == ["2026-11-01", "(no", "user)", "1", "5", "0", "0.5"]
     assert lines[2].split() == ["2026-11-01", "alice", "1", "10", "0", "1"]
-    ends = {len(line) for line in lines}
-    assert len(ends) == 1  # every column right-aligned to the same edge
+    # Counts right-aligned; costs on their decimal point (a whole number's end is where
+    # its point would be), every digit shown.
+    cost_at = lines[0].index("cost")
+    points = {len(line[cost_at:].split(".")[0]) for line in lines[1:]}
+    assert len(points) == 1
+    assert {len(line[:cost_at]) for line in lines} == {cost_at}
 
 
 def test_chart_one_bar_per_bucket_proportional(used: tuple[Path, list[str]]) -> None:
@@ -129,10 +136,14 @@ def test_stacked_chart_fits_and_has_a_legend(used: tuple[Path, list[str]], width
     path, names = used
     with Registry(path) as reg:
         data = reg.usage_series("2026-11-01", "2026-11-04", group_by=["name"])
-    lines = series_text.chart(data, "day", "requests", width).splitlines()
+        readable = labels.gather(reg, data)
+    lines = series_text.chart(data, "day", "requests", width, readable).splitlines()
     assert all(len(line) <= width for line in lines)
     legend = [line.strip() for line in lines if line.strip()[:1] in series_text.FILLS]
-    assert sorted(line[2:] for line in legend) == sorted(names)
+    expected = [f"openai/gpt-4o (generate) {names[0][:7]}", f"meta/llama (generate) {names[1][:7]}"]
+    if width >= 80:  # else cut to fit, an ellipsis at the end
+        assert sorted(line[2:].rsplit(None, 1)[0] for line in legend) == sorted(expected)
+    assert [line.rsplit(None, 1)[1] for line in legend] == ["3", "3"]  # each group's total
     for line in lines[1:4]:
         bar = line.split("│")[1].split()[0]
         # One request each: halves, to a column of rounding.
@@ -145,7 +156,8 @@ def test_many_groups_share_an_other_fill() -> None:
     text = series_text.chart(data, "day", "requests", 80)
     assert "5 others" in text
     assert "n11" in text
-    assert "n0" not in text
+    assert "n0 " not in text
+    assert text.splitlines()[-1].split() == [series_text.FILLS[-1], "5", "others", "15"]
 
 
 def test_chart_in_a_pipe_fits_80_columns(used: tuple[Path, list[str]]) -> None:
@@ -197,10 +209,137 @@ def test_html_is_the_dashboard_of_the_window(used: tuple[Path, list[str]]) -> No
     )
     assert result.exit_code == 0, result.output
     assert result.output.startswith("<!doctype html>")
-    assert result.output.count('class="bar"') == 8  # 4 days, two charts
+    assert result.output.count('<g class="bucket"') == 8  # 4 days, two charts
     assert all(f'data-name="{name}"' in result.output for name in names)
     bad = run(
         "usage", "series", "--db", str(path), "--from", "2026-11-01T00:00:00", "--format", "html"
     )
     assert bad.exit_code == 1
     assert "/from" in bad.output
+
+
+def _series(path: Path, *args: str) -> Any:
+    return run("usage", "series", "--db", str(path), *args)
+
+
+def test_chart_legend_names_query_llms_by_id(used: tuple[Path, list[str]]) -> None:
+    path, names = used
+    result = _series(path, "--from", "2026-11-01", "--to", "2026-11-04", "--group-by", "name",
+                     "--format", "chart")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    legend = result.output.split("by name:")[1]
+    assert f"openai/gpt-4o (generate) {names[0][:7]}" in legend
+    assert f"meta/llama (generate) {names[1][:7]}" in legend
+    assert names[0] not in legend  # the hash only as its first characters
+
+
+def test_chart_colours_on_request_and_respects_no_color(used: tuple[Path, list[str]]) -> None:
+    path, _ = used
+    window = ("--from", "2026-11-01", "--to", "2026-11-04", "--group-by", "user_id")
+    always = _series(path, *window, "--format", "chart", "--color", "always")
+    assert always.exit_code == 0, always.output
+    assert "\x1b[34m" in always.output  # the largest group in blue, the next in yellow
+    assert "\x1b[33m" in always.output
+    plain = ANSI.sub("", always.output)
+    never = _series(path, *window, "--format", "chart", "--color", "never").output
+    assert "\x1b[" not in never
+    # Coloured, every group is drawn in full blocks: the bars are as long as without.
+    assert [len(line) for line in plain.splitlines()] == [len(line) for line in never.splitlines()]
+    assert "\x1b[" not in _series(path, *window, "--format", "chart").output  # no terminal
+    use = series_text.use_colour
+    assert use("auto", True, {"TERM": "xterm-256color"})
+    assert not use("auto", True, {"TERM": "xterm-256color", "NO_COLOR": "1"})
+    assert use("auto", True, {"TERM": "xterm", "NO_COLOR": ""})  # empty: not set
+    assert not use("auto", True, {"TERM": "dumb"})
+    assert not use("auto", False, {"TERM": "xterm"})
+    assert use("always", False, {"NO_COLOR": "1"})  # the user's explicit choice wins
+    assert not use("never", True, {"TERM": "xterm"})
+
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def test_chart_values_align_on_the_point() -> None:
+    costs = ["12.5", "0.25", "3", "0.000000001"]
+    results = [
+        [{"requests": 1} | dict.fromkeys(AMOUNTS, 0) | {"chat_cost": Decimal(c)}] for c in costs
+    ]
+    data = [
+        {"start": f"2026-11-0{i + 1}T00:00:00Z", "end": f"2026-11-0{i + 2}T00:00:00Z",
+         "results": r}
+        for i, r in enumerate(results)
+    ]  # fmt: skip
+    lines = series_text.chart(data, "day", "cost", 80).splitlines()[1:]
+    values = [line.split("│")[1].split()[-1] for line in lines]
+    assert values == costs
+    # The decimal point (or a whole number's end) in one column.
+    ends = {line.rindex(v) + len(v.split(".")[0]) for line, v in zip(lines, values, strict=True)}
+    assert len(ends) == 1
+
+
+def test_partial_buckets_are_marked(used: tuple[Path, list[str]]) -> None:
+    path, _ = used
+    # 2026-11-01 is a Sunday: the window holds one day of its week; it ends mid-week too.
+    result = _series(path, "--from", "2026-11-01", "--to", "2026-11-04T12:00:00Z",
+                     "--bucket", "week", "--format", "chart")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[1].startswith("2026-11-01*│")
+    assert lines[2].startswith("2026-11-02*│")
+    notes = [line.strip() for line in lines if line.strip().startswith("* ")]
+    assert notes == [
+        "* partial week: the window holds 2026-11-01 00:00 to 2026-11-02 00:00 of it",
+        "* partial week: the window holds 2026-11-02 00:00 to 2026-11-04 12:00 of it",
+    ]
+    whole = _series(path, "--from", "2026-11-02", "--to", "2026-11-09", "--bucket", "week",
+                    "--format", "chart")  # fmt: skip
+    assert "*" not in whole.output
+
+
+def test_html_honours_the_filters(used: tuple[Path, list[str]]) -> None:
+    path, names = used
+    with Registry(path) as reg:
+        token = reg.create_token("alice")
+    result = _series(path, "--from", "2026-11-01", "--to", "2026-11-05", "--group-by", "name",
+                     "--name", names[0], "--me", "--token", token, "--bucket", "week",
+                     "--format", "html")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    page = result.output
+    assert "stacked by Query LLM" in page
+    assert "Only Query LLM" in page
+    assert "your own usage" in page
+    assert page.count('<tr data-name="') == 1  # the one Query LLM asked for
+    assert 'data-start="2026-11-01T00:00:00Z"' in page  # a week from Sunday: partial
+    assert 'class="bucket partial"' in page
+    with Registry(path) as reg:
+        mine = reg.get(names[0], metadata=True, me=True, token=token,
+                       start="2026-11-01", end="2026-11-05")  # fmt: skip
+    assert f'id="total-requests" data-value="{mine["requests"]}"' in page
+
+
+@pytest.mark.parametrize(("no_color", "coloured"), [("", True), ("1", False)])
+def test_auto_colours_a_real_terminal(
+    used: tuple[Path, list[str]], no_color: str, coloured: bool
+) -> None:
+    """``--color auto`` (the default) on a pseudo-terminal, as a person's shell runs it."""
+    path, _ = used
+    qllm = Path(sys.executable).with_name("qllm")
+    leader, follower = pty.openpty()
+    env = {**os.environ, "TERM": "xterm-256color", "NO_COLOR": no_color, "COLUMNS": "80"}
+    args = ["usage", "series", "--db", str(path), "--from", "2026-11-01", "--to", "2026-11-04",
+            "--group-by", "user_id", "--format", "chart"]  # fmt: skip
+    with subprocess.Popen([str(qllm), *args], stdout=follower, env=env) as process:
+        os.close(follower)
+        output = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the terminal closed: the command is done
+                break
+            if not chunk:
+                break
+            output += chunk
+        assert process.wait(timeout=60) == 0
+    os.close(leader)
+    assert (b"\x1b[34m" in output) is coloured
+    assert b"alice" in output
