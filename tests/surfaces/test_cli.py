@@ -322,9 +322,10 @@ def test_usage_record_all_options(db: str) -> None:
     with Registry(db) as reg:
         rows = reg.db.execute("SELECT * FROM usage_events_rfc3339").fetchall()
     assert rows == [
-        (1, NAME, None, "2026-11-01T09:00:00.000000Z", "r1", 2, 1, 0.003, 5, 4, 6.0, None)
-        + (3_000_000, 6_000_000_000)  # the costs again, exactly, in nano-credits
-    ]
+        # ... and the costs again, exactly, in nano-credits
+        (1, NAME, None, "2026-11-01T09:00:00.000000Z", "r1", 2, 1, 0.003, 5, 4, 6.0, None,
+         3_000_000, 6_000_000_000)
+    ]  # fmt: skip
     changed = [*args[:-1], "7"]
     assert fails(changed, 1) == ["/request_id: was recorded before with different content"]
 
