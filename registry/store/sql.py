@@ -241,7 +241,19 @@ class SqlTx:
         """Insert the validated rows of ``spool`` and add them into both rollups; how many
         were new. A repeated ``request_id`` must repeat its stored event (else
         `ConflictError`); a total past 64 bits is refused (`registry.query.too_large`)."""
+        written = self.add_events(spool)
+        self.apply_rollups()
+        return written
+
+    def add_events(self, spool: Spool) -> int:
+        """`write` but for the rollups, which a backend may leave to `apply_rollups` (the
+        totals are checked against 64 bits here all the same). Several calls may share
+        one `apply_rollups` (a group commit: one call per savepoint)."""
         raise NotImplementedError
+
+    def apply_rollups(self) -> None:
+        """Add into the rollups what `add_events` left for later, if anything; the last
+        write of the transaction."""
 
     def savepoint(self) -> AbstractContextManager[None]:
         """A nested transaction: a `RegistryError` inside rolls back only its writes."""

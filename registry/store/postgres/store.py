@@ -35,7 +35,7 @@ from registry.errors import (
 from registry.location import describe
 from registry.query import too_large
 from registry.store.postgres import migrate
-from registry.store.postgres.tx import Portable, PostgresTx
+from registry.store.postgres.tx import Overtaken, Portable, PostgresTx, prepare
 
 Connection = psycopg.Connection[tuple[Any, ...]]
 T = TypeVar("T")
@@ -47,7 +47,11 @@ DEFAULT_MAX_SIZE = 10
 OVERFLOW = too_large().errors[0][1]
 
 # Errors after which the whole transaction may simply run again.
-RETRYABLE: tuple[type[psycopg.Error], ...] = (errors.SerializationFailure, errors.DeadlockDetected)
+RETRYABLE: tuple[type[Exception], ...] = (
+    errors.SerializationFailure,
+    errors.DeadlockDetected,
+    Overtaken,
+)
 
 
 class PostgresStore:
@@ -96,6 +100,9 @@ class PostgresStore:
             # once, so a server that is back is found within about one ``timeout``.
             reconnect_timeout=max(timeout, 1.0),
             name="qllm",
+            # The temporary tables a write stages its rows in, once per connection (a
+            # read-only session may not create them, and never writes).
+            configure=None if readonly else prepare,
         )
         try:
             self._pool.open(wait=True, timeout=max(timeout, 1.0))
