@@ -317,7 +317,7 @@ def test_a_total_overtaken_before_the_rollups_are_applied_runs_the_group_again(
             [name, 2**63 - 100],
         )
         applied = PostgresTx.apply_rollups
-        attempts = []
+        attempts: list[PostgresTx] = []
 
         def overtaken(tx: PostgresTx) -> None:
             if not attempts:  # the other writer, in its own session, not waiting on ours
