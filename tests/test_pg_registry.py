@@ -340,3 +340,55 @@ def test_a_total_overtaken_before_the_rollups_are_applied_runs_the_group_again(
         assert outcomes[1] == 1
         stored = reg.db.execute("SELECT request_id FROM usage_events").fetchall()
         assert stored == [("small",)]
+
+
+IMPORTED = 150_000  # events of the import below: seconds of inserting on this machine
+PROBE_TIMEOUT = 1.0  # the concurrent writer's lock timeout
+
+
+def test_a_single_event_is_written_during_a_large_import(pg_location: str) -> None:
+    """While a batch of 150,000 events goes in (one transaction, all or nothing), single
+    events on the same Query LLMs and hours (the same hourly and all-time rollup rows)
+    are written by another writer, each within its 1 s lock timeout: the batch inserts its
+    events first and takes the rollup rows only in its last statements. (Locked from the
+    merge of its events to its commit, they timed out.)"""
+    with Registry(pg_location) as reg:
+        names = [reg.register(body(temperature=t)).name for t in (0.25, 0.75)]
+
+    def batch() -> Iterator[dict[str, Any]]:
+        for i in range(IMPORTED):
+            at = f"2026-11-01T0{i % 2}:{i % 60:02d}:00Z"
+            yield {"name": names[i % 2], "at": at, "request_id": f"imp-{i}"}
+
+    done = threading.Event()
+
+    def importing() -> int:
+        try:
+            with Registry(pg_location) as importer:
+                return importer.record_usage_many(batch())
+        finally:
+            done.set()
+
+    waits: list[float] = []
+    failures: list[str] = []
+    with Registry(pg_location, timeout=PROBE_TIMEOUT) as prober, ThreadPoolExecutor(1) as pool:
+        imported = pool.submit(importing)
+        n = 0
+        while not done.is_set():
+            began = time.monotonic()
+            try:
+                prober.record_usage(
+                    names[n % 2], at=f"2026-11-01T0{n % 2}:30:00Z", request_id=f"probe-{n}"
+                )
+            except registry.StorageError as exc:
+                failures.append(str(exc))
+            waits.append(time.monotonic() - began)
+            n += 1
+            time.sleep(0.02)
+        assert imported.result() == IMPORTED
+    assert not failures, failures[:3]
+    assert len(waits) > 20
+    with Registry(pg_location) as reg:
+        total = sum(reg.get(name, metadata=True)["requests"] for name in names)
+        assert total == IMPORTED + len(waits)
+        assert rollups(reg) == brute_force(reg)
