@@ -140,7 +140,7 @@ class PostgresStore:
         with conn, self._errors(write=not self.readonly):
             if not self.readonly:
                 migrate.migrate(conn, self.where)
-            elif migrate.pending(conn, self.where):
+            elif not migrate.identify(conn, self.where) or migrate.pending(conn, self.where):
                 raise StorageError(f"{self.where} needs migrating: open it once without readonly")
 
     # --- transactions ------------------------------------------------------------------
