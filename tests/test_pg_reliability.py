@@ -398,3 +398,60 @@ def deadlocks(location: str) -> int:
             "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()"
         ).fetchone()
     return int(row[0]) if row else 0
+
+
+_OUTAGE = """
+import sys, time, registry
+reg = registry.Registry(sys.argv[1], timeout=1.0)
+print("open", flush=True)
+sys.stdin.readline()  # the server is stopped meanwhile
+kinds = []
+for _ in range(3):
+    try:
+        reg.count()
+    except registry.StorageError as exc:
+        kinds.append(type(exc).__name__)
+    time.sleep(0.5)
+try:
+    registry.Registry(sys.argv[1], timeout=1.0)
+except registry.StorageError as exc:
+    kinds.append(type(exc).__name__)
+print(" ".join(kinds), flush=True)
+"""
+
+
+def test_an_outage_is_busy_and_quiet_in_a_library_and_logged_by_the_server(
+    own_server: Server, tmp_path: Path
+) -> None:
+    """With PostgreSQL stopped, a program using the library gets StorageBusyError from its
+    calls and from opening a registry (the same call may succeed later), and nothing on
+    its stderr (the pool's reconnection warnings go to logging, quiet unless configured);
+    `qllm serve`, which logs, writes them to its log."""
+    location = own_server.dsn()
+    Registry(location).close()
+    program = subprocess.Popen(
+        [sys.executable, "-c", _OUTAGE, location],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert program.stdin is not None
+    assert program.stdout is not None
+    assert program.stdout.readline().strip() == "open"
+    own_server.pg_ctl("-m", "immediate", "stop")
+    try:
+        out, err = program.communicate("\n", timeout=60)
+        assert out.split() == ["StorageBusyError"] * 4
+        assert err == ""
+    finally:
+        own_server.pg_ctl("-o", start_options(own_server), "start")
+    served = Served(location, tmp_path / "server.log", TIMEOUT).wait()
+    try:
+        own_server.pg_ctl("-m", "immediate", "stop")
+        for _ in range(2):
+            assert httpx.get(served.url + "/query_llms/count", timeout=30).status_code == 503
+        deadline = time.monotonic() + 30
+        while "error connecting in 'qllm'" not in served.log.read_text():
+            assert time.monotonic() < deadline, served.log.read_text()
+            time.sleep(0.2)
+    finally:
+        served.stop()
+        own_server.pg_ctl("-o", start_options(own_server), "start")

@@ -12,6 +12,7 @@ failure. psycopg errors are mapped by class, once, in `translate`.
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 import time
@@ -39,6 +40,12 @@ from registry.store.postgres.tx import Overtaken, Portable, PostgresTx, prepare
 
 Connection = psycopg.Connection[tuple[Any, ...]]
 T = TypeVar("T")
+
+# While the server is away, the pool warns at each failed reconnection ("error connecting
+# in 'qllm'"). A library keeps quiet unless its user configures logging: without a handler
+# anywhere, Python's last-resort handler would print these on the user's stderr. The
+# records still propagate: `qllm serve`, which configures logging, writes them to its log.
+logging.getLogger("psycopg.pool").addHandler(logging.NullHandler())
 
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_RETRIES = 5
