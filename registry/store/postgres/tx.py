@@ -92,6 +92,7 @@ class Portable:
 _COLUMNS = ("ord", "name", "user_id", "at", "request_id", *AMOUNTS, "query_model", "timeless")
 _TYPES = ["int8", "text", "text", "int8", "text", *["int8"] * len(AMOUNTS), "text", "bool"]
 _A = ", ".join(AMOUNTS)
+_DAY = 86_400_000_000  # microseconds
 # Per connection (made once, by `prepare`, when the pool connects), emptied at each commit;
 # TEXT COLLATE "C" as the tables' keys, so that joins on them use their indexes and rows
 # sort as the rollups' keys do.
@@ -308,8 +309,13 @@ class PostgresTx(SqlTx):
             yield
 
     def month_key(self, column: str) -> str:
-        stamp = f"(TIMESTAMP '1970-01-01' + {column} * INTERVAL '1 microsecond')"
-        return f"EXTRACT(YEAR FROM {stamp}) * 12 + EXTRACT(MONTH FROM {stamp}) - 1"
+        # In whole days, with integers only: ``column * INTERVAL '1 microsecond'`` went
+        # through a float, and put the last microseconds of a month in the next one from
+        # the 2250s on. ``(x % d + d) % d`` is a floor, also before 1970; a date plus an
+        # integer is exact date arithmetic.
+        day = f"(({column} - ((({column}) % {_DAY}) + {_DAY}) % {_DAY}) / {_DAY})"
+        date = f"(DATE '1970-01-01' + CAST({day} AS INTEGER))"
+        return f"CAST(EXTRACT(YEAR FROM {date}) * 12 + EXTRACT(MONTH FROM {date}) - 1 AS BIGINT)"
 
     def rebuild_rollups(self) -> dict[str, int]:
         # Writers wait while the rollups are rebuilt: none can add to a rollup row between
