@@ -63,18 +63,19 @@ class Prober(threading.Thread):
 
     def __init__(self, location: str, names: list[str], start: int) -> None:
         super().__init__(daemon=True)
-        self.reg = registry.Registry(location, timeout=TIMEOUT)
+        self.location = location
         self.names = names
         self.start_at = start
         self.stop = threading.Event()
         self.calls: list[tuple[float, str]] = []
 
     def run(self) -> None:
+        reg = registry.Registry(self.location, timeout=TIMEOUT)  # a SQLite one: this thread's
         n = 0
         while not self.stop.is_set():
             began = time.monotonic()
             try:
-                self.reg.record_usage(
+                reg.record_usage(
                     self.names[n % len(self.names)],
                     at=times.render(self.start_at + (n % (DAYS * 24)) * HOUR),
                     request_id=f"probe-{n}",
@@ -86,19 +87,20 @@ class Prober(threading.Thread):
             self.calls.append((time.monotonic() - began, outcome))
             n += 1
             self.stop.wait(0.25)
-        self.reg.close()
+        reg.close()
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--dsn", help="a PostgreSQL server to use instead of starting one")
+    parser.add_argument("--sqlite", action="store_true", help="the same on a SQLite file")
     args = parser.parse_args(argv)
     count = args.events
     work = Path(tempfile.mkdtemp(prefix="qllm-pgimport-"))
     path = work / "usage.jsonl"
     with scratch(args.dsn, {"max_connections": "20"}) as pg:
-        location = pg.dsn(pg.create())
+        location = str(work / "registry.db") if args.sqlite else pg.dsn(pg.create())
         with registry.Registry(location) as reg:
             names = [reg.register({"id": f"bench/m-{i}", **BODY}).name for i in range(LLMS)]
             start = times.now() - DAYS * DAY
@@ -117,12 +119,14 @@ def main(argv: list[str] | None = None) -> None:
             if done.returncode != 0:
                 raise SystemExit(f"the import failed: {done.stderr}")
             stored = reg.db.execute("SELECT COUNT(*) FROM usage_events").fetchone()[0]
-    path.unlink()
+    for made in work.iterdir():
+        made.unlink()
     work.rmdir()
     calls = prober.calls
     waits = sorted(s for s, _ in calls)
     failed = [outcome for _, outcome in calls if outcome != "ok"]
-    print(f"PostgreSQL {pg.version}; {count:,} events ({size:.0f} MB of JSON Lines)")
+    backend = "SQLite" if args.sqlite else f"PostgreSQL {pg.version}"
+    print(f"{backend}; {count:,} events ({size:.0f} MB of JSON Lines)")
     print(f"  import: {seconds:.1f} s, {count / seconds:,.0f} events/s, {stored:,} stored")
     print(f"  peak RSS of qllm usage import: {peak:.0f} MB")
     print(
