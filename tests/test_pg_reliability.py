@@ -348,11 +348,13 @@ def test_a_restarted_server_loses_no_acknowledged_event(own_server: Server, tmp_
 # bench/pg_serve.py.
 PHASES = (1, 2, 2, 1)
 PHASE_SECONDS = 3.0
-# Two servers must write at least as fast as one. On a shared 2-core machine (two server
-# processes, four client processes and PostgreSQL on two cores) the same phase measured
-# twice varies by a quarter, so the test holds the sums of the alternated phases to that
-# within this much; bench/pg_serve.py measures the ratio over longer runs.
-NOISE = 0.85
+# Two servers should write at least as fast as one. On a shared 2-core machine (two server
+# processes, four client processes and PostgreSQL on two cores) the cores, not the
+# servers, are the bound, and the same phase measured twice varies by a quarter: the
+# test holds the sums of the alternated phases to within this much of each other, which
+# the deadlocks failed by far (525 requests against 8,574); bench/pg_serve.py measures
+# the ratio over longer runs (docs/scaling.md).
+NOISE = 0.8
 
 
 @pytest.mark.alone("measures throughput: one server against two")
