@@ -172,18 +172,21 @@ _PENDING_SUMS = f"""
         SELECT {{column}}, {_A} FROM qllm_deltas WHERE {{column}} = ANY(%(keys)s)
     ) pending GROUP BY {{column}}"""
 # The deltas into the rollups, in the one global order: usage_hourly by key, then
-# usage_totals by key (see above).
-_APPLY = (
-    f"""
+# usage_totals by key (see above). Sent as one simple query (no parameters): one round
+# trip, the statements run in order.
+_APPLY = ";".join(
+    (
+        f"""
     INSERT INTO usage_hourly (name, hour, user_id, query_model, requests, {_A})
     SELECT name, hour, user_id, query_model, requests, {_A} FROM qllm_deltas ORDER BY 1, 2, 3, 4
     ON CONFLICT (name, hour, user_id, query_model) DO UPDATE SET {added("usage_hourly")}""",
-    f"""
+        f"""
     INSERT INTO usage_totals (name, user_id, query_model, requests, {_A})
     SELECT name, user_id, query_model, SUM(requests), {", ".join(f"SUM({a})" for a in AMOUNTS)}
     FROM qllm_deltas GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
     ON CONFLICT (name, user_id, query_model) DO UPDATE SET {added("usage_totals")}""",
-    "DELETE FROM qllm_deltas",
+        "DELETE FROM qllm_deltas",
+    )
 )
 
 
@@ -294,8 +297,7 @@ class PostgresTx(SqlTx):
         if not self._pending:
             return
         try:
-            for statement in _APPLY:
-                self.pg.execute(statement)
+            self.pg.execute(_APPLY.encode())
         except psycopg.errors.NumericValueOutOfRange as exc:
             raise Overtaken from exc
         self._pending = False
