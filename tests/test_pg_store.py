@@ -695,3 +695,21 @@ def test_the_command_line_shows_no_password(location: str) -> None:
         output = done.stdout + done.stderr
         leaked = {piece for piece in _parts(secret) if piece in output}
         assert not leaked, output
+
+
+def test_a_database_that_takes_no_writes_can_still_be_read(postgres: Postgres) -> None:
+    """A registry whose database was set read-only (as a standby is) opens without
+    ``readonly`` and answers reads; a write fails with a StorageError. (The temporary
+    tables a write stages its rows in cannot be made there.)"""
+    name = postgres.create()
+    location = postgres.dsn(name)
+    with Registry(location) as reg:
+        llm = reg.register(
+            {"id": "up/x", "mode": "generate", "weight": {"type": "static", "weight": 1}}
+        )
+    with postgres.admin() as conn:
+        conn.execute(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
+    with Registry(location, timeout=2.0) as reg:
+        assert reg.count() == 1
+        with pytest.raises(StorageError, match="cannot be written"):
+            reg.record_usage(llm.name, request_id="r")

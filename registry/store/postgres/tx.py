@@ -116,9 +116,16 @@ TEMPORARY_TABLES = (
 
 
 def prepare(conn: Connection) -> None:
-    """Make the session's temporary tables (the pool calls this once per new connection)."""
-    for statement in TEMPORARY_TABLES:
-        conn.execute(statement)
+    """Make the session's temporary tables (the pool calls this once per new connection).
+
+    A database that takes no writes at all (a standby, or one set read-only) refuses
+    even temporary tables: its sessions go without them, so that it can still be read;
+    a write there fails anyway, as the database cannot be written."""
+    try:
+        for statement in TEMPORARY_TABLES:
+            conn.execute(statement)
+    except psycopg.errors.ReadOnlySqlTransaction:
+        return
 
 
 # Of staged rows sharing a request_id the first (by ord) is kept, as on SQLite. Returns
@@ -235,23 +242,7 @@ class PostgresTx(SqlTx):
         if memory != work_mem(0):  # a small batch (a single event) needs no extra round trip
             # For this transaction only (SET LOCAL); no other session's memory changes.
             conn.execute("SELECT set_config('work_mem', %s, true)", [memory])
-        unique = True
-        seen: set[str] = set()
-        with (
-            conn.cursor() as cur,
-            cur.copy(f"COPY qllm_stage ({', '.join(_COLUMNS)}) FROM STDIN") as copy,
-        ):
-            copy.set_types(_TYPES)
-            for chunk in spool.chunks():
-                for position, row in enumerate(chunk.rows):
-                    copy.write_row([chunk.first + position, *row, position in chunk.timeless])
-                    request_id = row[3]
-                    if unique and request_id is not None:
-                        # Held for a batch of up to _UNIQUE_HELD ids: past that, the
-                        # ON CONFLICT merge, rather than memory that grows with the batch.
-                        unique = request_id not in seen and len(seen) < _UNIQUE_HELD
-                        seen.add(request_id)
-        seen.clear()
+        unique = self._stage(spool)
         try:
             written = self._merged(spool.count, unique)
         except psycopg.errors.NumericValueOutOfRange as exc:  # this job's deltas past 2**63
@@ -267,6 +258,33 @@ class PostgresTx(SqlTx):
         self._pending = True
         self._check_pending([(name, model) for name, model, _ in written])
         return count
+
+    def _stage(self, spool: Spool) -> bool:
+        """COPY the spool's rows into ``qllm_stage``; whether their request_ids are all
+        different (as far as `_UNIQUE_HELD` of them tell)."""
+        unique = True
+        seen: set[str] = set()
+        try:
+            with (
+                self.pg.cursor() as cur,
+                cur.copy(f"COPY qllm_stage ({', '.join(_COLUMNS)}) FROM STDIN") as copy,
+            ):
+                copy.set_types(_TYPES)
+                for chunk in spool.chunks():
+                    for position, row in enumerate(chunk.rows):
+                        copy.write_row([chunk.first + position, *row, position in chunk.timeless])
+                        request_id = row[3]
+                        if unique and request_id is not None:
+                            # Held for a batch of up to _UNIQUE_HELD ids: past that, the
+                            # ON CONFLICT merge, rather than memory that grows with the batch.
+                            unique = request_id not in seen and len(seen) < _UNIQUE_HELD
+                            seen.add(request_id)
+        except psycopg.errors.UndefinedTable as exc:
+            # No staging table: `prepare` found a database that takes no writes.
+            raise psycopg.errors.ReadOnlySqlTransaction(
+                "the database takes no writes (a standby, or set read-only)"
+            ) from exc
+        return unique
 
     def _merged(self, rows: int, unique: bool) -> list[tuple[Any, ...]]:
         """The staged rows merged: (name, query_model, count) of what was new."""
