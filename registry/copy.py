@@ -237,17 +237,30 @@ class _Copy:
         return events
 
     def _check_rollups(self) -> None:
-        """The target's rollups equal a rebuild from its events, a range of names at a time."""
-        for page in _pages(self.dst, "query_llms"):
-            low, high = page[0][0], page[-1][0]
-            with self.dst.transaction(write=False) as tx:
-                for table in ROLLUPS:
-                    if tx.rollup_rows(table, low, high) != tx.rebuilt_rows(table, low, high):
-                        raise CopyMismatchError(
-                            f"{self.target}: the rollups of the Query LLMs {low} to {high}"
-                            " differ from a rebuild from their events"
-                            " (qllm rebuild-rollups repairs them)"
-                        )
+        """The target's rollups equal a rebuild from its events (the hourly rows from the
+        events, then the all-time rows from the hourly ones), a page of rollup rows at a
+        time: each page of stored rows, and the rebuilt rows of the same range of keys,
+        read in one short transaction. Memory holds two pages, however many rows."""
+        for table in ROLLUPS:
+            width = len(ROLLUPS[table][0])
+            after: Row | None = None
+            while True:
+                with self.dst.transaction(write=False) as tx:
+                    stored = tx.copy_page(table, after, PAGE)
+                    # The last page's range runs to the end: rebuilt rows past the last
+                    # stored key are a difference too.
+                    last = stored[-1][:width] if len(stored) == PAGE else None
+                    rebuilt = tx.rebuilt_page(table, after, last, PAGE + 1)
+                if stored != rebuilt:
+                    first = _first_difference(stored, rebuilt)
+                    raise CopyMismatchError(
+                        f"{self.target}: the {_WHAT[table]} {_key_text(first[:width])}"
+                        " differs from a rebuild from the events"
+                        " (qllm rebuild-rollups repairs it)"
+                    )
+                if last is None:
+                    break
+                after = last
 
     def _mismatch(self, what: str) -> NoReturn:
         raise CopyMismatchError(
@@ -337,6 +350,14 @@ def _zip_all(left: Iterator[Row], right: Iterator[Row]) -> Iterator[tuple[Row | 
         if mine is None and their is None:
             return
         yield mine, their
+
+
+def _first_difference(stored: list[Row], rebuilt: list[Row]) -> Row:
+    """The first row, of either list, where two lists in key order part."""
+    for mine, their in zip(stored, rebuilt, strict=False):
+        if mine != their:
+            return min(mine, their)
+    return (stored if len(stored) > len(rebuilt) else rebuilt)[min(len(stored), len(rebuilt))]
 
 
 def _key_text(key: Row) -> str:

@@ -3,7 +3,9 @@
 Rules, all here: a date-time needs an offset (``Z`` or ``+01:00``) and is
 converted to UTC; a bare date (``2026-11-01``) is that day's midnight UTC;
 anything else, a naive date-time included, is an error. Fractions finer than
-a microsecond are truncated. ``created`` and other times are written back as
+a microsecond are truncated. A time must fall between 0001-01-01 and
+9999-12-31 once converted to UTC (`FIRST`, `LAST`): the times that can be
+written back. ``created`` and other times are written back as
 ``2026-11-25T08:48:53.120000Z``.
 """
 
@@ -17,6 +19,12 @@ from dateutil.parser import isoparse
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
+# The times that can be written back (`render`, four-digit years): from 0001-01-01 to
+# 9999-12-31 in UTC. A time given with an offset can fall outside once converted
+# (9999-12-31T23:59:59-01:00 is in year 10000 in UTC): refused, since every answer that
+# names it (a series' last bucket, a window's end) could not be written.
+FIRST = (datetime(1, 1, 1, tzinfo=UTC) - EPOCH) // _MICROSECOND
+LAST = (datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC) - EPOCH) // _MICROSECOND
 _DAY = 86_400_000_000
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _DATE_TIME = re.compile(
@@ -69,11 +77,15 @@ def parse(value: Any) -> int:
                 _HOURS[key] = hour
             hour += _MINUTES[minute] + _SECONDS[second]
             if fraction is None:
-                return hour
-            if len(fraction) == 6:  # microseconds, as most logs write them: a third of the cost
-                return hour + int(fraction)
-            # finer than a microsecond: cut, as the reference does
-            return hour + int(fraction[:6]) * _SCALE[min(len(fraction), 6)]
+                moment = hour
+            elif len(fraction) == 6:  # microseconds, as most logs write them: a third of the cost
+                moment = hour + int(fraction)
+            else:  # finer than a microsecond: cut, as the reference does
+                moment = hour + int(fraction[:6]) * _SCALE[min(len(fraction), 6)]
+            # An hour that starts in range can end past LAST (offsets of half hours); the
+            # start of one is never before FIRST unless its hour is (refused above).
+            if moment <= LAST:
+                return moment
     return parse_reference(value)
 
 
@@ -85,7 +97,7 @@ def parse_reference(value: Any) -> int:
             raise TimeError("must be an RFC 3339 date-time string")
         if value.utcoffset() is None:
             raise TimeError("must be timezone-aware")
-        return micros(value)
+        return _in_range(micros(value), value.isoformat())
     match = _DATE_TIME.fullmatch(value)
     if match is None:
         if _DATE.fullmatch(value):
@@ -106,7 +118,15 @@ def parse_reference(value: Any) -> int:
             parsed = isoparse(value)
         except (ValueError, OverflowError):
             raise TimeError(f"is not a valid date-time: {value!r}") from None
-    return (parsed - EPOCH) // _MICROSECOND  # micros(), inline: this is the hot path
+    return _in_range((parsed - EPOCH) // _MICROSECOND, value)
+
+
+def _in_range(moment: int, value: str) -> int:
+    if moment > LAST:
+        raise TimeError(f"is past 9999-12-31T23:59:59.999999Z once in UTC: {value!r}")
+    if moment < FIRST:
+        raise TimeError(f"is before 0001-01-01T00:00:00Z once in UTC: {value!r}")
+    return moment
 
 
 def micros(moment: datetime) -> int:

@@ -176,10 +176,19 @@ ROLLUPS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 LAYOUTS = COPIED | ROLLUPS
 # What statistics are compared by: per Query LLM, per user, per Query Model.
 STATISTICS = ("name", "user_id", "query_model")
-_IN_RANGE = "usage_events WHERE name >= ? AND name <= ?"
-_REBUILT = {
-    "usage_hourly": hours_of(_IN_RANGE) + " ORDER BY 1, 2, 3, 4",
-    "usage_totals": totals_of(_IN_RANGE) + " ORDER BY 1, 2, 3",
+# A rollup's rows as a rebuild would make them, named as the rollup's columns: the hourly
+# rows from the events, the all-time rows from the hourly rows (as `rebuild_rollups` does;
+# a check compares the hourly rows with the events first). ``{where}``: a range of the
+# source's (name, at) or (name, ...) key, so that a page of keys reads its events only.
+_SUMMED = ", ".join(f"SUM({a}) AS {a}" for a in AMOUNTS)
+_REBUILDS = {
+    "usage_hourly": f"""
+        SELECT name, at - at % {HOUR} AS hour, COALESCE(user_id, '{ANONYMOUS}') AS user_id,
+            COALESCE(query_model, '{NO_MODEL}') AS query_model, COUNT(*) AS requests, {_SUMMED}
+        FROM usage_events WHERE 1 = 1{{where}} GROUP BY 1, 2, 3, 4""",
+    "usage_totals": f"""
+        SELECT name, user_id, query_model, SUM(requests) AS requests, {_SUMMED}
+        FROM usage_hourly WHERE 1 = 1{{where}} GROUP BY 1, 2, 3""",
 }
 
 # --- statistics -------------------------------------------------------------------------------
@@ -241,7 +250,19 @@ class SqlTx:
         """Insert the validated rows of ``spool`` and add them into both rollups; how many
         were new. A repeated ``request_id`` must repeat its stored event (else
         `ConflictError`); a total past 64 bits is refused (`registry.query.too_large`)."""
+        written = self.add_events(spool)
+        self.apply_rollups()
+        return written
+
+    def add_events(self, spool: Spool) -> int:
+        """`write` but for the rollups, which a backend may leave to `apply_rollups` (the
+        totals are checked against 64 bits here all the same). Several calls may share
+        one `apply_rollups` (a group commit: one call per savepoint)."""
         raise NotImplementedError
+
+    def apply_rollups(self) -> None:
+        """Add into the rollups what `add_events` left for later, if anything; the last
+        write of the transaction."""
 
     def savepoint(self) -> AbstractContextManager[None]:
         """A nested transaction: a `RegistryError` inside rolls back only its writes."""
@@ -633,18 +654,50 @@ class SqlTx:
         sql = f"SELECT {by}, {sums} FROM usage_totals{where} GROUP BY {by} ORDER BY {by} LIMIT ?"
         return [tuple(row) for row in self.conn.execute(sql, [*params, limit])]
 
-    def rollup_rows(self, table: str, low: str, high: str) -> list[tuple[Any, ...]]:
-        """The stored rows of a rollup for the Query LLMs named ``low`` to ``high``, by key."""
-        key, rest = ROLLUPS[table]
+    def rebuilt_page(
+        self,
+        table: str,
+        after: tuple[Any, ...] | None,
+        last: tuple[Any, ...] | None,
+        limit: int,
+    ) -> list[tuple[Any, ...]]:
+        """Up to ``limit`` rows of a rollup (a `ROLLUPS` table) as a rebuild would make
+        them, in key order, with keys after ``after`` and up to ``last`` (None: no bound):
+        what `copy_page` of the stored rollup gives for the same keys, when they agree.
+        Only the source rows of that range are read (an index range of the events'
+        ``(name, at)``, or of the hourly rollup's key)."""
+        key, _ = ROLLUPS[table]
+        where, params = "", list[Any]()
+        if table == "usage_hourly":  # key (name, hour, ...): events from (name, hour) on
+            low = None if after is None else (after[0], after[1])
+            high = None if last is None else (last[0], last[1] + HOUR)
+            columns = "(name, at)"
+        else:  # key (name, user_id, query_model): hourly rows of those names
+            low = None if after is None else (after[0], -(2**63))
+            high = None if last is None else (last[0], 2**63 - 1)
+            columns = "(name, hour)"
+        if low is not None:
+            where += f" AND {columns} >= (?, ?)"
+            params += low
+        if high is not None:
+            where += (
+                f" AND {columns} < (?, ?)"
+                if table == "usage_hourly"
+                else f" AND {columns} <= (?, ?)"
+            )
+            params += high
+        bounds = ""
+        if after is not None:
+            bounds += f" AND ({', '.join(key)}) > ({', '.join('?' * len(key))})"
+            params += after
+        if last is not None:
+            bounds += f" AND ({', '.join(key)}) <= ({', '.join('?' * len(key))})"
+            params += last
         sql = (
-            f"SELECT {', '.join((*key, *rest))} FROM {table} WHERE name >= ? AND name <= ?"
-            f" ORDER BY {', '.join(key)}"
+            f"SELECT * FROM ({_REBUILDS[table].format(where=where)}) rebuilt"
+            f" WHERE 1 = 1{bounds} ORDER BY {', '.join(key)} LIMIT ?"
         )
-        return [tuple(row) for row in self.conn.execute(sql, [low, high])]
-
-    def rebuilt_rows(self, table: str, low: str, high: str) -> list[tuple[Any, ...]]:
-        """`rollup_rows` as a rebuild from the events would make them."""
-        return [tuple(row) for row in self.conn.execute(_REBUILT[table], [low, high])]
+        return [tuple(row) for row in self.conn.execute(sql, [*params, limit])]
 
 
 def _usage_of_q(page: Page, user: str | None, params: dict[str, Any], subject: Subject) -> str:

@@ -403,3 +403,33 @@ def _brute(
 
 def _micros(text: str) -> int:
     return times.parse(text)
+
+
+def test_times_at_the_edges_of_what_can_be_written(reg: Registry) -> None:
+    """A ``to`` that is past 9999-12-31 once in UTC (a negative offset) is refused at /to
+    (it was an OverflowError: a 500 over HTTP); ``from`` before year 1 likewise; the last
+    microsecond of 9999 in UTC is a window's end like any other."""
+    for start, end, path in (
+        ("9999-12-01T00:00:00Z", "9999-12-31T23:59:59-01:00", "/to"),
+        ("0001-01-01T00:00:00+01:00", "0001-02-01T00:00:00Z", "/from"),
+    ):
+        with pytest.raises(ValidationError) as caught:
+            reg.usage_series(start, end, "month")
+        assert [p for p, _ in caught.value.errors] == [path]
+        assert "once in UTC" in caught.value.errors[0][1]
+    data = reg.usage_series("9999-12-01T00:00:00Z", "9999-12-31T23:59:59.999999Z", "month")
+    assert [(d["start"], d["end"]) for d in data] == [
+        ("9999-12-01T00:00:00Z", "9999-12-31T23:59:59.999999Z")
+    ]
+
+
+def test_the_last_microsecond_of_a_month_in_2300(reg: Registry) -> None:
+    """An event at 2300-01-31T23:59:59.999999Z is January's, in a series to 2300-02-01
+    (PostgreSQL keyed it as February, then failed with a KeyError: a 500 over HTTP)."""
+    name = reg.register(body()).name
+    reg.record_usage(name, at="2300-01-31T23:59:59.999999Z", chat_prompt_tokens=3)
+    # From the middle of an hour: that hour's events are read raw, by their own `at`.
+    for start in ("2300-01-31T23:30:00Z", "2299-12-31T23:00:00Z"):
+        data = reg.usage_series(start, "2300-02-01T00:00:00Z", "month")
+        assert [sum(r["requests"] for r in d["results"]) for d in data][-1] == 1
+        assert data[-1]["start"] in (start, "2300-01-01T00:00:00Z")

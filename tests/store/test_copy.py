@@ -18,6 +18,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from registry import times
 from registry.copy import _difference, copy_registry
 from registry.errors import (
     AuthenticationError,
@@ -345,3 +346,57 @@ def test_merged_streams_find_the_first_difference(
         elif key in changed:
             expected.append(("different", (key,)))
     assert found == (expected[0] if expected else None)
+
+
+SMALL_PAGE = 50  # rows a read of the copy may return, in the test below
+
+
+@pytest.mark.parametrize("direction", ["to postgres", "to a file"])
+def test_the_end_check_reads_a_page_of_rows_at_a_time(
+    tmp_path: Path, pg_location: str, direction: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every read of a copy, the check of the rollups at its end included, returns at most
+    a page of rows, however many rollup rows a Query LLM has: memory holds pages, not
+    tables. (The check read every rollup row of up to a page of Query LLMs at once: 519
+    MB for a million events over 40 days.) Here 3 Query LLMs have 200 hourly rows each,
+    and a page is 50 rows. A rollup row changed on the target is still found."""
+    import registry.copy as copying
+    from registry.store.sql import SqlTx
+
+    largest: dict[str, int] = {}
+    for method in ("copy_page", "event_page", "statistics", "rebuilt_page", "rollup_rows"):
+        if not hasattr(SqlTx, method):
+            continue
+        read = getattr(SqlTx, method)
+
+        def measured(self: Any, *args: Any, _read: Any = read, _name: str = method) -> Any:
+            rows = _read(self, *args)
+            largest[_name] = max(largest.get(_name, 0), len(rows))
+            return rows
+
+        monkeypatch.setattr(SqlTx, method, measured)
+    monkeypatch.setattr(copying, "PAGE", SMALL_PAGE)
+    monkeypatch.setattr(copying, "BATCH", SMALL_PAGE)
+    source: str | Path = tmp_path / "source.db"
+    target: str | Path = pg_location
+    if direction == "to a file":
+        source, target = pg_location, tmp_path / "target.db"
+    with Registry(source) as reg:
+        names = [reg.register(body(temperature=t)).name for t in (0.1, 0.2, 0.3)]
+        reg.record_usage_many(
+            {"name": name, "at": f"2026-11-{1 + h // 24:02d}T{h % 24:02d}:30:00Z"}
+            for name in names
+            for h in range(200)
+        )
+    copied = copy_registry(source, target, batch=SMALL_PAGE)
+    assert copied.events == 600
+    assert largest, "no read was measured"
+    assert max(largest.values()) <= SMALL_PAGE + 1, largest
+
+    with Registry(target) as reg:
+        reg.db.execute(
+            "UPDATE usage_hourly SET requests = 2 WHERE name = ? AND hour = ?",
+            [names[1], times.parse("2026-11-05T07:00:00Z")],
+        )
+    with pytest.raises(CopyMismatchError):
+        copy_registry(source, target, batch=SMALL_PAGE)

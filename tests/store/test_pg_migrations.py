@@ -5,9 +5,15 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import subprocess
+import sys
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from registry.errors import NotARegistryError
 from registry.registry import Registry
 from tests.support.pg import Postgres, import_psycopg
 
@@ -105,3 +111,54 @@ def test_m004_on_a_m003_database_keeps_rows_and_answers(postgres: Postgres, tmp_
         # 3 Query LLMs, each with events of alice's and without a user
         assert counts["usage_totals"] == 6
     assert [s["requests"] for s in doubled[0]] == [2 * s["requests"] for s in expected[0]]
+
+
+QLLM = str(Path(sys.executable).with_name("qllm"))
+
+
+def relations(location: str) -> list[str]:
+    with psycopg.connect(location, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = 'public' ORDER BY 1"
+        ).fetchall()
+    return [name for (name,) in rows]
+
+
+def test_a_database_of_something_else_is_refused_untouched(
+    postgres: Postgres, tmp_path: Path
+) -> None:
+    """A database holding a table of another application (and no qllm migrations) is
+    refused by the library, read-only or not, by every command and by `qllm copy` into
+    it, with NotARegistryError (exit 5), and keeps exactly what it had. An empty database
+    next to it is still made a registry on first use."""
+    name = postgres.create(migrated=False)
+    location = postgres.dsn(name)
+    with psycopg.connect(location, autocommit=True) as conn:
+        conn.execute("CREATE TABLE orders (id BIGINT PRIMARY KEY, total NUMERIC)")
+        conn.execute("INSERT INTO orders VALUES (1, 9.5)")
+    before = relations(location)
+    for readonly in (False, True):
+        with pytest.raises(NotARegistryError) as caught:
+            Registry(location, readonly=readonly)
+        assert "public.orders" in str(caught.value)
+        assert "left untouched" in str(caught.value)
+    source = tmp_path / "source.db"
+    with Registry(source) as reg:
+        reg.register({"id": "up/x", "mode": "generate", "weight": {"type": "static", "weight": 1}})
+    for args in (["count", "--db", location], ["copy", str(source), location]):
+        done = subprocess.run(
+            [QLLM, *args], capture_output=True, text=True, timeout=60, check=False
+        )
+        assert done.returncode == 5, done.stderr
+        assert "is not a qllm registry" in done.stderr
+    assert relations(location) == before
+    with psycopg.connect(location, autocommit=True) as conn:
+        assert conn.execute("SELECT * FROM orders").fetchall() == [(1, Decimal("9.5"))]
+
+    empty = postgres.dsn(postgres.create(migrated=False))
+    with Registry(empty) as reg:
+        assert reg.count() == 0
+    assert "_qllm_migrations" in relations(empty)
+    with Registry(empty, readonly=True) as reg:  # and it is one from then on
+        assert reg.count() == 0

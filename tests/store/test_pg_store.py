@@ -26,9 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import registry
 from registry import times
 from registry.errors import (
     SchemaTooNewError,
@@ -49,6 +50,7 @@ from registry.store.postgres import INSTALL, migrate, open_store  # noqa: E402
 from registry.store.postgres.store import OVERFLOW, PostgresStore, translate  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
+QLLM = str(Path(sys.executable).with_name("qllm"))
 TABLES = {"_qllm_migrations", "users", "tokens", "query_llms", "usage_events"}
 TABLES |= {"usage_hourly", "usage_totals", "query_models", "query_model_members"}
 
@@ -538,8 +540,13 @@ def test_a_restarted_server_is_reconnected_through_the_pool(
 
 
 @given(
-    user=st.text(min_size=1, max_size=12),
-    password=st.text(min_size=1, max_size=12),
+    # NUL excepted: a URL that holds one (%00) is refused, as libpq refuses it.
+    user=st.text(
+        st.characters(codec="utf-8", blacklist_characters="\x00"), min_size=1, max_size=12
+    ),
+    password=st.text(
+        st.characters(codec="utf-8", blacklist_characters="\x00"), min_size=1, max_size=12
+    ),
     host=st.from_regex(r"[a-z][a-z0-9.-]{0,20}", fullmatch=True),
     port=st.integers(1, 65535),
 )
@@ -598,3 +605,111 @@ def test_a_full_disk_is_a_full_error(pg_location: str, small_tablespace: str) ->
     finally:
         with connect(pg_location) as conn:
             conn.execute("DROP TABLE filler")
+
+
+# Characters that a password may hold and that a URL reads as structure: "%" (an escape),
+# "@" (the end of the user and password), "/" and "?" (the end of the host), ":" and "["
+# (a port, an IPv6 host), "=" and "&" (parameters); and letters, of several scripts.
+_PASSWORD = st.text(
+    st.sampled_from("%@/:?#[]=&+!$'()*,; ~\\\"") | st.characters(categories=["L", "N"]),
+    min_size=6,
+    max_size=24,
+)
+
+
+def _parts(password: str) -> set[str]:
+    """What of ``password`` no message may hold: every run of 5 of its characters, as
+    written and percent-decoded (and the whole of it)."""
+    pieces = set()
+    for text in (password, urllib.parse.unquote(password)):
+        pieces.add(text)
+        pieces |= {text[i : i + 5] for i in range(max(0, len(text) - 4))}
+    return pieces
+
+
+def _messages(exc: BaseException) -> list[str]:
+    """An error's message, repr and those of its causes: what a log's traceback shows."""
+    shown: list[str] = []
+    cause: BaseException | None = exc
+    while cause is not None:
+        shown += [str(cause), repr(cause)]
+        cause = cause.__cause__ or (None if cause.__suppress_context__ else cause.__context__)
+    return shown
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    password=_PASSWORD,
+    encoded=st.booleans(),
+    place=st.sampled_from(["userinfo", "parameter"]),
+    host=st.sampled_from(["server", "closed", "[::1", "[::1]:x", "h:1:2", "h%zz", ""]),
+)
+def test_no_message_carries_any_part_of_a_password(
+    postgres: Postgres, password: str, encoded: bool, place: str, host: str
+) -> None:
+    """Over generated URLs, with passwords full of the characters that URLs read as
+    structure, written raw or percent-encoded, in the URL's user part or as a parameter,
+    with good and malformed hosts: neither the description of the location, nor any error
+    (message, repr, causes) of opening it, nor a registry's repr holds a piece of it."""
+    written = urllib.parse.quote(password, safe="") if encoded else password
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        if host == "server":
+            found = urllib.parse.urlsplit(postgres.admin_dsn)
+            host = f"{found.hostname}:{found.port}"
+        elif host == "closed":
+            host = f"127.0.0.1:{closed.getsockname()[1]}"
+        if place == "userinfo":
+            location = f"postgresql://alice:{written}@{host}/postgres"
+        else:
+            location = f"postgresql://alice@{host}/postgres?password={written}"
+        shown = [describe(location)]
+        try:
+            reg = Registry(location, timeout=1.0, readonly=True)
+        except registry.RegistryError as exc:
+            shown += _messages(exc)
+        else:  # the test server trusts every password
+            shown += [repr(reg), reg.store.where]
+            reg.close()
+    leaked = {piece for piece in _parts(password) for text in shown if piece in text}
+    assert not leaked, (location, shown)
+
+
+@pytest.mark.parametrize(
+    "location",
+    [
+        "postgresql://user:S3c%ZZret@127.0.0.1:1/db",  # a raw %: libpq quoted the whole token
+        "postgresql://user:S3cretPw@[::1/db",  # a malformed host: libpq quoted the whole URL
+        "postgresql://user:pa@ss@127.0.0.1:1/db",  # a raw @: libpq reads "ss@..." as the host
+        "postgresql://user:12/pass@127.0.0.1:1/db",  # a raw /: "pass@..." the database
+    ],
+)
+def test_the_command_line_shows_no_password(location: str) -> None:
+    """What the issue saw: `qllm count` on such a URL printed the password, or the whole
+    URL. Every command's output and errors are free of it, `qllm where` included."""
+    secret = location.split("//")[1].split(":")[1].rsplit("@", 1)[0]
+    for args in (["count", "--db", location], ["where", "--db", location]):
+        done = subprocess.run(
+            [QLLM, *args], capture_output=True, text=True, timeout=60, check=False
+        )
+        output = done.stdout + done.stderr
+        leaked = {piece for piece in _parts(secret) if piece in output}
+        assert not leaked, output
+
+
+def test_a_database_that_takes_no_writes_can_still_be_read(postgres: Postgres) -> None:
+    """A registry whose database was set read-only (as a standby is) opens without
+    ``readonly`` and answers reads; a write fails with a StorageError. (The temporary
+    tables a write stages its rows in cannot be made there.)"""
+    name = postgres.create()
+    location = postgres.dsn(name)
+    with Registry(location) as reg:
+        llm = reg.register(
+            {"id": "up/x", "mode": "generate", "weight": {"type": "static", "weight": 1}}
+        )
+    with postgres.admin() as conn:
+        conn.execute(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
+    with Registry(location, timeout=2.0) as reg:
+        assert reg.count() == 1
+        with pytest.raises(StorageError, match="cannot be written"):
+            reg.record_usage(llm.name, request_id="r")

@@ -13,7 +13,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -194,7 +196,121 @@ def slow_upload(p: Params) -> Any:
     return {"finished": True}  # never reached: the test kills it
 
 
-COMMANDS: dict[str, Callable[[Params], Any]] = {"write": write, "slow-upload": slow_upload}
+class _Connection:
+    """One keep-alive HTTP/1.1 connection, spoken by hand: the load generator must cost the
+    cores far less than the servers it measures (httpx takes about 1 ms a request)."""
+
+    def __init__(self, url: str, token: str, timeout: float) -> None:
+        host, _, port = url.removeprefix("http://").partition(":")
+        self.address = (host, int(port))
+        self.head = (
+            f"POST /usage HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
+            "Content-Type: application/json\r\nContent-Length: "
+        ).encode()
+        self.timeout = timeout
+        self.sock: socket.socket | None = None
+        self.buffer = b""
+
+    def post(self, body: bytes) -> tuple[int, bytes]:
+        """Status and body of one POST; `OSError` if the connection fails (then closed)."""
+        try:
+            if self.sock is None:
+                self.sock = socket.create_connection(self.address, timeout=self.timeout)
+                self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                self.buffer = b""
+            self.sock.sendall(self.head + str(len(body)).encode() + b"\r\n\r\n" + body)
+            while b"\r\n\r\n" not in self.buffer:
+                self._read()
+            head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
+            lines = head.split(b"\r\n")
+            status = int(lines[0].split()[1])
+            length = 0
+            for line in lines[1:]:
+                key, _, value = line.partition(b":")
+                if key.strip().lower() == b"content-length":
+                    length = int(value)
+            while len(self.buffer) < length:
+                self._read()
+            answer, self.buffer = self.buffer[:length], self.buffer[length:]
+            return status, answer
+        except (OSError, ValueError, IndexError):
+            self.close()
+            raise OSError("connection failed") from None
+
+    def _read(self) -> None:
+        assert self.sock is not None
+        data = self.sock.recv(65536)
+        if not data:
+            raise OSError("closed by the server")
+        self.buffer += data
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+
+def post(p: Params) -> Any:
+    """The group-commit load (``tests/support/pg_load.py``): ``connections`` threads, each a client
+    on a keep-alive connection to ``url`` as the user of ``tokens[its number % 4]``. From
+    the moment the ``go`` file exists, for ``seconds``, each posts requests of 1 to 3
+    events, named by their request_ids as in `request`, with no ``at`` (the current
+    hour). A request that fails is sent again until acknowledged; what was
+    acknowledged, and how each attempt ended, is reported."""
+    log = Log()
+    lock = threading.Lock()
+    go = Path(p["go"])
+
+    def client(number: int) -> None:
+        who = p["first"] + number
+        conn = _Connection(p["url"], p["tokens"][who % len(p["tokens"])], p["http_timeout"])
+        while not go.exists():
+            time.sleep(0.01)
+        deadline = time.monotonic() + p["seconds"]
+        k = 0
+        while time.monotonic() < deadline:
+            events = []
+            for i in range(1 + k % 3):
+                request_id = f"{p['tag']}-c{who}-{k}-{i}"
+                n = number_of(request_id)
+                one = event(p["names"][n % len(p["names"])], n, request_id)
+                del one["at"]
+                events.append(one)
+            body = json.dumps(events[0] if len(events) == 1 else events).encode()
+            while True:
+                started = time.monotonic()
+                try:
+                    status, answer = conn.post(body)
+                except OSError as exc:
+                    with lock:
+                        log.failed("transport", time.monotonic() - started, str(exc))
+                    time.sleep(0.05)
+                    continue
+                with lock:
+                    if status == 200:
+                        log.outcomes["200"] += 1
+                        ids = [str(e["request_id"]) for e in events]
+                        log.acks.append((ids, int(json.loads(answer)["written"])))
+                        break
+                    log.failed(str(status), time.monotonic() - started)
+                time.sleep(0.05)
+            k += 1
+        conn.close()
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(p["connections"])]
+    for thread in threads:
+        thread.start()
+    go.with_name(f"{go.name}-ready-{p['first']}").touch()
+    for thread in threads:
+        thread.join()
+    return log.result()
+
+
+COMMANDS: dict[str, Callable[[Params], Any]] = {
+    "write": write,
+    "slow-upload": slow_upload,
+    "post": post,
+}
 
 
 def main() -> None:

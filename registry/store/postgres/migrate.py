@@ -1,5 +1,9 @@
 """PostgreSQL migrations: numbered ``.sql`` files, applied in order, in one transaction.
 
+Only into a registry or an empty database: one that holds other tables and no
+``_qllm_migrations`` belongs to something else and is refused untouched
+(`identify`, as the SQLite backend refuses another application's file).
+
 ``migrations/postgres/0001_initial.sql`` is the migration ``m001_initial``:
 the same names as the SQLite migration set's steps, so that both backends
 speak of the same schema versions. Applied names are recorded in
@@ -22,7 +26,7 @@ import psycopg
 from attrs import frozen
 
 from registry import times
-from registry.errors import SchemaTooNewError, StorageError
+from registry.errors import NotARegistryError, SchemaTooNewError, StorageError
 from registry.store import migrations_folder
 
 # The advisory lock that makes migrations take turns: b"qllm" as a number.
@@ -73,6 +77,29 @@ def applied(conn: psycopg.Connection[tuple[object, ...]]) -> list[str] | None:
     return [str(name) for (name,) in conn.execute(f"SELECT name FROM {TABLE} ORDER BY name")]
 
 
+# What a database holds besides PostgreSQL's own catalogs (and other sessions' temporary
+# tables, qllm's staging tables among them): tables, views and sequences of any schema.
+_OTHERS = r"""
+    SELECT n.nspname || '.' || c.relname FROM pg_class c
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+        AND n.nspname NOT LIKE 'pg\_%' AND n.nspname <> 'information_schema'
+    ORDER BY 1 LIMIT 3"""
+
+
+def identify(conn: psycopg.Connection[tuple[object, ...]], where: str) -> bool:
+    """Whether the database is a registry (our migrations table is there); False for an
+    empty one, which may become one. A database holding anything else belongs to something
+    else: `NotARegistryError`, and nothing was written (this only reads)."""
+    if applied(conn) is not None:
+        return True
+    found = [str(name) for (name,) in conn.execute(_OTHERS)]
+    if found:
+        shown = ", ".join(found[:2]) + (", ..." if len(found) > 2 else "")
+        raise NotARegistryError(where, f"it holds other tables ({shown}) and no {TABLE}")
+    return False
+
+
 def pending(
     conn: psycopg.Connection[tuple[object, ...]],
     where: str,
@@ -94,12 +121,17 @@ def migrate(
 ) -> list[str]:
     """Apply the pending migrations on ``conn`` (in autocommit mode); the names applied.
 
-    ``where`` names the database in errors (no password).
+    ``where`` names the database in errors (no password). A database that holds
+    anything but a registry is refused before anything is written (`identify`).
     """
+    identify(conn, where)
     if not pending(conn, where, migrations):  # the usual case: no lock taken
         return []
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", [LOCK])
+        # Under the lock: whoever held it before may have made it a registry, or (if it
+        # was someone else) put other tables in it.
+        identify(conn, where)
         conn.execute(
             f"CREATE TABLE IF NOT EXISTS {TABLE}"
             ' (name TEXT COLLATE "C" PRIMARY KEY, applied_at BIGINT NOT NULL)'

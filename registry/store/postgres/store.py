@@ -12,6 +12,7 @@ failure. psycopg errors are mapped by class, once, in `translate`.
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 import time
@@ -32,13 +33,19 @@ from registry.errors import (
     StorageError,
     StorageFullError,
 )
-from registry.location import describe
+from registry.location import BadLocation, describe, postgres_url, redact
 from registry.query import too_large
 from registry.store.postgres import migrate
-from registry.store.postgres.tx import Portable, PostgresTx
+from registry.store.postgres.tx import Overtaken, Portable, PostgresTx, prepare
 
 Connection = psycopg.Connection[tuple[Any, ...]]
 T = TypeVar("T")
+
+# While the server is away, the pool warns at each failed reconnection ("error connecting
+# in 'qllm'"). A library keeps quiet unless its user configures logging: without a handler
+# anywhere, Python's last-resort handler would print these on the user's stderr. The
+# records still propagate: `qllm serve`, which configures logging, writes them to its log.
+logging.getLogger("psycopg.pool").addHandler(logging.NullHandler())
 
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_RETRIES = 5
@@ -47,7 +54,11 @@ DEFAULT_MAX_SIZE = 10
 OVERFLOW = too_large().errors[0][1]
 
 # Errors after which the whole transaction may simply run again.
-RETRYABLE: tuple[type[psycopg.Error], ...] = (errors.SerializationFailure, errors.DeadlockDetected)
+RETRYABLE: tuple[type[Exception], ...] = (
+    errors.SerializationFailure,
+    errors.DeadlockDetected,
+    Overtaken,
+)
 
 
 class PostgresStore:
@@ -72,6 +83,10 @@ class PostgresStore:
         retries: int = DEFAULT_RETRIES,
         max_size: int = DEFAULT_MAX_SIZE,
     ) -> None:
+        try:
+            postgres_url(location)  # before libpq reads it, and may quote its password
+        except BadLocation as exc:
+            raise StorageError(f"not a usable PostgreSQL URL: {exc}") from None
         self.location = location
         self.where = describe(location)
         self.readonly = readonly
@@ -96,12 +111,15 @@ class PostgresStore:
             # once, so a server that is back is found within about one ``timeout``.
             reconnect_timeout=max(timeout, 1.0),
             name="qllm",
+            # The temporary tables a write stages its rows in, once per connection (a
+            # read-only session may not create them, and never writes).
+            configure=None if readonly else prepare,
         )
         try:
             self._pool.open(wait=True, timeout=max(timeout, 1.0))
         except psycopg.Error as exc:
             self._pool.close()
-            raise StorageError(f"cannot connect to {self.where}: {_text(exc)}") from exc
+            raise self._unreachable(exc) from exc
 
     # --- opening ----------------------------------------------------------------------
 
@@ -110,7 +128,9 @@ class PostgresStore:
         try:
             given = conninfo_to_dict(self.location)
         except psycopg.Error as exc:
-            raise StorageError(f"not a PostgreSQL location: {self.where}: {_text(exc)}") from exc
+            raise StorageError(
+                f"not a PostgreSQL location: {self.where}: {self._text(exc)}"
+            ) from None
         settings = [f"-c lock_timeout={_ms(self.timeout)}"]
         if self.statement_timeout is not None:
             settings.append(f"-c statement_timeout={_ms(self.statement_timeout)}")
@@ -129,12 +149,32 @@ class PostgresStore:
         try:
             conn = psycopg.connect(self.location, **kwargs)
         except psycopg.Error as exc:
-            raise StorageError(f"cannot connect to {self.where}: {_text(exc)}") from exc
+            raise self._unreachable(exc) from exc
         with conn, self._errors(write=not self.readonly):
             if not self.readonly:
                 migrate.migrate(conn, self.where)
-            elif migrate.pending(conn, self.where):
+            elif not migrate.identify(conn, self.where) or migrate.pending(conn, self.where):
                 raise StorageError(f"{self.where} needs migrating: open it once without readonly")
+
+    def _text(self, exc: BaseException) -> str:
+        """The first line of a psycopg error, without the location's password."""
+        return redact(_text(exc), self.location)
+
+    def _unreachable(self, exc: psycopg.Error) -> StorageError:
+        """The error for a connection that could not be made: `StorageBusyError` when the
+        server did not answer, or answered that it cannot take one now (starting, stopping,
+        recovering, out of connection slots): the same call may succeed later. A refusal
+        for good (no such database or user, a wrong password) is a plain `StorageError`.
+        libpq gives no SQLSTATE for a failed connection, so its text is read: a server's
+        answer carries a severity (FATAL), its absence means no server answered."""
+        text = self._text(exc)
+        answered = "FATAL" in text
+        message = f"cannot connect to {self.where}: {text}"
+        if isinstance(exc, psycopg_pool.PoolTimeout) or not answered:
+            return StorageBusyError(message)
+        if any(phrase in text for phrase in _NOT_NOW):
+            return StorageBusyError(message)
+        return StorageError(message)
 
     # --- transactions ------------------------------------------------------------------
 
@@ -156,7 +196,7 @@ class PostgresStore:
             try:
                 conn = psycopg.connect(self.location, **self._connection_kwargs())
             except psycopg.Error as exc:
-                raise StorageError(f"cannot connect to {self.where}: {_text(exc)}") from exc
+                raise self._unreachable(exc) from exc
             self._db = Portable(conn)
         return self._db
 
@@ -244,7 +284,9 @@ class PostgresStore:
         except RegistryError:
             raise
         except psycopg.Error as exc:
-            raise translate(exc, self.where, write=write, timeout=self.timeout) from exc
+            raise translate(
+                exc, self.where, write=write, timeout=self.timeout, location=self.location
+            ) from exc
 
     # --- closing ----------------------------------------------------------------------
 
@@ -308,7 +350,12 @@ class _Attempt:
     def _translate(self, exc: psycopg.Error, retried: int = 0) -> RegistryError:
         store = self._store
         return translate(
-            exc, store.where, write=self._write, timeout=store.timeout, retried=retried
+            exc,
+            store.where,
+            write=self._write,
+            timeout=store.timeout,
+            retried=retried,
+            location=store.location,
         )
 
 
@@ -316,18 +363,26 @@ class _Attempt:
 
 
 def translate(
-    exc: psycopg.Error, where: str, *, write: bool, timeout: float, retried: int = 0
+    exc: psycopg.Error,
+    where: str,
+    *,
+    write: bool,
+    timeout: float,
+    retried: int = 0,
+    location: str = "",
 ) -> RegistryError:
     """The registry's error for a psycopg error: chosen by class, along its MRO.
 
     The most specific class of the table wins, as exception handlers are
     found: `errors.DiskFull` before its parent `psycopg.OperationalError`.
+    The text taken from psycopg never carries ``location``'s password.
     """
+    failure = _Failure(exc, where, write, timeout, retried, location)
     for cls in type(exc).__mro__:
         explain = _MEANINGS.get(cls)
         if explain is not None:
-            return explain(_Failure(exc, where, write, timeout, retried))
-    return StorageError(f"{where}: {_text(exc)}")
+            return explain(failure)
+    return StorageError(f"{where}: {failure.text}")
 
 
 @frozen
@@ -337,10 +392,11 @@ class _Failure:
     write: bool
     timeout: float
     retried: int
+    location: str
 
     @property
     def text(self) -> str:
-        return _text(self.exc)
+        return redact(_text(self.exc), self.location)
 
 
 def _conflicts(f: _Failure) -> RegistryError:
@@ -378,6 +434,19 @@ _MEANINGS: dict[type[BaseException], Callable[[_Failure], RegistryError]] = {
     # connections, out of memory: the same call may succeed later.
     psycopg.OperationalError: lambda f: StorageBusyError(f"{f.where} is unavailable: {f.text}"),
 }
+
+
+# What a server answers a connection it cannot take now (SQLSTATE 57P01, 57P03, 53300):
+# its own words, in English (PostgreSQL's default lc_messages).
+_NOT_NOW = (
+    "the database system is starting up",
+    "the database system is shutting down",
+    "the database system is in recovery mode",
+    "the database system is not yet accepting connections",
+    "the database system is not accepting connections",
+    "too many clients already",
+    "remaining connection slots are reserved",
+)
 
 
 def _text(exc: BaseException) -> str:

@@ -62,7 +62,10 @@ class SqliteTx(SqlTx):
     def __init__(self, conn: sqlite3.Connection) -> None:
         super().__init__(conn)
 
-    def write(self, spool: Spool) -> int:
+    def add_events(self, spool: Spool) -> int:
+        """Events and rollups at once: the write lock is this transaction's alone
+        (``BEGIN IMMEDIATE``), so no other writer can wait on its rollup rows, and
+        `apply_rollups` has nothing left to do."""
         conn = self.conn
         (since,) = conn.execute(_LAST_ID).fetchone()
         last = since
