@@ -84,7 +84,7 @@ def test_m004_on_a_m003_database_keeps_rows_and_answers(postgres: Postgres, tmp_
         with psycopg.connect(location, autocommit=True) as conn:
             after = foreign_keys(conn)
             applied = [n for (n,) in conn.execute("SELECT name FROM _qllm_migrations")]
-        assert applied[-1] == "m004_rollups_without_foreign_keys"
+        assert "m004_rollups_without_foreign_keys" in applied
         assert before - after == {
             ("usage_hourly", "usage_hourly_name_fkey"),
             ("usage_totals", "usage_totals_name_fkey"),

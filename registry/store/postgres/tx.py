@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 
 from registry.model import AMOUNTS
+from registry.store.postgres.training import PostgresTraining
 from registry.store.spool import Spool
 from registry.store.sql import SqlTx, hours_of, repeated, too_large, totals_of
 
@@ -151,7 +152,7 @@ def work_mem(rows: int) -> str:
     return f"{min(high, max(low, -(-rows * _WORK_MEM_PER_ROW // 2**20)))}MB"
 
 
-class PostgresTx(SqlTx):
+class PostgresTx(PostgresTraining, SqlTx):
     """One transaction on a pooled psycopg connection (what `registry.store.Tx` declares)."""
 
     def __init__(self, conn: Connection) -> None:

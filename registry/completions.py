@@ -1,0 +1,353 @@
+"""Completions in: the rules of a completion, a mark and a weights query, for every surface.
+
+A completion is one call of a Query Model: the prompt's embedding and each member's vote
+(`registry.model.Completion`). Its field rules are hooks (`registry.hooks`) registered
+here for the rule classes of `registry.model`, so that the library, the HTTP API and the
+command line refuse the same input with the same paths. Validation runs in two steps:
+
+1. `completion_of` (and `validated` for a batch) applies the field rules: every problem
+   at its path (``/embedding/3``, ``/votes/1/index``), all at once.
+2. `Ensemble.vote_problems` (``registry.weights``) checks what needs the Query Model:
+   that it is registered, and that every vote's ``index`` is one of its members.
+
+An embedding is kept as the float32 bytes its numbers round to (little-endian): what
+is stored, compared on a replay and searched. The votes are kept as canonical JSON
+(RFC 8785), in ``index`` order.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import rfc8785
+from attrs import frozen
+
+from registry import ids
+from registry.errors import ValidationError
+from registry.hooks import (
+    Invalid,
+    Path,
+    class_hook,
+    error,
+    number_hook,
+    register_rule,
+)
+from registry.model import (
+    FLOAT32_MAX,
+    MAX_ANSWER,
+    MAX_DIMENSIONS,
+    MAX_DISTRIBUTION,
+    MAX_FORMAT_HASH,
+    Answer,
+    Completion,
+    Confidence,
+    Embedding,
+    FormatHash,
+    Mark,
+    Number,
+    Vote,
+    Votes,
+    WeightsQuery,
+)
+
+MAX_PROBLEMS = 100  # problems of a batch reported at most; the batch is refused either way
+FLOAT32 = np.dtype("<f4")  # how embeddings are stored: float32, little-endian
+
+# --- embeddings -----------------------------------------------------------------------------
+
+_ELEMENT = number_hook(Number(-FLOAT32_MAX, FLOAT32_MAX), float)
+_NUMBERS = frozenset({float, int})
+_LENGTH = f"must be an array of 1 to {MAX_DIMENSIONS:,} numbers"
+
+
+def float32_bytes(value: Any) -> bytes:
+    """An embedding's numbers as the float32 bytes they round to; `Invalid` listing every
+    problem otherwise. Lists (or tuples) of Python numbers and 1-D numpy arrays are read."""
+    if value is None:
+        raise Invalid.at("is required")
+    if isinstance(value, np.ndarray):
+        value = value.tolist() if value.ndim == 1 else None
+    if value.__class__ is not list and value.__class__ is not tuple:
+        raise Invalid.at(_LENGTH)
+    if not 1 <= len(value) <= MAX_DIMENSIONS:
+        raise Invalid.at(_LENGTH)
+    # The usual input, checked in C: only floats and ints (bool is its own type here), all
+    # finite once float32 (a finite number past float32's range rounds to an infinity).
+    if {*map(type, value)} <= _NUMBERS:
+        try:
+            with np.errstate(over="ignore", invalid="ignore"):
+                vector = np.asarray(value, dtype=FLOAT32)
+        except OverflowError:  # an int past a double's range: found below
+            pass
+        else:
+            if np.isfinite(vector).all() and vector.any():
+                return vector.tobytes()
+    return _explained(value)
+
+
+def _explained(value: list[Any] | tuple[Any, ...]) -> bytes:
+    """The slow path: each number through its rule, so that each problem has its index."""
+    problems: list[tuple[Path, str]] = []
+    for index, item in enumerate(value):
+        try:
+            _ELEMENT(item, None)
+        except Invalid as exc:
+            problems.extend(((index, *path), message) for path, message in exc.problems)
+            if len(problems) >= MAX_PROBLEMS:
+                break
+    if problems:
+        raise Invalid(problems)
+    vector = np.asarray(value, dtype=FLOAT32)
+    if not vector.any():
+        raise Invalid.at("must not be all zero (after rounding to float32)")
+    return vector.tobytes()
+
+
+def float32_list(blob: bytes) -> list[float]:
+    """Stored float32 bytes as Python floats (each the float32 value exactly)."""
+    values: list[float] = np.frombuffer(blob, dtype=FLOAT32).tolist()
+    return values
+
+
+# --- answers and votes --------------------------------------------------------------------
+
+
+def answer_problem(value: Any) -> str | None:
+    """Why ``value`` is not an answer (a non-empty string of at most 128 characters)."""
+    problem = ids.text_problem(value)
+    if problem:
+        return problem
+    if len(value) > MAX_ANSWER:
+        return f"must be at most {MAX_ANSWER} characters"
+    return None
+
+
+def _answer_hook(rule: Answer, tp: Any) -> Callable[[Any, Any], str]:
+    def hook(value: Any, _: Any) -> str:
+        if value is None:
+            raise Invalid.at("is required")
+        problem = answer_problem(value)
+        if problem:
+            raise Invalid.at(problem)
+        return str(value)
+
+    return hook
+
+
+_PROBABILITY = number_hook(Number(-math.inf, math.inf), float)
+_CONFIDENCE = (
+    f"must be an answer (a string of 1 to {MAX_ANSWER} characters) or a distribution"
+    " {answer: probability}"
+)
+
+
+def _confidence_hook(rule: Confidence, tp: Any) -> Callable[[Any, Any], str | dict[str, float]]:
+    def hook(value: Any, _: Any) -> str | dict[str, float]:
+        if value is None:
+            raise Invalid.at("is required")
+        if value.__class__ is str:
+            problem = answer_problem(value)
+            if problem:
+                raise Invalid.at(problem)
+            return str(value)
+        if not isinstance(value, dict):
+            raise Invalid.at(_CONFIDENCE)
+        if not 1 <= len(value) <= MAX_DISTRIBUTION:
+            raise Invalid.at(f"must be a distribution of 1 to {MAX_DISTRIBUTION:,} answers")
+        problems: list[tuple[Path, str]] = []
+        for key, probability in value.items():
+            problem = answer_problem(key)
+            if problem:
+                problems.append(((str(key),), f"an answer {problem}"))
+                continue
+            try:
+                _PROBABILITY(probability, None)
+            except Invalid as exc:
+                problems.extend(((key, *path), message) for path, message in exc.problems)
+                continue
+            if probability < 0:
+                problems.append(((key,), "must be a probability >= 0"))
+        if problems:
+            raise Invalid(problems)
+        try:
+            total = math.fsum(value.values())
+        except OverflowError:
+            total = math.inf
+        if not 0 < total < math.inf:
+            raise Invalid.at("probabilities must sum to a finite number greater than 0")
+        return dict(value)
+
+    return hook
+
+
+_PRINTABLE = re.compile(r"[\x20-\x7e]*")
+
+
+def _format_hash_hook(rule: FormatHash, tp: Any) -> Callable[[Any, Any], str]:
+    def hook(value: Any, _: Any) -> str:
+        if value is None:
+            return ""  # null means left out: the default format
+        if value.__class__ is not str:
+            raise Invalid.at("must be a string")
+        if len(value) > MAX_FORMAT_HASH or not _PRINTABLE.fullmatch(value):
+            raise Invalid.at(
+                f"must be at most {MAX_FORMAT_HASH} printable ASCII characters (space to ~)"
+            )
+        return str(value)
+
+    return hook
+
+
+def _embedding_hook(rule: Embedding, tp: Any) -> Callable[[Any, Any], bytes]:
+    def hook(value: Any, _: Any) -> bytes:
+        return float32_bytes(value)
+
+    return hook
+
+
+register_rule(Embedding, _embedding_hook)
+register_rule(Answer, _answer_hook)
+register_rule(Confidence, _confidence_hook)
+register_rule(FormatHash, _format_hash_hook)
+_vote = class_hook(Vote)
+
+
+def _votes_hook(rule: Votes, tp: Any) -> Callable[[Any, Any], tuple[Vote, ...]]:
+    count = f"must be an array of {rule.lo} to {rule.hi} votes"
+
+    def hook(value: Any, _: Any) -> tuple[Vote, ...]:
+        if value is None:
+            raise Invalid.at("is required")
+        if not isinstance(value, list | tuple) or not rule.lo <= len(value) <= rule.hi:
+            raise Invalid.at(count)
+        problems: list[tuple[Path, str]] = []
+        votes: list[Vote] = []
+        seen: dict[int, int] = {}  # member index -> the position of its first vote
+        for position, item in enumerate(value):
+            try:
+                vote = _vote(item, None)
+            except Invalid as exc:
+                problems.extend(((position, *path), message) for path, message in exc.problems)
+                continue
+            first = seen.setdefault(vote.index, position)
+            if first != position:
+                problems.append(
+                    ((position, "index"), f"member {vote.index} voted already (/votes/{first})")
+                )
+            votes.append(vote)
+        if problems:
+            raise Invalid(problems)
+        return tuple(votes)  # in the request's order: later problems name these positions
+
+    return hook
+
+
+register_rule(Votes, _votes_hook)
+# Last: a generated function binds the hooks registered when it is made.
+_completion = class_hook(Completion)
+_mark = class_hook(Mark)
+_weights_query = class_hook(WeightsQuery)
+
+
+def _structured(hook: Callable[[Any, Any], Any], raw: Any) -> Any:
+    try:
+        return hook(raw, None)
+    except Invalid as exc:
+        raise error(exc.problems) from None
+
+
+def completion_of(raw: Any) -> Completion:
+    """One completion (a dict with the fields of `Completion`), by the field rules."""
+    found = _structured(_completion, raw)
+    assert isinstance(found, Completion)
+    return found
+
+
+def mark_of(correct_confidence_id: Any) -> str:
+    """The correct answer of a mark, by the `Answer` rule (``/correct_confidence_id``)."""
+    found = _structured(_mark, {"correct_confidence_id": correct_confidence_id})
+    assert isinstance(found, Mark)
+    return found.correct_confidence_id
+
+
+def weights_query_of(raw: Any) -> WeightsQuery:
+    """A weights query (``embedding``, ``response_format_hash``), by the field rules."""
+    found = _structured(_weights_query, raw)
+    assert isinstance(found, WeightsQuery)
+    return found
+
+
+def id_problem(value: Any) -> str | None:
+    """Why ``value`` is not a completion id (the rule of a usage event's ``request_id``)."""
+    return ids.bounded_text_problem(value)
+
+
+def check_id(value: Any, path: str = "/id") -> str:
+    problem = id_problem(value)
+    if problem:
+        raise ValidationError.one(path, problem)
+    return str(value)
+
+
+def votes_text(votes: Iterable[Vote]) -> str:
+    """The votes as stored: canonical JSON (RFC 8785), in member ``index`` order."""
+    ordered = sorted(votes, key=lambda vote: vote.index)
+    return rfc8785.dumps(
+        [{"index": v.index, "confidence_id": v.confidence_id} for v in ordered]
+    ).decode()
+
+
+# --- batches ----------------------------------------------------------------------------------
+
+
+@frozen
+class Batch:
+    """The completions of a batch that passed the field rules, each with its index, and
+    the problems of the others as ``(index, path, message)``."""
+
+    items: list[tuple[int, Completion]]
+    problems: list[tuple[int, str, str]]
+
+
+def iterate(completions: Iterable[Any]) -> Iterator[Any]:
+    try:
+        return iter(completions)
+    except TypeError:
+        raise ValidationError.one("", "must be an iterable of completions") from None
+
+
+def validated(completions: Iterable[Any]) -> Batch:
+    """Every completion of a batch by the field rules; problems collected with their index
+    (up to `MAX_PROBLEMS`)."""
+    items: list[tuple[int, Completion]] = []
+    problems: list[tuple[int, str, str]] = []
+    for index, raw in enumerate(iterate(completions)):
+        try:
+            items.append((index, completion_of(raw)))
+        except ValidationError as exc:
+            problems.extend((index, path, message) for path, message in exc.errors)
+            if len(problems) >= MAX_PROBLEMS:
+                return Batch(items, problems[:MAX_PROBLEMS])
+    return Batch(items, problems)
+
+
+def as_dict(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """A completion given as keyword arguments, without the ones left at None."""
+    return {key: value for key, value in raw.items() if value is not None}
+
+
+def same_completion(stored: Sequence[Any], row: Sequence[Any], timeless: bool) -> bool:
+    """Whether ``row`` (a completion as written) repeats the ``stored`` one: the same Query
+    Model, format, embedding (float32 bytes), votes and user, and the same ``at`` unless
+    the repeat left it out (a retry means "the same call")."""
+    # (id, query_model, training_table_name, format, dimensions, embedding, votes, at,
+    #  user_id, created)
+    return (
+        tuple(stored[1:7]) == tuple(row[1:7])
+        and stored[8] == row[8]
+        and (timeless or stored[7] == row[7])
+    )
