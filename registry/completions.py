@@ -22,6 +22,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+import attrs
 import numpy as np
 import rfc8785
 from attrs import frozen
@@ -35,6 +36,7 @@ from registry.hooks import (
     error,
     number_hook,
     register_rule,
+    unknown_key,
 )
 from registry.model import (
     FLOAT32_MAX,
@@ -59,7 +61,8 @@ FLOAT32 = np.dtype("<f4")  # how embeddings are stored: float32, little-endian
 
 # --- embeddings -----------------------------------------------------------------------------
 
-_ELEMENT = number_hook(Number(-FLOAT32_MAX, FLOAT32_MAX), float)
+_ELEMENT = number_hook(Number(-math.inf, math.inf), float)
+_PAST_FLOAT32 = "must be within float32's range (-3.4028235e+38 to 3.4028235e+38)"
 _NUMBERS = frozenset({float, int})
 _LENGTH = f"must be an array of 1 to {MAX_DIMENSIONS:,} numbers"
 
@@ -95,6 +98,8 @@ def _explained(value: list[Any] | tuple[Any, ...]) -> bytes:
     for index, item in enumerate(value):
         try:
             _ELEMENT(item, None)
+            if abs(item) > FLOAT32_MAX:
+                raise Invalid.at(_PAST_FLOAT32)
         except Invalid as exc:
             problems.extend(((index, *path), message) for path, message in exc.problems)
             if len(problems) >= MAX_PROBLEMS:
@@ -279,6 +284,18 @@ def weights_query_of(raw: Any) -> WeightsQuery:
     found = _structured(_weights_query, raw)
     assert isinstance(found, WeightsQuery)
     return found
+
+
+def body_fields(cls: type, body: Any) -> dict[str, Any]:
+    """A request body of ``cls``'s fields (a mark, a weights query) as a dict, its keys
+    checked; the values are the registry's to check, with the rest of the call."""
+    if not isinstance(body, dict):
+        raise ValidationError.one("", "must be a JSON object")
+    known = [field.name for field in attrs.fields(cls)]
+    unknown = [unknown_key(key, known) for key in body if key not in known]
+    if unknown:
+        raise error(unknown)
+    return body
 
 
 def id_problem(value: Any) -> str | None:

@@ -475,6 +475,11 @@ class Registry:
         }
         return self._record([completion], token, batch=False)
 
+    def record_completion_dict(self, completion: Any, token: str | None = None) -> int:
+        """`record_completion` of one completion given as a dict (``id`` included), as a
+        surface reads it from a body: unknown keys are reported as such."""
+        return self._record([completion], token, batch=False)
+
     def record_completions(
         self, completions: Iterable[Mapping[str, Any]], token: str | None = None
     ) -> int:
@@ -587,7 +592,7 @@ class Registry:
             except ValidationError as exc:
                 problems.extend(exc.errors)
         if problems:
-            raise ValidationError(problems)
+            raise ValidationError(sorted(problems))
 
         def work(tx: Tx) -> None:
             row = self._owned(tx, id, token, "mark")
@@ -624,7 +629,7 @@ class Registry:
         self,
         query_model: str,
         embedding: Any,
-        response_format_hash: str = "",
+        response_format_hash: str | None = "",
         token: str | None = None,
     ) -> dict[str, Any]:
         """Each member's weight for a new prompt (its ``embedding``): from the ``top``
