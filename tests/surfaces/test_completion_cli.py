@@ -97,7 +97,8 @@ def test_errors_name_the_line_and_nothing_is_written(tmp_path: Path) -> None:
     lines.write_text("\n".join([json.dumps(good), "", json.dumps(bad), json.dumps(member)]))
     assert fails(["completion", "record", str(lines), *options], 1) == [
         "line 3: /embedding/1: must be a number, not nan",
-        f"line 4: /votes/0/index: must be a member index of {VECTORS['names']['sibling_model']}: 0 to 3",
+        "line 4: /votes/0/index: must be a member index of "
+        f"{VECTORS['names']['sibling_model']}: 0 to 3",
     ]
     lines.write_text(json.dumps(good) + "\n{not json\n")
     assert fails(["completion", "record", str(lines), *options], 1)[0].startswith(
