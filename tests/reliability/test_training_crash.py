@@ -25,14 +25,13 @@ TOTAL = 3000  # completions of 1,536 numbers in each killed batch
 # The batch's process: ``where`` says where it kills itself ("insert": after the rows are
 # inserted, inside the transaction; "validate": half-way through reading the batch; "none":
 # it is killed from outside). It writes ``started`` once it has begun.
-WORKER = (
-    """
+WORKER = """
 import os, signal, sys
 from pathlib import Path
 import numpy as np
 from registry.registry import Registry
 from registry.store import training
-location, where, started, tag, total = sys.argv[1:6]
+location, where, started, tag, total, model = sys.argv[1:7]
 total = int(total)
 def die():
     os.kill(os.getpid(), signal.SIGKILL)
@@ -44,9 +43,9 @@ def batch():
             die()
         yield {
             "id": f"{tag}-{i}",
-            "query_model": "%s",
+            "query_model": model,
             "embedding": rng.standard_normal(1536).tolist(),
-            "votes": [{"index": i %% 4, "confidence_id": "A"}],
+            "votes": [{"index": i % 4, "confidence_id": "A"}],
         }
 def patch():
     if where == "insert":
@@ -64,8 +63,6 @@ with Registry(location) as reg:  # opened: the backend's modules are imported
     patch()
     reg.record_completions(batch())
 """
-    % MODEL
-)
 
 
 def completions(location: str, tag: str) -> int:
@@ -84,7 +81,7 @@ def stocked(location: str) -> None:
 
 def run(location: str, where: str, started: Path, tag: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-c", WORKER, location, where, str(started), tag, str(TOTAL)],
+        [sys.executable, "-c", WORKER, location, where, str(started), tag, str(TOTAL), MODEL],
         cwd=ROOT,
         text=True,
         stderr=subprocess.PIPE,
