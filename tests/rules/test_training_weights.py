@@ -98,7 +98,7 @@ def cosine(a: list[int], q: list[int]) -> float:
 def match(vote: Any, correct: str) -> float:
     if isinstance(vote, str):
         return 1.0 if vote == correct else 0.0
-    return vote.get(correct, 0) / math.fsum(vote.values())
+    return float(vote.get(correct, 0)) / math.fsum(vote.values())
 
 
 def brute_force(
