@@ -47,7 +47,7 @@ Positions = np.ndarray[Any, np.dtype[np.intp]]
 # (completion id, float32 embedding bytes, float64 scores bytes, seq)
 Row = tuple[str, bytes, bytes, int]
 
-_BLOCK = 4096  # rows computed in float64 at a time (a bounded temporary)
+_BLOCK = 512  # rows computed in float64 at a time: a few MB of temporaries, whatever the table
 _WILD = (2.0**-60, 2.0**60)  # norms outside this are never trusted to float32
 
 
