@@ -29,7 +29,7 @@ CREATE TABLE completion_marks (
     training_table_name TEXT COLLATE "C",
     response_format_hash TEXT COLLATE "C" NOT NULL,
     dimensions BIGINT NOT NULL,
-    correct_confidence_id TEXT NOT NULL,
+    correct_confidence_id TEXT COLLATE "C" NOT NULL,
     scores BYTEA NOT NULL,
     seq BIGINT NOT NULL,
     marked BIGINT NOT NULL
