@@ -100,6 +100,7 @@ def test_a_remark_and_an_unmark_then_the_look_up_again(reg: Reg) -> None:
 
 def test_weights_move_from_the_base_weights_as_rows_are_marked(reg: Reg) -> None:
     stocked(reg, marks=False)
+    bodies = reg.get_model(MODEL)
     query = VECTORS["queries"][0]
     base = weigh(reg, query)
     assert base["rows"] == 0
@@ -109,6 +110,8 @@ def test_weights_move_from_the_base_weights_as_rows_are_marked(reg: Reg) -> None
     one = weigh(reg, query)
     assert one["rows"] == 1
     assert [m["weight"] for m in one["models"]] == [1.25, 1.5, 0.95, 2.0]
+    # a computed answer: the stored bodies keep their weights
+    assert reg.get_model(MODEL) == bodies
 
 
 # --- completions ------------------------------------------------------------------------------
@@ -145,6 +148,21 @@ def test_get_completion_returns_what_was_recorded(reg: Reg) -> None:
     assert with_embedding["embedding"] == [float(np.float32(x)) for x in (0.1, 0.2, 0.3)]
     reg.mark("mine", "y", token=token)
     assert reg.get_completion("mine")["correct_confidence_id"] == "y"
+
+
+def test_anonymous_completions_numpy_embeddings_and_bad_tokens(reg: Reg) -> None:
+    stocked(reg, marks=False)
+    assert reg.get_completion("c1")["user_id"] is None
+    vector = np.array([0.25, 0.5, 0.125], dtype=np.float64)
+    assert reg.record_completion("np", MODEL, vector, [{"index": 1, "confidence_id": "B"}]) == 1
+    assert reg.get_completion("np", embedding=True)["embedding"] == [0.25, 0.5, 0.125]
+    assert reg.weights(MODEL, vector)["rows"] == 0
+    with pytest.raises(AuthenticationError):
+        reg.record_completion("x", MODEL, [1], [{"index": 0, "confidence_id": "A"}], token="nope")
+    with pytest.raises(AuthenticationError):
+        reg.weights(MODEL, [1], token="nope")
+    with pytest.raises(registry.RegistryError):
+        reg.get_completion("x")
 
 
 def test_an_unknown_completion_is_not_found(reg: Reg) -> None:
