@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench.py
 	$(BIN)/python bench/http_bench.py
 	$(BIN)/python bench/pg_bench.py
+	$(BIN)/python bench/training_bench.py
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -89,6 +89,11 @@ printf '\nserver log (one line per request):\n'
 cat serve.log
 rm -f serve.log
 
+# --- training tables: record each ensemble call, mark the right answer later, and the
+# members' weights for the next prompt move away from their base weights --------------
+run python training.py
+# --- end of training tables ------------------------------------------------------
+
 printf '\n$ qllm token revoke "$alice"; qllm token revoke "$bob"\n'
 qllm token revoke "$alice" >/dev/null
 qllm token revoke "$bob" >/dev/null

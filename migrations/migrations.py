@@ -270,6 +270,58 @@ def m003_query_models(db: Database) -> None:
     )
 
 
+# m004 is PostgreSQL's alone (its rollups' foreign keys); SQLite's set goes on at m005.
+
+
+@migrations()
+def m005_training_tables(db: Database) -> None:
+    """Completions (one call of a Query Model: the prompt's embedding and each member's
+    vote), their marks (the correct answer: a row of the model's training table), and a
+    version per training table, bumped by every mark and unmark, so that a process that
+    keeps a table's rows in memory knows cheaply when they changed."""
+    _run(
+        db,
+        # embedding: float32, little-endian; votes: RFC 8785 text, in member index order;
+        # training_table_name, dimensions: the model's and the embedding's, for the marks.
+        """
+        CREATE TABLE completions (
+            id TEXT PRIMARY KEY,
+            query_model TEXT NOT NULL REFERENCES query_models(name),
+            training_table_name TEXT,
+            response_format_hash TEXT NOT NULL DEFAULT '',
+            dimensions INTEGER NOT NULL CHECK (dimensions BETWEEN 1 AND 16384),
+            embedding BLOB NOT NULL CHECK (length(embedding) = 4 * dimensions),
+            votes TEXT NOT NULL,
+            at INTEGER NOT NULL,
+            user_id TEXT REFERENCES users(id),
+            created INTEGER NOT NULL
+        )""",
+        # scores: float64 per training_table_index (NaN: no member of it voted); seq: the
+        # training table's version this mark made. A search reads one table, format and
+        # length, in seq order when catching up.
+        """
+        CREATE TABLE completion_marks (
+            completion TEXT PRIMARY KEY REFERENCES completions(id),
+            training_table_name TEXT,
+            response_format_hash TEXT NOT NULL,
+            dimensions INTEGER NOT NULL,
+            correct_confidence_id TEXT NOT NULL,
+            scores BLOB NOT NULL,
+            seq INTEGER NOT NULL,
+            marked INTEGER NOT NULL
+        )""",
+        """
+        CREATE INDEX completion_marks_by_table
+        ON completion_marks(training_table_name, response_format_hash, dimensions, seq)""",
+        """
+        CREATE TABLE training_tables (
+            name TEXT PRIMARY KEY,
+            version INTEGER NOT NULL,
+            unmarks INTEGER NOT NULL
+        )""",
+    )
+
+
 # Exact decimal text of an integer of nano-credits (0.0125, 12, 0): SQLite has no decimal
 # type, and a float (x / 1e9) is not exact past 15 or 16 digits.
 _EXACT = (
@@ -279,7 +331,7 @@ _EXACT = (
 
 
 @migrations()
-def m005_exact_views(db: Database) -> None:
+def m006_exact_views(db: Database) -> None:
     """Views for tools such as Datasette: beside every cost in credits (a float, handy for
     charts), its exact integer of nano-credits (``*_cost_nano``); and ``usage_daily``,
     spend per day, user, Query LLM and Query Model, its cost exact (``cost_nano``, and

@@ -95,4 +95,35 @@ class RegistryApi(Protocol):
         token: str | None = None,
     ) -> builtins.list[dict[str, Any]]: ...
 
+    def record_completion(
+        self,
+        id: str,
+        query_model: str,
+        embedding: Any,
+        votes: Any,
+        response_format_hash: str = "",
+        at: str | datetime | None = None,
+        token: str | None = None,
+    ) -> int: ...
+
+    def record_completions(
+        self, completions: Iterable[Mapping[str, Any]], token: str | None = None
+    ) -> int: ...
+
+    def get_completion(
+        self, id: str, embedding: bool = False, token: str | None = None
+    ) -> dict[str, Any]: ...
+
+    def mark(self, id: str, correct_confidence_id: str, token: str | None = None) -> None: ...
+
+    def unmark(self, id: str, token: str | None = None) -> None: ...
+
+    def weights(
+        self,
+        query_model: str,
+        embedding: Any,
+        response_format_hash: str | None = "",
+        token: str | None = None,
+    ) -> dict[str, Any]: ...
+
     def close(self) -> None: ...

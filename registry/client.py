@@ -334,6 +334,106 @@ class Client:
         content = _array(iterate(events))  # not iterable: the library's error, before a request
         return int(self._call("POST", "/usage", token, content=content)["written"])
 
+    # --- completions and training tables -----------------------------------------------------
+
+    def record_completion(
+        self,
+        id: str,
+        query_model: str,
+        embedding: Any,
+        votes: Any,
+        response_format_hash: str = "",
+        at: str | datetime | None = None,
+        token: str | None = None,
+    ) -> int:
+        """Record one completion: ``PUT /query/completions/{id}``; 1 if written, 0 if replayed."""
+        completion = {
+            "query_model": query_model,
+            "embedding": _vector(embedding),
+            "votes": votes,
+            "response_format_hash": response_format_hash,
+        }
+        if at is not None:
+            completion["at"] = at
+        path = _completion_path(id)
+        return int(self._call("PUT", path, token, body=completion)["written"])
+
+    def record_completions(
+        self, completions: Iterable[Mapping[str, Any]], token: str | None = None
+    ) -> int:
+        """Record a batch all-or-nothing: ``POST /query/completions`` with a JSON array."""
+        items = (
+            {**c, "embedding": _vector(c["embedding"])}
+            if isinstance(c, Mapping) and "embedding" in c
+            else c
+            for c in _completions(completions)
+        )
+        return int(
+            self._call("POST", "/query/completions", token, content=_array(items))["written"]
+        )
+
+    def get_completion(
+        self, id: str, embedding: bool = False, token: str | None = None
+    ) -> dict[str, Any]:
+        """A recorded completion, as `Registry.get_completion` returns it."""
+        result: dict[str, Any] = self._call(
+            "GET",
+            _completion_path(id),
+            token,
+            query={"embedding": embedding},
+            name=id,
+            subject="completion",
+        )
+        return result
+
+    def mark(self, id: str, correct_confidence_id: str, token: str | None = None) -> None:
+        """Mark the correct answer: ``POST /query/completions/{id}/training_table``."""
+        body = {"correct_confidence_id": correct_confidence_id}
+        path = _completion_path(id) + "/training_table"
+        self._call("POST", path, token, body=body, name=id, subject="completion")
+
+    def unmark(self, id: str, token: str | None = None) -> None:
+        """Unmark: ``DELETE /query/completions/{id}/training_table``."""
+        path = _completion_path(id) + "/training_table"
+        self._call("DELETE", path, token, name=id, subject="completion")
+
+    def weights(
+        self,
+        query_model: str,
+        embedding: Any,
+        response_format_hash: str | None = "",
+        token: str | None = None,
+    ) -> dict[str, Any]:
+        """Each member's weight for a prompt: ``POST /query_models/{name}/weights``."""
+        body = {"embedding": _vector(embedding), "response_format_hash": response_format_hash}
+        path = f"/query_models/{quote(str(query_model), safe='')}/weights"
+        result: dict[str, Any] = self._call(
+            "POST", path, token, body=body, name=query_model, subject="Query Model"
+        )
+        return result
+
+
+def _completion_path(id_: Any) -> str:
+    if not isinstance(id_, str):
+        # No path could carry it: the library's answer, without a request.
+        from registry.completions import check_id  # noqa: PLC0415 - numpy only when used
+
+        check_id(id_)
+    return f"/query/completions/{quote(str(id_), safe='')}"
+
+
+def _completions(completions: Any) -> Iterator[Any]:
+    try:
+        return iter(completions)
+    except TypeError:
+        raise ValidationError.one("", "must be an iterable of completions") from None
+
+
+def _vector(value: Any) -> Any:
+    """An embedding as JSON can carry it: a numpy array as its list of numbers."""
+    tolist = getattr(value, "tolist", None)
+    return tolist() if callable(tolist) and not isinstance(value, list | tuple) else value
+
 
 def _strings(value: Any, path: str) -> builtins.list[str]:
     """A string or an iterable of strings, as a list to repeat in the query; the server

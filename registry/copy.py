@@ -5,7 +5,8 @@ What is copied: users, token hashes (a token is never stored, so none is ever
 read; the same tokens keep working on the target), Query LLMs and Query Models
 as stored (bodies byte for byte, names, owners, creation times), the members of
 each Query Model, and every usage event (user, time, request_id, exact
-nano-credit amounts, Query Model). The rollups are not copied: each batch of
+nano-credit amounts, Query Model), every completion (embedding bytes and votes as
+stored) and mark, and each training table's version. The rollups are not copied: each batch of
 events goes through the target's own write path for events, which adds them
 into both rollups in the same transaction (as any `record_usage_many` does), so
 the target's rollups are its own events' from the first batch on.
@@ -60,6 +61,9 @@ _WHAT = {
     "query_llms": "Query LLM",
     "query_models": "Query Model",
     "query_model_members": "member of Query Model",
+    "completions": "completion",
+    "completion_marks": "mark of completion",
+    "training_tables": "version of training table",
     "usage_hourly": "hourly rollup of Query LLM",
     "usage_totals": "all-time rollup of Query LLM",
 }
@@ -81,12 +85,15 @@ class Copied:
     events: int
     new_events: int  # of ``events``, how many this run wrote
     seconds: float
+    completions: int = 0
+    marks: int = 0
 
     def summary(self) -> str:
         return (
             f"copied {self.source} to {self.target}: {self.users} users, {self.tokens} tokens,"
             f" {self.query_llms} Query LLMs, {self.query_models} Query Models,"
-            f" {self.events} usage events ({self.new_events} new); verified;"
+            f" {self.events} usage events ({self.new_events} new),"
+            f" {self.completions} completions ({self.marks} marked); verified;"
             f" {self.seconds:.1f} s"
         )
 
@@ -120,6 +127,8 @@ def copy_registry(
         events=events,
         new_events=new,
         seconds=time.monotonic() - started,
+        completions=counts["completions"],
+        marks=counts["completion_marks"],
     )
 
 

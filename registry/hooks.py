@@ -340,8 +340,11 @@ NOT_A_MODEL_NAME = not_a_name("Query Model")
 
 
 def _model_name_hook(rule: QueryModelName, tp: Any) -> Callable[[Any, Any], str | None]:
+    optional = _optional(tp)  # a usage event's may be left out; a completion's may not
+
     def hook(value: Any, _: Any) -> str | None:
         if value is None:
+            _allow_null(optional)
             return None
         if not is_name(value):
             raise Invalid.at(NOT_A_MODEL_NAME)

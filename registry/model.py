@@ -306,7 +306,7 @@ class QueryLlmName:
 
 @frozen
 class QueryModelName:
-    """An optional Query Model name: 22 base62 characters (membership is checked on write)."""
+    """A Query Model name: 22 base62 characters (that it is registered is checked on write)."""
 
 
 @frozen(kw_only=True)
@@ -333,3 +333,87 @@ AMOUNTS = tuple(
     for a in fields(UsageEvent)
     if any(isinstance(rule, Amount | Cost) for rule in _EVENT_HINTS[a.name].__metadata__)
 )
+
+
+# --- completions and training tables (the training-table contract) -------------------------
+
+MAX_DIMENSIONS = 16_384  # numbers in an embedding
+MAX_ANSWER = 128  # characters of an answer (a confidence id)
+MAX_DISTRIBUTION = 1000  # answers in a distribution vote
+MAX_FORMAT_HASH = 128  # characters of a response_format_hash
+# The largest finite float32: a number past it would be stored as an infinity.
+FLOAT32_MAX = 3.4028234663852886e38
+
+
+@frozen
+class Embedding:
+    """A prompt's embedding: 1 to 16,384 finite numbers, not all zero, each within float32's
+    range. Stored as float32 (rounded to nearest), little-endian; every comparison reads the
+    stored values."""
+
+
+@frozen
+class Answer:
+    """An answer a member voted for, or the correct one: a non-empty string of at most
+    128 characters."""
+
+
+@frozen
+class Confidence:
+    """What a member voted for: an `Answer`, or a distribution ``{answer: probability}`` of
+    1 to 1,000 answers, each probability a finite number >= 0, summing to more than 0."""
+
+
+@frozen
+class FormatHash:
+    """Which question format a completion answered: at most 128 printable ASCII characters;
+    ``""`` (the default) is a format too."""
+
+
+@frozen
+class Votes:
+    """``lo`` or more votes, each member ``index`` at most once; kept in ``index`` order."""
+
+    lo: int
+    hi: int
+
+
+@frozen(kw_only=True)
+class Vote:
+    """One member's vote: its ``index`` in the Query Model and the answer it voted for."""
+
+    index: Annotated[int, integer(0, MAX_MEMBERS - 1)]
+    confidence_id: Annotated[str | dict[str, float], Confidence()]
+
+
+@frozen(kw_only=True)
+class Completion:
+    """One call of a Query Model: its prompt's embedding and each answering member's vote.
+
+    ``embedding`` holds the float32 bytes (little-endian) the numbers round to."""
+
+    id: Annotated[str, Text()]
+    query_model: Annotated[str, QueryModelName()]
+    embedding: Annotated[bytes, Embedding()]
+    votes: Annotated[tuple[Vote, ...], Votes(1, MAX_MEMBERS)]
+    response_format_hash: Annotated[str, FormatHash()] = ""
+    at: Annotated[int | None, Moment()] = None  # None: when it is recorded
+
+    @property
+    def dimensions(self) -> int:
+        return len(self.embedding) // 4
+
+
+@frozen(kw_only=True)
+class Mark:
+    """The correct answer of a completion: it makes the completion a training row."""
+
+    correct_confidence_id: Annotated[str, Answer()]
+
+
+@frozen(kw_only=True)
+class WeightsQuery:
+    """A prompt to weigh a Query Model's members for (``POST /query_models/{name}/weights``)."""
+
+    embedding: Annotated[bytes, Embedding()]
+    response_format_hash: Annotated[str, FormatHash()] = ""

@@ -16,7 +16,7 @@ import builtins
 import json
 import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from decimal import Decimal
@@ -24,7 +24,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from registry import auth, times
+from registry import auth, completions, nearest, times
+from registry import weights as rules
 from registry._convert import model_body, validate, validate_model
 from registry.errors import (
     AuthenticationError,
@@ -35,6 +36,7 @@ from registry.errors import (
     ValidationError,
 )
 from registry.events import Known, validated
+from registry.hooks import pointer
 from registry.location import location_of
 from registry.model import QueryLlm, QueryModel
 from registry.naming import is_name, not_a_name
@@ -84,6 +86,8 @@ class Registry:
         # How long the last `record_usage_many` held the write lock (seconds).
         self.last_lock_seconds = 0.0
         self._known = Known()
+        # Query Models never change once registered: what the weights need of each, kept.
+        self._ensembles: dict[str, rules.Ensemble] = {}
         self.store: Store = open_store(location, readonly=readonly, timeout=timeout, create=create)
 
     @property
@@ -451,6 +455,258 @@ class Registry:
         """Recompute the rollups from the usage events; how many rows each rollup has."""
         with self.store.transaction(write=True) as tx:
             return tx.rebuild_rollups()
+
+    # --- completions and training tables ------------------------------------------------------
+
+    def record_completion(
+        self,
+        id: str,
+        query_model: str,
+        embedding: Any,
+        votes: Any,
+        response_format_hash: str = "",
+        at: str | datetime | None = None,
+        token: str | None = None,
+    ) -> int:
+        """Record one completion of ``query_model``: 1 if written, 0 if ``id`` was recorded
+        before with the same content (other content: `ConflictError`)."""
+        completion = {
+            "id": id,
+            "query_model": query_model,
+            "embedding": embedding,
+            "votes": votes,
+            "response_format_hash": response_format_hash,
+            "at": at,
+        }
+        return self._record([completion], token, batch=False)
+
+    def record_completion_dict(self, completion: Any, token: str | None = None) -> int:
+        """`record_completion` of one completion given as a dict (``id`` included), as a
+        surface reads it from a body: unknown keys are reported as such."""
+        return self._record([completion], token, batch=False)
+
+    def record_completions(
+        self, completions: Iterable[Mapping[str, Any]], token: str | None = None
+    ) -> int:
+        """Record a batch of completions (dicts with the keys of `record_completion`, ``id``
+        included) all-or-nothing; how many were new. Problems carry the completion's index
+        (``/3/embedding/7``), as a usage batch's do."""
+        return self._record(completions, token, batch=True)
+
+    def _record(self, given: Iterable[Any], token: str | None, *, batch: bool) -> int:
+        if self.readonly:
+            raise StorageError(f"{self.store.where} is open read-only")
+        user = None
+        if token is not None:
+            with self._reading() as tx:
+                user = self._caller(tx, token)
+        found = completions.validated(given)
+        problems = list(found.problems)
+        with self._reading() as tx:
+            known = {
+                name: self._ensemble(tx, name) for name in {c.query_model for _, c in found.items}
+            }
+        now = times.now()
+        rows: builtins.list[tuple[Any, ...]] = []
+        where: builtins.list[int | None] = []
+        timeless: set[int] = set()
+        for index, completion in found.items:
+            ensemble = known[completion.query_model]
+            if ensemble is None:
+                message = f"no Query Model named {completion.query_model} is registered"
+                problems.append((index, "/query_model", message))
+                continue
+            wrong = ensemble.vote_problems(completion)
+            if wrong:
+                problems.extend((index, pointer(path), message) for path, message in wrong)
+                continue
+            if completion.at is None:
+                timeless.add(len(rows))
+            rows.append(
+                (
+                    completion.id,
+                    completion.query_model,
+                    ensemble.training_table_name,
+                    completion.response_format_hash,
+                    completion.dimensions,
+                    completion.embedding,
+                    completions.votes_text(completion.votes),
+                    now if completion.at is None else completion.at,
+                    user,
+                    now,
+                )
+            )
+            where.append(index if batch else None)
+        if problems:
+            problems = sorted(problems)[: completions.MAX_PROBLEMS]
+            if batch:
+                raise ValidationError(events=problems)
+            raise ValidationError([(path, message) for _, path, message in problems])
+        if not rows:
+            return 0
+        return self.store.run(lambda tx: tx.write_completions(rows, where, timeless), write=True)
+
+    def get_completion(
+        self,
+        id: str,
+        embedding: bool = False,
+        token: str | None = None,
+    ) -> dict[str, Any]:
+        """A recorded completion: its fields (the embedding only when asked), ``user_id``,
+        ``created``, and ``correct_confidence_id`` once marked."""
+        completions.check_id(id)
+        with_embedding = _flag("/embedding", embedding)
+        with self._reading() as tx:
+            self._caller(tx, token)
+            row = tx.completion(id)
+        if row is None:
+            raise NotFoundError(id, kind="completion")
+        (_, model, _, format_hash, _, vector, votes, at, user_id, created, correct) = row
+        result: dict[str, Any] = {
+            "id": id,
+            "query_model": model,
+            "response_format_hash": format_hash,
+            "votes": json.loads(votes),
+            "at": times.render(at),
+            "user_id": user_id,
+            "created": times.render(created),
+        }
+        if with_embedding:
+            result["embedding"] = completions.float32_list(vector)
+        if correct is not None:
+            result["correct_confidence_id"] = correct
+        return result
+
+    def mark(
+        self,
+        id: str,
+        correct_confidence_id: str,
+        token: str | None = None,
+    ) -> None:
+        """Mark which answer was correct: the completion becomes a row of its Query Model's
+        training table (marking again replaces the answer). Only the user who recorded it
+        may, unless it was recorded without a token."""
+        problems: builtins.list[tuple[str, str]] = []
+        checks: tuple[Callable[[], object], ...] = (
+            lambda: completions.check_id(id),
+            lambda: completions.mark_of(correct_confidence_id),
+        )
+        for check in checks:
+            try:
+                check()
+            except ValidationError as exc:
+                problems.extend(exc.errors)
+        if problems:
+            raise ValidationError(sorted(problems))
+
+        def work(tx: Tx) -> None:
+            row = self._owned(tx, id, token, "mark")
+            ensemble = self._ensemble(tx, row[1])
+            assert ensemble is not None  # a completion's Query Model is registered
+            scores = rules.row_scores(ensemble, json.loads(row[6]), correct_confidence_id)
+            tx.put_mark(row, correct_confidence_id, scores.tobytes(), times.now())
+
+        self.store.run(work, write=True)
+
+    def unmark(
+        self,
+        id: str,
+        token: str | None = None,
+    ) -> None:
+        """Remove the completion's row from its training table (the completion stays)."""
+        completions.check_id(id)
+        self.store.run(lambda tx: tx.delete_mark(self._owned(tx, id, token, "unmark")), write=True)
+
+    def _owned(self, tx: Tx, completion: str, token: str | None, verb: str) -> tuple[Any, ...]:
+        """A completion's row, if the caller may mark it: `NotFoundError`, `AuthorizationError`."""
+        caller = self._caller(tx, token)
+        row = tx.completion(completion)
+        if row is None:
+            raise NotFoundError(completion, kind="completion")
+        owner = row[8]
+        if owner is not None and owner != caller:
+            raise AuthorizationError(
+                f"completion {completion} was recorded by another user: only they may {verb} it"
+            )
+        return row
+
+    def weights(
+        self,
+        query_model: str,
+        embedding: Any,
+        response_format_hash: str | None = "",
+        token: str | None = None,
+    ) -> dict[str, Any]:
+        """Each member's weight for a new prompt (its ``embedding``): from the ``top``
+        nearest marked completions of the model's training table of the same format and
+        embedding length; a static model's own weights."""
+        problems = [] if is_name(query_model) else [("/name", not_a_name("Query Model"))]
+        try:
+            query = completions.weights_query_of(
+                {"embedding": embedding, "response_format_hash": response_format_hash}
+            )
+        except ValidationError as exc:
+            problems.extend(exc.errors)
+        if problems:
+            raise ValidationError(sorted(problems))
+        with self._reading() as tx:
+            self._caller(tx, token)
+            ensemble = self._ensemble(tx, query_model)
+            if ensemble is None:
+                raise NotFoundError(query_model, kind="Query Model")
+            table_name = ensemble.training_table_name
+            if table_name is None:
+                return rules.static(ensemble)
+            table = self._table(tx, ensemble, table_name, query)
+        return rules.answer(ensemble, table.nearest(query.embedding, ensemble.top))
+
+    def _table(self, tx: Tx, ensemble: rules.Ensemble, name: str, query: Any) -> nearest.Table:
+        """The training table's rows of the query's format and length, in step with ``tx``."""
+        version, unmarks = tx.training_state(name)
+        fmt, dimensions = query.response_format_hash, len(query.embedding) // 4
+
+        def load() -> nearest.Table:
+            count = tx.training_count(name, fmt, dimensions)
+            rows = tx.training_rows(name, fmt, dimensions)
+            return nearest.Table.load(dimensions, ensemble.tables, count, rows, version, unmarks)
+
+        return nearest.TABLES.get(
+            (self.location, name, fmt, str(dimensions)),
+            version,
+            unmarks,
+            load,
+            lambda after: tx.training_rows(name, fmt, dimensions, after),
+        )
+
+    def training_summary(self, query_model: str, token: str | None = None) -> dict[str, Any]:
+        """A Query Model's training table as a whole: how many rows it holds (every format
+        and length), and each member's weight from its mean score over all of them (by the
+        formula of `weights`). A static model: its own weights, no rows."""
+        if not is_name(query_model):
+            raise ValidationError.one("/name", not_a_name("Query Model"))
+        with self._reading() as tx:
+            self._caller(tx, token)
+            ensemble = self._ensemble(tx, query_model)
+            if ensemble is None:
+                raise NotFoundError(query_model, kind="Query Model")
+            table_name = ensemble.training_table_name
+            blobs = [] if table_name is None else builtins.list(tx.table_scores(table_name))
+        result = rules.overall(ensemble, blobs)
+        result["training_table_name"] = table_name
+        return result
+
+    def _ensemble(self, tx: Tx, name: str) -> rules.Ensemble | None:
+        """What the weights need of a registered Query Model; None if there is none."""
+        known = self._ensembles.get(name)
+        if known is not None:
+            return known
+        row = tx.body(MODELS, name)
+        if row is None:
+            return None
+        members = [_llm_body(*member) for member in tx.members(name)]
+        known = rules.Ensemble.of(model_body(name, row[1], members, json.loads(row[0])))
+        self._ensembles[name] = known
+        return known
 
 
 def _llm_body(name: str, body: str, training_table_name: str | None) -> dict[str, Any]:

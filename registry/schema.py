@@ -18,12 +18,20 @@ import attrs
 from registry import model
 from registry.hooks import literal_values
 from registry.model import (
+    MAX_ANSWER,
     MAX_CREDITS_PER_EVENT,
+    MAX_DIMENSIONS,
+    MAX_DISTRIBUTION,
+    MAX_FORMAT_HASH,
     MAX_TOKENS_PER_EVENT,
     Amount,
+    Answer,
     Choice,
+    Confidence,
     Cost,
+    Embedding,
     Flag,
+    FormatHash,
     Identifier,
     LogitBias,
     Members,
@@ -34,6 +42,7 @@ from registry.model import (
     Stop,
     Strings,
     Text,
+    Votes,
 )
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -44,6 +53,7 @@ _IDENTIFIER = {
     "pattern": "^[^\\s\\u0000-\\u001f\\u007f-\\u009f]+$",
 }
 _NON_EMPTY = {"type": "string", "minLength": 1}
+_ANSWER = {"type": "string", "minLength": 1, "maxLength": MAX_ANSWER}
 
 
 def _is_union(tp: Any) -> bool:
@@ -99,6 +109,32 @@ def _rule_schema(rule: Any, tp: Any) -> dict[str, Any]:  # noqa: PLR0911, PLR091
         return {"type": "string", "minLength": 1, "maxLength": 256}
     if isinstance(rule, QueryLlmName | QueryModelName):  # both: 22 base62 characters
         return {"type": "string", "pattern": "^[0-9A-Za-z]{22}$"}
+    if isinstance(rule, Embedding):
+        return {
+            "type": "array",
+            "items": {"type": "number"},
+            "minItems": 1,
+            "maxItems": MAX_DIMENSIONS,
+            "description": "finite numbers, not all zero; stored as float32",
+        }
+    if isinstance(rule, Answer):
+        return dict(_ANSWER)
+    if isinstance(rule, Confidence):
+        return {
+            "anyOf": [
+                dict(_ANSWER),
+                {
+                    "type": "object",
+                    "propertyNames": dict(_ANSWER),
+                    "additionalProperties": {"type": "number", "minimum": 0},
+                    "minProperties": 1,
+                    "maxProperties": MAX_DISTRIBUTION,
+                    "description": "answer -> probability; the probabilities sum to more than 0",
+                },
+            ]
+        }
+    if isinstance(rule, FormatHash):
+        return {"type": "string", "maxLength": MAX_FORMAT_HASH, "pattern": "^[\\x20-\\x7e]*$"}
     raise TypeError(f"no JSON Schema for rule {rule!r}")
 
 
@@ -140,7 +176,7 @@ class _Walker:
     def value_schema(self, tp: Any, *, nullable: bool) -> dict[str, Any]:
         if get_origin(tp) is Annotated:
             base, *metadata = get_args(tp)
-            if isinstance(metadata[0], Members):  # an array of bodies of another class
+            if isinstance(metadata[0], Members | Votes):  # an array of objects of another class
                 item = self.ref(get_args(base)[0])
                 rule = metadata[0]
                 schema = {"type": "array", "items": item, "minItems": rule.lo, "maxItems": rule.hi}

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from registry.cli import admin, bodies, tokens, usage
+from registry.cli import admin, bodies, completions, tokens, usage
 from registry.errors import (
     AuthenticationError,
     AuthorizationError,
@@ -83,6 +83,7 @@ for _command in (
     *bodies.LLM_READS,
     bodies.model,
     usage.usage,
+    completions.completion,
     tokens.token,
     admin.rebuild_rollups,
     admin.copy_command,

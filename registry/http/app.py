@@ -16,7 +16,7 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
-from registry.http import endpoints, openapi, pages
+from registry.http import endpoints, openapi, pages, training
 from registry.http.middleware import AccessLog, BodyLimit
 from registry.http.service import Service
 from registry.http.wire import HANDLERS
@@ -26,6 +26,7 @@ from registry.registry import DEFAULT_TIMEOUT
 ROUTES: list[BaseRoute] = [
     *endpoints.collection("/query_llms", endpoints.QUERY_LLMS),
     *endpoints.collection("/query_models", endpoints.QUERY_MODELS),
+    *training.ROUTES,
     Route("/usage", endpoints.record_usage, methods=["POST"]),
     Route("/usage", endpoints.usage_series, methods=["GET"]),
     Route("/", endpoints.home, methods=["GET"]),

@@ -291,14 +291,24 @@ def document(routes: Sequence[BaseRoute]) -> dict[str, Any]:
             ),
         }
     }
+    paths.update(_training())
     served = {r.path for r in routes if isinstance(r, Route)}
     paths = {p: ops for p, ops in paths.items() if p in served}  # only what this server has
     try:
         release = version("query-llm-registry")
     except PackageNotFoundError:  # a source checkout that was never installed
         release = "0"
-    components = schema.components(model.QueryLlm, model.QueryModel, model.UsageEvent)
+    components = schema.components(
+        model.QueryLlm,
+        model.QueryModel,
+        model.UsageEvent,
+        model.Completion,
+        model.Mark,
+        model.WeightsQuery,
+    )
     components["QueryLlmResponse"] = response_of(components["QueryLlm"])
+    components["CompletionBody"] = _without_id(components["Completion"])
+    components["CompletionResponse"] = _completion_response(components["Completion"])
     return {
         "openapi": "3.1.0",
         "info": {"title": "Query LLM Registry", "version": release},
@@ -314,4 +324,136 @@ def document(routes: Sequence[BaseRoute]) -> dict[str, Any]:
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
         "security": [{}, {"bearer": []}],
+    }
+
+
+# --- training tables ---------------------------------------------------------------------------
+
+_ID = {"type": "string", "minLength": 1, "maxLength": 256}
+_EMPTY = {"type": "object", "additionalProperties": False, "maxProperties": 0}
+_WRITTEN = {
+    "type": "object",
+    "required": ["written"],
+    "additionalProperties": False,
+    "properties": {"written": _COUNT},
+}
+_WEIGHTS = {
+    "type": "object",
+    "required": ["query_model", "rows", "models"],
+    "additionalProperties": False,
+    "properties": {
+        "query_model": _NAME,
+        "rows": _COUNT,
+        "models": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["index", "weight", "rows", "score"],
+                "additionalProperties": False,
+                "properties": {
+                    "index": _COUNT,
+                    "weight": {"type": "number", "minimum": 0},
+                    "rows": _COUNT,
+                    "score": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+                },
+            },
+        },
+    },
+}
+
+
+def _without_id(completion: dict[str, Any]) -> dict[str, Any]:
+    """The body of ``PUT /query/completions/{id}``: a completion whose id is the path's."""
+    properties = {k: v for k, v in completion["properties"].items() if k != "id"}
+    required = [k for k in completion.get("required", []) if k != "id"]
+    return {**completion, "properties": properties, "required": required}
+
+
+def _completion_response(completion: dict[str, Any]) -> dict[str, Any]:
+    """A recorded completion: its fields (``at`` as RFC 3339 text, the embedding when asked),
+    who recorded it and when, and the correct answer once marked."""
+    properties = completion["properties"]
+    return {
+        "type": "object",
+        "required": [
+            "id",
+            "query_model",
+            "response_format_hash",
+            "votes",
+            "at",
+            "user_id",
+            "created",
+        ],
+        "additionalProperties": False,
+        "properties": {
+            "id": _ID,
+            "query_model": _NAME,
+            "response_format_hash": properties["response_format_hash"],
+            "votes": properties["votes"],
+            "embedding": {"type": "array", "items": {"type": "number"}},
+            "at": _TIME,
+            "user_id": {"type": ["string", "null"]},
+            "created": _TIME,
+            "correct_confidence_id": {"type": "string", "minLength": 1},
+        },
+    }
+
+
+def _id_parameter() -> dict[str, Any]:
+    return {
+        "name": "id",
+        "in": "path",
+        "required": True,
+        "schema": _ID,
+        "description": "the completion's id, chosen by the caller (a / written as %2F)",
+    }
+
+
+def _training() -> dict[str, Any]:
+    """The routes of completions, marks and weights."""
+    return {
+        "/query/completions": {
+            "post": {
+                "summary": "record a batch of completions (all or nothing)",
+                "requestBody": _json_body({"type": "array", "items": _ref("Completion")}),
+                "responses": _ok(_WRITTEN),
+            }
+        },
+        "/query/completions/{id}": {
+            "put": {
+                "summary": "record a completion (idempotent by id)",
+                "parameters": [_id_parameter()],
+                "requestBody": _json_body(_ref("CompletionBody")),
+                "responses": _ok(_WRITTEN),
+            },
+            "get": {
+                "summary": "a recorded completion",
+                "parameters": [
+                    _id_parameter(),
+                    *_params([("embedding", _BOOL, "include the stored embedding")]),
+                ],
+                "responses": _ok(_ref("CompletionResponse")),
+            },
+        },
+        "/query/completions/{id}/training_table": {
+            "post": {
+                "summary": "mark the correct answer: the completion becomes a training row",
+                "parameters": [_id_parameter()],
+                "requestBody": _json_body(_ref("Mark")),
+                "responses": _ok(_EMPTY),
+            },
+            "delete": {
+                "summary": "unmark: the completion leaves its training table",
+                "parameters": [_id_parameter()],
+                "responses": _ok(_EMPTY),
+            },
+        },
+        "/query_models/{name}/weights": {
+            "post": {
+                "summary": "each member's weight for a prompt, from the nearest training rows",
+                "parameters": [{"name": "name", "in": "path", "required": True, "schema": _NAME}],
+                "requestBody": _json_body(_ref("WeightsQuery")),
+                "responses": _ok(_WEIGHTS),
+            }
+        },
     }

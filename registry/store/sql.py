@@ -57,6 +57,7 @@ from registry.query import (
 from registry.series import Series
 from registry.store.spool import Deltas, Spool
 from registry.store.spool import totals_of as totals_of_deltas
+from registry.store.training import TrainingSql
 
 # --- the connection both dialects are driven through ---------------------------------------
 
@@ -167,6 +168,35 @@ COPIED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("training_table_name", "body", "weight", "weight_type", "members", "created", "user_id"),
     ),
     "query_model_members": (("model", "position"), ("member",)),
+    # Completions and their marks (the rows of training tables), and each training
+    # table's version: a process on the target that kept a table in memory sees it moved.
+    "completions": (
+        ("id",),
+        (
+            "query_model",
+            "training_table_name",
+            "response_format_hash",
+            "dimensions",
+            "embedding",
+            "votes",
+            "at",
+            "user_id",
+            "created",
+        ),
+    ),
+    "completion_marks": (
+        ("completion",),
+        (
+            "training_table_name",
+            "response_format_hash",
+            "dimensions",
+            "correct_confidence_id",
+            "scores",
+            "seq",
+            "marked",
+        ),
+    ),
+    "training_tables": (("name",), ("version", "unmarks")),
 }
 # The rollups: never copied (the events' writes keep them), only compared.
 ROLLUPS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -233,7 +263,7 @@ def _ordered(groups: dict[tuple[Any, ...], list[int]]) -> list[tuple[Any, ...]]:
     return sorted(groups, key=lambda keys: [(k is not None, k or "") for k in keys])
 
 
-class SqlTx:
+class SqlTx(TrainingSql):
     """The SQL of one transaction that both dialects share, over ``conn`` (a `Conn`).
 
     A backend's transaction subclasses it with what is its own: `write` (usage

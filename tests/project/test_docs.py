@@ -15,7 +15,14 @@ DOCS = ROOT / "docs"
 PAGES = [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
 # The pages the contract is written in: each must exist, be linked from the index, and
 # the index from the README.
-CONTRACT = ("query-llm.md", "usage.md", "query-model.md", "http.md", "usage-series.md")
+CONTRACT = (
+    "query-llm.md",
+    "usage.md",
+    "query-model.md",
+    "http.md",
+    "usage-series.md",
+    "training-tables.md",
+)
 
 # [text](target) and ![alt](target); the target ends at white space or ")".
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")

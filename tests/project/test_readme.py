@@ -25,7 +25,7 @@ def test_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     """The Python examples run in order, their asserts included, in an empty directory."""
     monkeypatch.chdir(tmp_path)
     code = blocks("python")
-    assert len(code) == 2  # Query LLMs, then Query Models
+    assert len(code) == 3  # Query LLMs, Query Models, then training tables
     exec(compile("\n".join(code), "README.md", "exec"), {})
     assert (tmp_path / "usage.db").is_file()
 

@@ -400,3 +400,37 @@ def test_the_end_check_reads_a_page_of_rows_at_a_time(
         )
     with pytest.raises(CopyMismatchError):
         copy_registry(source, target, batch=SMALL_PAGE)
+
+
+def test_completions_and_marks_are_copied_and_checked(tmp_path: Path, pg_location: str) -> None:
+    """The worked example's completions and marks (a re-mark and an unmark included), file ->
+    PostgreSQL -> file: every completion read alike (embedding bytes too), every look-up's
+    weights alike; a target whose mark differs is refused before anything is written."""
+    from tests.behaviour.test_training import VECTORS, stocked
+
+    first, last = tmp_path / "first.db", tmp_path / "last.db"
+    with Registry(first) as reg:
+        stocked(reg)
+        reg.mark("c1", "B")
+        reg.unmark("c2")
+        ids = [c["record"]["id"] for c in VECTORS["completions"]]
+        expected = [reg.get_completion(i, embedding=True) for i in ids]
+        looks = [
+            reg.weights(q["query_model"], q["embedding"], q["response_format_hash"])
+            for q in VECTORS["queries"]
+        ]
+    there = copy_registry(first, pg_location)
+    assert (there.completions, there.marks) == (7, 5)
+    assert "7 completions (5 marked)" in there.summary()
+    copy_registry(pg_location, last)
+    for location in (pg_location, last):
+        with Registry(location) as reg:
+            assert [reg.get_completion(i, embedding=True) for i in ids] == expected
+            assert [
+                reg.weights(q["query_model"], q["embedding"], q["response_format_hash"])
+                for q in VECTORS["queries"]
+            ] == looks
+    with Registry(last) as reg:
+        reg.mark("c3", "B")
+    with pytest.raises(CopyConflictError, match="mark of completion c3"):
+        copy_registry(first, last)

@@ -23,7 +23,13 @@ MIGRATION_SET = migration_set().name
 
 SNAPSHOT = ROOT / "tests" / "fixtures" / "schema.sql"
 SQLITE_UTILS = Path(sys.executable).with_name("sqlite-utils")
-MIGRATIONS = ["m001_initial", "m002_rollups", "m003_query_models", "m005_exact_views"]
+MIGRATIONS = [
+    "m001_initial",
+    "m002_rollups",
+    "m003_query_models",
+    "m005_training_tables",
+    "m006_exact_views",
+]
 # Set QLLM_UPDATE_SCHEMA=1 to rewrite the snapshot after adding a migration, then review it.
 UPDATE = os.environ.get("QLLM_UPDATE_SCHEMA") == "1"
 
@@ -104,10 +110,11 @@ def test_schema_matches_the_snapshot(db_path: Path) -> None:
 
 
 def test_snapshot_lists_every_object() -> None:
-    """The snapshot holds the eight tables, twelve indexes and five views of the schema."""
+    """The snapshot holds the eleven tables, thirteen indexes and five views of the schema."""
     lines = SNAPSHOT.read_text(encoding="utf-8").splitlines()
     heads = sorted(" ".join(line.split()[:3]).rstrip("(") for line in lines)
     assert heads == [
+        "CREATE INDEX completion_marks_by_table",
         "CREATE INDEX query_llms_by_created",
         "CREATE INDEX query_llms_by_training_table",
         "CREATE INDEX query_llms_by_user",
@@ -120,10 +127,13 @@ def test_snapshot_lists_every_object() -> None:
         "CREATE INDEX usage_hourly_by_query_model",
         "CREATE INDEX usage_totals_by_query_model",
         "CREATE INDEX usage_totals_by_user",
+        "CREATE TABLE completion_marks",
+        "CREATE TABLE completions",
         "CREATE TABLE query_llms",
         "CREATE TABLE query_model_members",
         "CREATE TABLE query_models",
         "CREATE TABLE tokens",
+        "CREATE TABLE training_tables",
         "CREATE TABLE usage_events",
         "CREATE TABLE usage_hourly",
         "CREATE TABLE usage_totals",

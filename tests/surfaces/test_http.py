@@ -175,6 +175,10 @@ def test_openapi_lists_every_route_and_the_generated_schemas(served: Served) -> 
         "/",
         "/health",
         "/openapi.json",
+        "/query/completions",
+        "/query/completions/{id}",
+        "/query/completions/{id}/training_table",
+        "/query_models/{name}/weights",
     }
     assert document["components"]["schemas"]["QueryLlm"]["additionalProperties"] is False
     models = document["components"]["schemas"]["QueryModel"]["properties"]["models"]

@@ -19,6 +19,7 @@ import psycopg
 from registry.errors import StorageBusyError
 from registry.model import AMOUNTS
 from registry.query import check_sums, models_of
+from registry.store.postgres.training import PostgresTraining
 from registry.store.spool import Spool
 from registry.store.sql import SqlTx, added, hours_of, repeated, too_large
 
@@ -222,7 +223,7 @@ def work_mem(rows: int) -> str:
     return f"{min(high, max(low, -(-rows * _WORK_MEM_PER_ROW // 2**20)))}MB"
 
 
-class PostgresTx(SqlTx):
+class PostgresTx(PostgresTraining, SqlTx):
     """One transaction on a pooled psycopg connection (what `registry.store.Tx` declares)."""
 
     def __init__(self, conn: Connection) -> None:

@@ -1,4 +1,4 @@
--- m005_exact_views: beside every cost in credits, its exact integer of nano-credits
+-- m006_exact_views: beside every cost in credits, its exact integer of nano-credits
 -- (*_cost_nano), as SQLite's views have it; and usage_daily, spend per day, user,
 -- Query LLM and Query Model (the same columns as SQLite's). PostgreSQL's credits are
 -- exact already (numeric), and so is cost_exact's text.
