@@ -8,9 +8,8 @@ local file); ``POST /usage`` validates in a worker thread and waits for the writ
 
 from __future__ import annotations
 
-import tempfile
-from collections.abc import Callable
-from typing import IO, Any
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from attrs import frozen
 from starlette.concurrency import run_in_threadpool
@@ -19,7 +18,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from registry.errors import AuthorizationError, NotFoundError, ValidationError
-from registry.events import EventLines, read_body
+from registry.http.ingest import Upload
 from registry.http.service import service
 from registry.http.wire import (
     JSON,
@@ -38,8 +37,7 @@ from registry.query import Window
 from registry.registry import Registry
 from registry.render import dashboard
 from registry.series import Series
-
-SPOOL_IN_MEMORY = 8 * 1024 * 1024  # a JSON Lines upload past this goes to a temporary file
+from registry.store.spool import Spool
 
 
 @frozen
@@ -126,55 +124,24 @@ def collection(prefix: str, calls: Calls) -> list[BaseRoute]:
     ]
 
 
-async def _spool(request: Request) -> IO[bytes]:
-    """The body in a temporary file (in memory while small): never whole in memory."""
-    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115 - returned
-    try:
-        async for chunk in request.stream():
-            spool.write(chunk)
-    except BaseException:
-        spool.close()
-        raise
-    spool.seek(0)
-    return spool
-
-
 async def record_usage(request: Request) -> Response:
     """One event object, a JSON array of events, or JSON Lines: one group-committed job.
 
-    The body is read, parsed and validated in a worker thread (`Registry.prepare_usage`),
-    outside any transaction; the writer is handed only the validated rows."""
+    The body is framed, read and validated in a worker thread as it arrives
+    (`registry.http.ingest`), outside any transaction; the writer is handed only the
+    validated rows."""
     token = bearer(request)
     expect(request, JSON, NDJSON)
     svc = service(request)
-    if media_type(request) == NDJSON:
-        with await _spool(request) as spool:
-            lines = EventLines(spool)
-            try:
-                prepared = await run_in_threadpool(
-                    lambda: svc.registry().prepare_usage(lines, token)
-                )
-            except NotFoundError as exc:
-                where = f"/{lines.line_of(exc.index)}" if exc.index is not None else ""
-                return _unregistered(exc, where)
-            except ValidationError as exc:
-                raise exc.located(lambda index: f"/{lines.line_of(index)}") from None
-    else:
-        data = await request.body()
-        typed = read_body(data)  # as JSON Lines are read: typed where it can be, else JSON
-        body = parse_json(data) if typed is None else typed
-        if isinstance(body, list):
-            events, batch = body, True
-        elif isinstance(body, dict) or typed is not None:
-            events, batch = [body], False
-        else:
-            raise ValidationError.one("", "must be a usage event object or an array of them")
-        try:
-            prepared = await run_in_threadpool(
-                lambda: svc.registry().prepare_usage(events, token, batch=batch)
-            )
-        except NotFoundError as exc:
-            return _unregistered(exc, f"/{exc.index}" if exc.index is not None else "")
+    upload = Upload(lines=media_type(request) == NDJSON)
+
+    def prepare(events: Iterable[Any], batch: bool) -> Spool:
+        return svc.registry().prepare_usage(events, token, batch=batch)
+
+    try:
+        prepared = await upload.prepare(request.stream(), prepare, svc.uploads)
+    except NotFoundError as exc:
+        return _unregistered(exc, upload.where(exc.index))
     with prepared:
         written = await svc.writer.record(prepared)
     return JsonResponse({"written": written})

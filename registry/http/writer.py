@@ -22,6 +22,10 @@ from registry.registry import Registry
 from registry.store.spool import Spool
 
 MAX_GROUP = 256  # requests per commit: bounds how long one group holds the lock
+# A job of more rows than this commits alone, after the small jobs queued with it: its
+# commit holds the write lock for a while (seconds for 750,000 events), and the small
+# ones, already waiting, need not wait for it too.
+LARGE = 10_000
 
 Outcome = int | BaseException
 _STOP = object()
@@ -104,7 +108,11 @@ class Writer:
                         stopping = True
                         break
                     group.append(more)
-                self._commit(registry, group)
+                small = [j for j in group if j.spool.count <= LARGE]
+                if small:
+                    self._commit(registry, small)
+                for large in (j for j in group if j.spool.count > LARGE):
+                    self._commit(registry, [large])
                 if stopping:
                     break
         finally:
