@@ -179,7 +179,8 @@ def test_writers_are_answered_while_a_60_mb_upload_is_sent_and_parsed(
     try:
         with Client(served.url) as client:
             name = client.register(body()).name
-        template = '{"name":"%s","request_id":"upload-%%07d","chat_prompt_tokens":3}' % name
+        template = '{"name":"NAME","request_id":"upload-%07d","chat_prompt_tokens":3}'
+        template = template.replace("NAME", name)
         ndjson = kind == "application/x-ndjson"
 
         def upload() -> Iterator[bytes]:
@@ -217,8 +218,8 @@ def test_writers_are_answered_while_a_60_mb_upload_is_sent_and_parsed(
                 assert response.json() == {"written": 1}
                 if recorded is None and time.time() - began > 2:
                     recorded = subprocess.run(
-                        [QLLM, "usage", "record", name, "--db", str(served.path)]
-                        + ["--timeout", "2", "--request-id", "cli-1"],
+                        [QLLM, "usage", "record", name, "--db", str(served.path), "--timeout"]
+                        + ["2", "--request-id", "cli-1"],
                         capture_output=True,
                         text=True,
                         check=False,
@@ -227,7 +228,7 @@ def test_writers_are_answered_while_a_60_mb_upload_is_sent_and_parsed(
         uploader.join()
         assert answer[0].status_code == 200, answer[0].text
         assert answer[0].json() == {"written": LARGE_EVENTS}
-        [(start, end, events)] = [c for c in commits(served.log) if c[2] >= LARGE_EVENTS]
+        [(start, end, _)] = [c for c in commits(served.log) if c[2] >= LARGE_EVENTS]
         # Allow for the log's clock reading (a millisecond) and the probe's own round trip.
         during = [(a, b) for a, b in probes if b > start - 0.05 and a < end + 0.05]
         before = [b - a for a, b in probes if (a, b) not in during]
