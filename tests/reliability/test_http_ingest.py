@@ -217,9 +217,9 @@ def test_writers_are_answered_while_a_60_mb_upload_is_sent_and_parsed(
                 probes.append((sent, time.time()))
                 assert response.json() == {"written": 1}
                 if recorded is None and time.time() - began > 2:
+                    command = [QLLM, "usage", "record", name, "--db", str(served.path)]
                     recorded = subprocess.run(
-                        [QLLM, "usage", "record", name, "--db", str(served.path), "--timeout"]
-                        + ["2", "--request-id", "cli-1"],
+                        [*command, "--timeout", "2", "--request-id", "cli-1"],
                         capture_output=True,
                         text=True,
                         check=False,
