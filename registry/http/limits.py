@@ -17,9 +17,11 @@ from registry.framing import MAX_TEXT, MiB
 BODY_LIMIT = 1 * MiB  # a Query LLM or Query Model body
 USAGE_LIMIT = 256 * MiB  # a POST /usage body (an event, an array or JSON Lines)
 EVENT_TEXT = MAX_TEXT  # one JSON Lines line, one array element, or a body of one event
-# The request line and headers together (h11's own bound, kept): a request head is a
-# few hundred bytes; GET /usage with hundreds of `name` fields stays far below it.
+# The request line and headers together (h11's own bound, kept), and the request line
+# alone (method, URL, version): a request head is a few hundred bytes; GET /usage with
+# 250 `name` fields stays below both. Over them: 431, and 414 for the request line.
 HEAD_LIMIT = 16 * 1024
+LINE_LIMIT = 8 * 1024
 
 # --- time ---------------------------------------------------------------------------------
 

@@ -11,7 +11,14 @@ import time
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from registry.http.limits import BODY_LIMIT, MIN_BODY_RATE, USAGE_LIMIT, request_timeout
+from registry.http.limits import (
+    BODY_LIMIT,
+    HEAD_LIMIT,
+    LINE_LIMIT,
+    MIN_BODY_RATE,
+    USAGE_LIMIT,
+    request_timeout,
+)
 from registry.http.wire import error_response, log, printable
 
 MiB = 1024 * 1024
@@ -88,6 +95,34 @@ class Body:
             await send(message)
 
         await self.app(scope, limited, closing_early)
+
+
+class Head:
+    """A request line over `LINE_LIMIT` is a 414, a head over `HEAD_LIMIT` a 431. (h11
+    holds back an incomplete head past `HEAD_LIMIT`, which the protocol answers the same
+    way; one that arrives whole in one read is measured here.)"""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            line = len(scope["method"]) + len(scope["raw_path"]) + len(scope["query_string"]) + 12
+            head = line + sum(len(key) + len(value) + 4 for key, value in scope["headers"])
+            refused = too_long(line, head)
+            if refused is not None:
+                await error_response(*refused)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def too_long(line: int, head: int) -> tuple[int, str] | None:
+    """The status and message for a request line and head of these sizes, if over."""
+    if line > LINE_LIMIT:
+        return 414, f"the request line (the URL) is over {LINE_LIMIT // 1024} KiB"
+    if head > HEAD_LIMIT:
+        return 431, f"the request head is over {HEAD_LIMIT // 1024} KiB"
+    return None
 
 
 class AccessLog:

@@ -40,6 +40,7 @@ from uvicorn.supervisors.multiprocess import Multiprocess
 
 from registry.errors import RegistryError
 from registry.http.limits import GRACEFUL_SHUTDOWN, HEAD_LIMIT, SHUTDOWN_GRACE, request_timeout
+from registry.http.middleware import too_long
 from registry.http.wire import log, render
 
 CLOSE = (b"connection", b"close")
@@ -128,13 +129,10 @@ class Protocol(H11Protocol):
         """What the parser refuses, answered in JSON: the request line or head too long
         (h11 stops at `HEAD_LIMIT` bytes), or a request that is not HTTP."""
         pending = self.conn.trailing_data[0]
-        if len(pending) >= HEAD_LIMIT:
-            if b"\n" not in pending:
-                status, message = 414, f"the request line is over {HEAD_LIMIT // 1024} KiB"
-            else:
-                status, message = 431, f"the request head is over {HEAD_LIMIT // 1024} KiB"
-        else:
-            status, message = 400, "this is not an HTTP/1.1 request"
+        end = pending.find(b"\n")
+        line = len(pending) if end < 0 else end + 1
+        refused = too_long(line, len(pending)) if len(pending) > HEAD_LIMIT else None
+        status, message = refused or (400, "this is not an HTTP/1.1 request")
         log.info("(a request the parser refused) %d", status)
         self._stop_waiting()
         self.transport.write(_raw_error(status, message))

@@ -67,7 +67,7 @@ def test_partial_requests_are_answered_408_and_closed(quick: Served) -> None:
         held.append((kind, sock))
     began = time.monotonic()
     assert httpx.get(quick.url + "/health", timeout=5).status_code == 200  # still served
-    answers = {kind: set() for kind in ("head", "body", "idle")}
+    answers: dict[str, set[bytes]] = {kind: set() for kind in ("head", "body", "idle")}
     for kind, sock in held:
         with sock:
             data = read_all(sock, 15)
