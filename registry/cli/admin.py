@@ -11,7 +11,7 @@ import click
 
 from registry.cli.options import emit, open_registry, registry_options
 from registry.copy import BATCH, copy_registry
-from registry.http.limits import REQUEST_TIMEOUT
+from registry.http.limits import REQUEST_TIMEOUT, SHUTDOWN_TIMEOUT
 from registry.location import default_location, describe, location_of
 from registry.registry import DEFAULT_TIMEOUT, Registry
 
@@ -108,8 +108,21 @@ def where(db: str | None, timeout: float) -> None:
     help="Seconds a request's head may take to arrive, and its body before it must keep"
     " up 16 KiB/s (then 408).",
 )
+@click.option(
+    "--shutdown-timeout",
+    type=click.IntRange(min=1),
+    default=SHUTDOWN_TIMEOUT,
+    show_default=True,
+    help="Seconds a stop (SIGTERM, Ctrl-C) waits for the requests under way; then 503.",
+)
 def serve(
-    db: str | None, host: str, port: int, workers: int, timeout: float, request_timeout: float
+    db: str | None,
+    host: str,
+    port: int,
+    workers: int,
+    timeout: float,
+    request_timeout: float,
+    shutdown_timeout: int,
 ) -> None:
     """Serve the HTTP API (needs the server extra); Ctrl-C or SIGTERM stops it cleanly.
 
@@ -136,7 +149,7 @@ def serve(
     # handler it found: make that handler a clean exit, status 0.
     for stop in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stop, _exit_cleanly)
-    server.serve(sock, workers)
+    server.serve(sock, workers, shutdown_timeout)
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:

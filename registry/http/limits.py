@@ -34,8 +34,9 @@ MIN_BODY_RATE = 16 * 1024  # bytes per second
 # After SIGTERM: an idle keep-alive connection is kept this long, so that a request
 # already on its way is still answered (with `Connection: close`); then it is closed.
 SHUTDOWN_GRACE = 1.0
-# Then the requests under way get this long to be answered before they are cancelled.
-GRACEFUL_SHUTDOWN = 30
+# Then the requests under way get this long to be answered; past it, one still under way
+# is cancelled and answered 503. `qllm serve --shutdown-timeout`.
+SHUTDOWN_TIMEOUT = 30
 
 # --- threads ------------------------------------------------------------------------------
 

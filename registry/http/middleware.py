@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 from starlette.exceptions import HTTPException
@@ -125,6 +126,14 @@ def too_long(line: int, head: int) -> tuple[int, str] | None:
     return None
 
 
+STOPPED = error_response(
+    503,
+    "the server stopped before answering; retry (with the same request_id, an event is"
+    " counted once)",
+    headers={"Connection": "close"},
+)
+
+
 class AccessLog:
     """One line per request: method, path (never the query: it may carry secrets), status,
     milliseconds. Every value is escaped (`printable`), so no request can write a line of
@@ -152,8 +161,15 @@ class AccessLog:
             await self.app(scope, receive, watched)
             outcome = str(status)
         except asyncio.CancelledError:
-            outcome = "cancelled, not answered: the server stopped first"
-            raise
+            # The server is stopping and gave up waiting for this request (`qllm serve
+            # --shutdown-timeout`). Unanswered, it gets a 503 that says so; re-raised,
+            # uvicorn would log a traceback and answer a plain-text 500.
+            if status is not None:
+                outcome = f"{status}, cancelled before its answer was complete"
+                raise
+            outcome = "503, cancelled: the server stopped before answering"
+            with contextlib.suppress(Exception):
+                await STOPPED(scope, receive, send)
         except BaseException:
             outcome = str(status or 500)
             raise

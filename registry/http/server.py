@@ -39,7 +39,7 @@ from uvicorn.protocols.http.h11_impl import STATUS_PHRASES, H11Protocol, Request
 from uvicorn.supervisors.multiprocess import Multiprocess
 
 from registry.errors import RegistryError
-from registry.http.limits import GRACEFUL_SHUTDOWN, HEAD_LIMIT, SHUTDOWN_GRACE, request_timeout
+from registry.http.limits import HEAD_LIMIT, SHUTDOWN_GRACE, SHUTDOWN_TIMEOUT, request_timeout
 from registry.http.middleware import too_long
 from registry.http.wire import log, render
 
@@ -222,7 +222,14 @@ def logging_config(level: str) -> dict[str, Any]:
     return config
 
 
-def config(app: Any, *, workers: int = 1, log_level: str = "info", factory: bool = False) -> Config:
+def config(
+    app: Any,
+    *,
+    workers: int = 1,
+    log_level: str = "info",
+    factory: bool = False,
+    shutdown_timeout: int = SHUTDOWN_TIMEOUT,
+) -> Config:
     """The uvicorn configuration of every server of this package: `qllm serve` and tests."""
     return Config(
         app,
@@ -234,13 +241,18 @@ def config(app: Any, *, workers: int = 1, log_level: str = "info", factory: bool
         log_level=log_level,
         log_config=logging_config(log_level),
         h11_max_incomplete_event_size=HEAD_LIMIT,
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
+        timeout_graceful_shutdown=shutdown_timeout,
     )
 
 
-def serve(sock: socket.socket, workers: int) -> None:
+def serve(sock: socket.socket, workers: int, shutdown_timeout: int = SHUTDOWN_TIMEOUT) -> None:
     """Serve the app named in the environment (`registry.http.app.create_app`) on ``sock``."""
-    settings = config("registry.http.app:create_app", workers=workers, factory=True)
+    settings = config(
+        "registry.http.app:create_app",
+        workers=workers,
+        factory=True,
+        shutdown_timeout=shutdown_timeout,
+    )
     if workers > 1:
         Workers(settings, sockets=[sock]).run()
     else:

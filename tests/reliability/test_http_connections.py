@@ -10,6 +10,7 @@ of a request it sent.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -178,3 +179,37 @@ def test_sigterm_under_load_answers_every_request_sent(tmp_path: Path, workers: 
     assert stored == set(answered)
     log = served.log.read_text()
     assert "Traceback" not in log
+
+
+def test_a_request_still_under_way_when_the_stop_gives_up_is_answered_503(
+    tmp_path: Path,
+) -> None:
+    """A steady upload that would take longer than `--shutdown-timeout`: cancelled when the
+    time is up, answered 503 (not reset, not a plain-text 500), logged as cancelled."""
+    served = Served(tmp_path / "registry.db", tmp_path / "server.log", "--shutdown-timeout", "1")
+    with Client(served.url) as client:
+        name = client.register(body()).name
+    line = json.dumps({"name": name, "chat_prompt_tokens": 1}).encode() + b"\n"
+    head = (
+        b"POST /usage HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\n"
+        b"Content-Length: %d\r\n\r\n" % (len(line) * 100_000)
+    )
+    with socket.create_connection(("127.0.0.1", served.port)) as sock:
+        sock.sendall(head)
+        for _ in range(5):  # 40 kB/s: steady, and far from done when the stop gives up
+            sock.sendall(line * (8000 // len(line)))
+            time.sleep(0.2)
+        served.process.terminate()
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            for _ in range(30):
+                sock.sendall(line * (8000 // len(line)))
+                time.sleep(0.2)
+        data = read_all(sock, 10)
+    assert served.process.wait(timeout=30) == 0
+    assert data.startswith(b"HTTP/1.1 503"), data
+    assert b"the server stopped before answering" in data
+    log = served.log.read_text()
+    assert "POST /usage 503, cancelled: the server stopped before answering" in log
+    assert "Traceback" not in log
+    with Registry(served.path) as reg:
+        assert reg.get(name, metadata=True)["requests"] == 0  # all or nothing: nothing
