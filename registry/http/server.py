@@ -245,14 +245,15 @@ def config(
     )
 
 
-def serve(sock: socket.socket, workers: int, shutdown_timeout: int = SHUTDOWN_TIMEOUT) -> None:
-    """Serve the app named in the environment (`registry.http.app.create_app`) on ``sock``."""
-    settings = config(
-        "registry.http.app:create_app",
-        workers=workers,
-        factory=True,
-        shutdown_timeout=shutdown_timeout,
-    )
+def serve(
+    sock: socket.socket,
+    workers: int,
+    shutdown_timeout: int = SHUTDOWN_TIMEOUT,
+    factory: str = "registry.http.app:create_app",
+) -> None:
+    """Serve the app that ``factory`` (``module:function``) makes, on ``sock``: by default
+    `create_app`, on the registry named in the environment."""
+    settings = config(factory, workers=workers, factory=True, shutdown_timeout=shutdown_timeout)
     if workers > 1:
         Workers(settings, sockets=[sock]).run()
     else:
