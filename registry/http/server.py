@@ -29,6 +29,7 @@ import asyncio
 import copy
 import errno
 import logging
+import os
 import socket
 from typing import Any
 
@@ -171,7 +172,7 @@ class Workers(Multiprocess):
     listening socket: its own copy is closed before the workers are told to stop."""
 
     def run(self) -> None:
-        _starting.info("Started parent process")
+        _starting.info("Started parent process [%d]", os.getpid())
         self.init_processes()
         for process in self.processes:
             process.wait_until_ready(60, self.should_exit)
