@@ -7,18 +7,20 @@ Usage: python bench/http_bench.py [--events N] [--seconds S] [--connections C] [
 - ``POST /usage`` of one event per request, against a trivial POST route that only parses
   the JSON body and answers, with events per commit and p99, for 1 and 2 workers;
 - ``POST /usage`` of an L-line JSON Lines body, against ``qllm usage import`` of the same
-  file, with the server's peak RSS.
+  file, with the server's peak RSS; and, while it streams in, the longest wait of a
+  single-event ``POST /usage`` (one every 0.1 s), against the same POSTs to the idle
+  server just before.
 
 The app served is ``create_app(...)`` plus two bench-only routes (the trivial POST, and the
-writer's commit counters); the product never ships them. wrk comes from Debian's package,
-installed here when missing (as root); without it the bench says so and exits 0.
+writer's commit counters), served as ``qllm serve`` serves (`registry.http.server`); the
+product never ships those routes. wrk comes from Debian's package, installed here when
+missing (as root); without it the bench says so and exits 0.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import re
 import shutil
@@ -26,6 +28,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -49,8 +52,6 @@ def bench_app() -> Any:
 
     from registry.http import create_app  # noqa: PLC0415
 
-    # As `qllm serve` does: the access log line per request is part of what is measured.
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     app = create_app(os.environ["QLLM_DB"])
 
     async def echo(request: Request) -> Response:
@@ -61,39 +62,42 @@ def bench_app() -> Any:
         w = request.app.state.service.writer
         return JSONResponse({"pid": os.getpid(), "groups": w.groups, "requests": w.requests})
 
-    starlette = app.app.app  # AccessLog(BodyLimit(Starlette)): the routes live in the last
-    starlette.add_route("/bench/echo", echo, methods=["POST"])
-    starlette.add_route("/bench/writer", writer, methods=["GET"])
+    app.router.add_route("/bench/echo", echo, methods=["POST"])
+    app.router.add_route("/bench/writer", writer, methods=["GET"])
     return app
 
 
-# uvicorn's start line names the port it bound: the bench passes --port 0, so no port is
-# chosen in advance (a port bound and released here could be taken before uvicorn binds it).
+def serve(workers: int) -> None:
+    """`bench_app` as `qllm serve` serves its app (its protocol, limits, workers), on a
+    loopback port the system chooses; run in the server's process (``--serve``)."""
+    from registry.http import server  # noqa: PLC0415 - the server extra, bench only
+
+    sys.path.insert(0, str(HERE))  # the workers import `http_bench:bench_app` from here
+    server.serve(server.bind("127.0.0.1", 0), workers, factory="http_bench:bench_app")
+
+
+# The server's start line names the port it bound: no port is chosen in advance (a port
+# bound and released here could be taken before the server binds it).
 LISTENING = re.compile(rb"Uvicorn running on https?://\S+:(\d+) ")
+# Its line for a commit that held the write lock over a second (registry.http.writer).
+COMMIT = re.compile(rb"\(writer\) (\d+) events of (\d+) requests in one commit: .* held ([\d.]+) s")
 
 
 class Server:
-    """uvicorn serving `bench_app` on a loopback port of its own, as `qllm serve` configures it."""
+    """`bench_app` served as `qllm serve` serves, on a loopback port of its own."""
 
     def __init__(self, path: Path, workers: int) -> None:
-        command = [sys.executable, "-m", "uvicorn", "--factory", "--app-dir", str(HERE)]
-        command += ["http_bench:bench_app", "--port", "0", "--workers", str(workers)]
-        command += ["--no-access-log", "--log-level", "info"]
+        command = [sys.executable, str(HERE / "http_bench.py"), "--serve", str(workers)]
         env = {**os.environ, "QLLM_DB": str(path)}
-        self.log = path.with_name(f"uvicorn-{workers}.log")
+        self.log = path.with_name(f"server-{workers}.log")
         with self.log.open("wb") as err:  # the child has its own copy of the descriptor
             self.process = subprocess.Popen(command, env=env, stderr=err)
         while (found := LISTENING.search(self.log.read_bytes())) is None:
             if self.process.poll() is not None:
-                raise RuntimeError(f"uvicorn did not start:\n{self.log.read_text()}")
+                raise RuntimeError(f"the server did not start:\n{self.log.read_text()}")
             time.sleep(0.05)
         self.url = f"http://127.0.0.1:{int(found[1])}"
-        while True:  # with several workers, the line may come before all of them serve
-            try:
-                httpx.get(self.url + "/health").raise_for_status()
-                return
-            except httpx.TransportError:
-                time.sleep(0.1)
+        httpx.get(self.url + "/health").raise_for_status()
 
     def writer(self) -> dict[int, tuple[int, int]]:
         """Commits and requests per worker: new connections until every worker answered."""
@@ -102,6 +106,11 @@ class Server:
             figures = httpx.get(self.url + "/bench/writer").json()
             seen[figures["pid"]] = (figures["groups"], figures["requests"])
         return seen
+
+    def long_commits(self) -> list[tuple[int, float]]:
+        """(events, seconds the write lock was held) of each commit over a second."""
+        found = COMMIT.findall(self.log.read_bytes())
+        return [(int(events), float(held)) for events, _, held in found]
 
     def peak_rss_mb(self) -> float:
         status = Path(f"/proc/{self.process.pid}/status").read_text()
@@ -230,17 +239,17 @@ def jsonl(folder: Path, lines: int) -> None:
     shutil.copy(base, served)
     server = Server(served, 1)
     try:
+        # The raw baseline: the same POSTs to the idle server.
+        idle = max(wait for _, wait in probe_waits(server.url, name, 50))
+        upload: list[float] = []
+        uploader = threading.Thread(target=lambda: upload.append(post_file(server.url, data)))
         started = time.perf_counter()
-        with data.open("rb") as body:
-            response = httpx.post(
-                server.url + "/usage",
-                content=body,
-                headers={"Content-Type": "application/x-ndjson"},
-                timeout=600,
-            )
-        http_seconds = time.perf_counter() - started
-        response.raise_for_status()
+        uploader.start()
+        waits = probe_waits(server.url, name, None, until=uploader)  # until it is answered
+        uploader.join()
+        http_seconds = upload[0]
         rss = server.peak_rss_mb()
+        commits = [held for events, held in server.long_commits() if events >= lines]
     finally:
         server.stop()
     cli_rate, http_rate = lines / cli_seconds, lines / http_seconds
@@ -250,9 +259,53 @@ def jsonl(folder: Path, lines: int) -> None:
         f"  POST /usage (x-ndjson)       {http_rate:9.0f} ev/s  {http_seconds:5.1f} s"
         f"  {http_rate / cli_rate:5.2f}x  peak server RSS {rss:.0f} MB"
     )
+    # The upload's own commit holds the write lock for seconds: the single events that
+    # arrive meanwhile wait for it (docs/http.md); the others are the figure that counts.
+    held = commits[0] if commits else 0.0
+    lock_ends = started + http_seconds
+    before = [w for at, w in waits if at + w < lock_ends - held - 0.05]
+    during = [w for at, w in waits if at + w >= lock_ends - held - 0.05]
+    print(
+        f"  single-event POST /usage meanwhile: longest wait {max(before, default=0):.3f} s"
+        f" of {len(before)} while it was sent and parsed (idle server: {idle:.3f} s,"
+        f" {max(before, default=0) / idle:.1f}x); its commit held the write lock"
+        f" {held:.1f} s, and {len(during)} waited for it (longest {max(during, default=0):.1f} s)"
+    )
+
+
+def post_file(url: str, data: Path) -> float:
+    """Seconds to POST ``data`` as JSON Lines and be answered 200."""
+    started = time.perf_counter()
+    with data.open("rb") as body:
+        response = httpx.post(
+            url + "/usage",
+            content=body,
+            headers={"Content-Type": "application/x-ndjson"},
+            timeout=600,
+        )
+    response.raise_for_status()
+    return time.perf_counter() - started
+
+
+def probe_waits(
+    url: str, name: str, count: int | None, until: threading.Thread | None = None
+) -> list[tuple[float, float]]:
+    """(sent at, seconds answered in) of single-event POSTs, one every 0.1 s: ``count`` of
+    them, or as long as ``until`` runs."""
+    waits: list[tuple[float, float]] = []
+    with httpx.Client(base_url=url, timeout=600) as http:
+        while (count is not None and len(waits) < count) or (until and until.is_alive()):
+            sent = time.perf_counter()
+            http.post("/usage", json={"name": name, "chat_prompt_tokens": 1}).raise_for_status()
+            waits.append((sent, time.perf_counter() - sent))
+            time.sleep(0.1)
+    return waits
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--serve"]:  # the server process of `Server`
+        serve(int(sys.argv[2]))
+        return
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--seconds", type=int, default=5)

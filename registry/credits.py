@@ -133,6 +133,11 @@ def _text_nano(text: str) -> int | None:  # noqa: PLR0911 - a chain of bail-outs
 
 
 _DECIMAL_TEXT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+# The text of a cost as one pattern that Python and JSON Schema (ECMA-262) read alike:
+# decimal text as `_decimal_nano` reads it, and a minus sign only before a zero (a
+# negative cost is refused however small, `_decimal_nano`'s sign rule). Its size (at
+# most MAX_CREDITS_PER_EVENT) is checked on the value: no pattern can for every exponent.
+COST_PATTERN = r"(?!-[0-9.]*[1-9])" + _DECIMAL_TEXT.pattern
 
 
 def _decimal_nano(value: str | Decimal) -> int:

@@ -208,13 +208,15 @@ def parse_line(line: bytes | str) -> Any:
 class EventLines:
     """The events of JSON Lines ``source``, read lazily, one line at a time.
 
-    Blank lines are skipped; so that an event's index (which errors carry) maps
+    ``source`` yields lines, or an `Unreadable` for a line that could not be read
+    (`registry.framing` makes one of a line over its size limit). Blank lines are
+    skipped; so that an event's index (which errors carry) maps
     back to its line number, the count of blank lines is remembered once per
     run of them (`line_of`), not once per line. A line that is not JSON is an
     `Unreadable` event: the validation loop reports it at its place.
     """
 
-    def __init__(self, source: Iterable[bytes | str]) -> None:
+    def __init__(self, source: Iterable[bytes | str | Unreadable]) -> None:
         self.source = source
         self.read = 0  # events yielded so far
         self._blank = 0  # blank lines so far
@@ -225,15 +227,18 @@ class EventLines:
 
     def __iter__(self) -> Iterator[Any]:
         for line in self.source:
-            if not line.strip():
+            if isinstance(line, Unreadable):  # a line its reader could not take (too long)
+                event: Any = line
+            elif not line.strip():
                 self._blank += 1
                 continue
+            else:
+                event = read_line(line)
+                if event is None:
+                    event = parse_line(line)
             if self._blank and (not self._blanks or self._blanks[-1] != self._blank):
                 self._after.append(self.read)
                 self._blanks.append(self._blank)
-            event = read_line(line)
-            if event is None:
-                event = parse_line(line)
             self.read += 1
             yield event
 

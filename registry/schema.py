@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin, get_typ
 
 import attrs
 
-from registry import model
+from registry import credits, model, times
 from registry.hooks import literal_values
 from registry.model import (
     MAX_ANSWER,
@@ -54,6 +54,12 @@ _IDENTIFIER = {
 }
 _NON_EMPTY = {"type": "string", "minLength": 1}
 _ANSWER = {"type": "string", "minLength": 1, "maxLength": MAX_ANSWER}
+# A time, as every field and query field of one reads it (`registry.times`).
+TIME: dict[str, Any] = {
+    "type": "string",
+    "pattern": f"^{times.PATTERN}$",
+    "description": "RFC 3339: a date-time with a UTC offset, or a date (its midnight UTC)",
+}
 
 
 def _is_union(tp: Any) -> bool:
@@ -99,12 +105,14 @@ def _rule_schema(rule: Any, tp: Any) -> dict[str, Any]:  # noqa: PLR0911, PLR091
         return {
             "anyOf": [
                 {"type": "number", "minimum": 0, "maximum": MAX_CREDITS_PER_EVENT},
-                {"type": "string", "pattern": "^[0-9]*\\.?[0-9]*([eE][+-]?[0-9]+)?$"},
+                {"type": "string", "pattern": f"^{credits.COST_PATTERN}$"},
             ],
-            "description": "credits, an exact decimal rounded half-even to 9 places",
+            "description": (
+                "credits from 0 to 1000000, an exact decimal rounded half-even to 9 places"
+            ),
         }
     if isinstance(rule, Moment):
-        return {"type": "string", "format": "date-time"}
+        return dict(TIME)
     if isinstance(rule, Text):
         return {"type": "string", "minLength": 1, "maxLength": 256}
     if isinstance(rule, QueryLlmName | QueryModelName):  # both: 22 base62 characters

@@ -26,11 +26,16 @@ _MICROSECOND = timedelta(microseconds=1)
 FIRST = (datetime(1, 1, 1, tzinfo=UTC) - EPOCH) // _MICROSECOND
 LAST = (datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC) - EPOCH) // _MICROSECOND
 _DAY = 86_400_000_000
-_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-_DATE_TIME = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?"
-    r"(?P<offset>[Zz]|[+-][0-9]{2}:[0-9]{2})?"
-)
+# The text of a time: a date, a clock (separated by T, t or a space) and an offset.
+_DATE_TEXT = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+_CLOCK_TEXT = r"[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?"
+_OFFSET_TEXT = r"[Zz]|[+-][0-9]{2}:[0-9]{2}"
+# What `parse` reads, as one pattern that Python and JSON Schema (ECMA-262) read alike:
+# a date-time with its offset, or a bare date. It is the rule's shape, made of the same
+# pieces; the numbers in it (month 13, hour 25, 30 February) are checked on the value.
+PATTERN = f"{_DATE_TEXT}(?:{_CLOCK_TEXT}(?:{_OFFSET_TEXT}))?"
+_DATE = re.compile(_DATE_TEXT)
+_DATE_TIME = re.compile(f"{_DATE_TEXT}{_CLOCK_TEXT}(?P<offset>{_OFFSET_TEXT})?")
 
 
 class TimeError(ValueError):

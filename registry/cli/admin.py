@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import sys
@@ -12,6 +11,7 @@ import click
 
 from registry.cli.options import emit, open_registry, registry_options
 from registry.copy import BATCH, copy_registry
+from registry.http.limits import REQUEST_TIMEOUT, SHUTDOWN_TIMEOUT
 from registry.location import default_location, describe, location_of
 from registry.registry import DEFAULT_TIMEOUT, Registry
 
@@ -100,36 +100,56 @@ def where(db: str | None, timeout: float) -> None:
     show_default=True,
     help="Seconds to wait for another process's write lock (then 503).",
 )
-def serve(db: str | None, host: str, port: int, workers: int, timeout: float) -> None:
-    """Serve the HTTP API (needs the server extra); Ctrl-C or SIGTERM stops it cleanly."""
-    try:
-        import uvicorn  # noqa: PLC0415 - an optional extra
+@click.option(
+    "--request-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=REQUEST_TIMEOUT,
+    show_default=True,
+    help="Seconds a request's head may take to arrive, and its body before it must keep"
+    " up 16 KiB/s (then 408).",
+)
+@click.option(
+    "--shutdown-timeout",
+    type=click.IntRange(min=1),
+    default=SHUTDOWN_TIMEOUT,
+    show_default=True,
+    help="Seconds a stop (SIGTERM, Ctrl-C) waits for the requests under way; then 503.",
+)
+def serve(
+    db: str | None,
+    host: str,
+    port: int,
+    workers: int,
+    timeout: float,
+    request_timeout: float,
+    shutdown_timeout: int,
+) -> None:
+    """Serve the HTTP API (needs the server extra); Ctrl-C or SIGTERM stops it cleanly.
 
-        from registry.http import create_app  # noqa: F401, PLC0415 - fails early, naming the extra
+    Example: qllm serve --db registry.db --port 8000
+    """
+    try:
+        from registry.http import server  # noqa: PLC0415 - an optional extra
     except ImportError as exc:
         raise click.ClickException(
-            f"{exc}; install it with: pip install 'query-llm-registry[server]'"
+            f"the HTTP server needs {exc.name}: pip install 'query-llm-registry[server]'"
         ) from None
     location = location_of(db) if db else default_location()
-    Registry(location, timeout=timeout).close()  # create and migrate once, before the workers
-    # The workers find the registry in the environment: uvicorn imports the app factory anew.
+    sock = server.bind(host, port)  # a port in use is said before anything else is done
+    try:
+        Registry(location, timeout=timeout).close()  # create and migrate once, before workers
+    except BaseException:
+        sock.close()
+        raise
+    # The workers find their settings in the environment: uvicorn imports the app anew.
     os.environ["QLLM_DB"] = str(location.resolve() if isinstance(location, Path) else location)
     os.environ["QLLM_TIMEOUT"] = str(timeout)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    os.environ["QLLM_REQUEST_TIMEOUT"] = str(request_timeout)
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then raises the signal again for the
     # handler it found: make that handler a clean exit, status 0.
     for stop in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stop, _exit_cleanly)
-    uvicorn.run(
-        "registry.http.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        access_log=False,  # our own line per request leaves the query string out
-        log_level="info",
-        timeout_graceful_shutdown=30,
-    )
+    server.serve(sock, workers, shutdown_timeout)
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:

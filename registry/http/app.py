@@ -17,7 +17,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
 from registry.http import endpoints, openapi, pages, training
-from registry.http.middleware import AccessLog, BodyLimit
+from registry.http.middleware import AccessLog, Body, Head
 from registry.http.service import Service
 from registry.http.wire import HANDLERS
 from registry.location import location_of
@@ -37,8 +37,9 @@ ROUTES: list[BaseRoute] = [
     Route("/health", endpoints.health, methods=["GET"]),
     Route("/openapi.json", endpoints.openapi_json, methods=["GET"]),
 ]
-# Outermost first: every request is logged, then held to its route's body limit.
-MIDDLEWARE = [Middleware(AccessLog), Middleware(BodyLimit)]
+# Outermost first: every request is logged, its head measured, its body held to its
+# route's limits.
+MIDDLEWARE = [Middleware(AccessLog), Middleware(Head), Middleware(Body)]
 
 
 def create_app(path: str | os.PathLike[str] | None = None, timeout: float | None = None) -> ASGIApp:

@@ -8,9 +8,8 @@ local file); ``POST /usage`` validates in a worker thread and waits for the writ
 
 from __future__ import annotations
 
-import tempfile
-from collections.abc import Callable
-from typing import IO, Any
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from attrs import frozen
 from starlette.concurrency import run_in_threadpool
@@ -18,8 +17,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from registry import times
 from registry.errors import AuthorizationError, NotFoundError, ValidationError
-from registry.events import EventLines, read_body
+from registry.http.ingest import Upload
 from registry.http.service import service
 from registry.http.wire import (
     JSON,
@@ -34,11 +34,10 @@ from registry.http.wire import (
     window,
 )
 from registry.model import QueryLlm, QueryModel
-from registry.query import Window
+from registry.query import HOUR, Window
 from registry.registry import Registry
 from registry.series import Series
-
-SPOOL_IN_MEMORY = 8 * 1024 * 1024  # a JSON Lines upload past this goes to a temporary file
+from registry.store.spool import Spool
 
 
 @frozen
@@ -125,55 +124,24 @@ def collection(prefix: str, calls: Calls) -> list[BaseRoute]:
     ]
 
 
-async def _spool(request: Request) -> IO[bytes]:
-    """The body in a temporary file (in memory while small): never whole in memory."""
-    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115 - returned
-    try:
-        async for chunk in request.stream():
-            spool.write(chunk)
-    except BaseException:
-        spool.close()
-        raise
-    spool.seek(0)
-    return spool
-
-
 async def record_usage(request: Request) -> Response:
     """One event object, a JSON array of events, or JSON Lines: one group-committed job.
 
-    The body is read, parsed and validated in a worker thread (`Registry.prepare_usage`),
-    outside any transaction; the writer is handed only the validated rows."""
+    The body is framed, read and validated in a worker thread as it arrives
+    (`registry.http.ingest`), outside any transaction; the writer is handed only the
+    validated rows."""
     token = bearer(request)
     expect(request, JSON, NDJSON)
     svc = service(request)
-    if media_type(request) == NDJSON:
-        with await _spool(request) as spool:
-            lines = EventLines(spool)
-            try:
-                prepared = await run_in_threadpool(
-                    lambda: svc.registry().prepare_usage(lines, token)
-                )
-            except NotFoundError as exc:
-                where = f"/{lines.line_of(exc.index)}" if exc.index is not None else ""
-                return _unregistered(exc, where)
-            except ValidationError as exc:
-                raise exc.located(lambda index: f"/{lines.line_of(index)}") from None
-    else:
-        data = await request.body()
-        typed = read_body(data)  # as JSON Lines are read: typed where it can be, else JSON
-        body = parse_json(data) if typed is None else typed
-        if isinstance(body, list):
-            events, batch = body, True
-        elif isinstance(body, dict) or typed is not None:
-            events, batch = [body], False
-        else:
-            raise ValidationError.one("", "must be a usage event object or an array of them")
-        try:
-            prepared = await run_in_threadpool(
-                lambda: svc.registry().prepare_usage(events, token, batch=batch)
-            )
-        except NotFoundError as exc:
-            return _unregistered(exc, f"/{exc.index}" if exc.index is not None else "")
+    upload = Upload(lines=media_type(request) == NDJSON)
+
+    def prepare(events: Iterable[Any], batch: bool) -> Spool:
+        return svc.registry().prepare_usage(events, token, batch=batch)
+
+    try:
+        prepared = await upload.prepare(request.stream(), prepare, svc.uploads)
+    except NotFoundError as exc:
+        return _unregistered(exc, upload.where(exc.index))
     with prepared:
         written = await svc.writer.record(prepared)
     return JsonResponse({"written": written})
@@ -201,18 +169,46 @@ def usage_series(request: Request) -> Response:
         "query_model": query.text("query_model"),
         "me": query.flag("me"),
     }
-    if query.problems:  # a bad time field: list the library's problems with the rest too
-        seen = {path for path, _ in query.problems}
+    if query.problems:  # a refused time: with it, every problem that stands on its own
+        refused = {path for path, _ in query.problems}
         try:
-            placeholder = "1970-01-01T00:00:00Z" if "/from" in seen else None  # refused already
-            Series.of(start or placeholder, end, **fields_of_query(fields))
+            Series.of(*_stand_ins(start, end, refused), **fields_of_query(fields))
         except ValidationError as exc:
-            query.problems.extend(e for e in exc.errors if e[0] not in seen)
+            query.problems.extend(e for e in exc.errors if e[0] not in refused)
         query.check()
     reg = service(request).registry()
     # An absent `from` goes through too: the library says it is required.
     window: dict[str, Any] = {"start": start, "end": end}
     return JsonResponse({"data": reg.usage_series(**window, token=token, **fields)})
+
+
+_STAND_IN = times.parse("2000-01-01T00:00:00Z")
+
+
+def _stand_ins(start: str | None, end: str | None, refused: set[str]) -> tuple[str, str | None]:
+    """``from`` and ``to`` with each refused one replaced so that the window is one hour
+    next to the other (a fixed hour if both are refused): the other fields are checked on
+    their own, and no problem of the window's length or order can come from a stand-in
+    (such as a window from 1970, too many day buckets). A time that is given but not a
+    time is kept: the library says what is wrong with it."""
+
+    def micros(value: str | None) -> int | None:
+        try:
+            return None if value is None else times.parse(value)
+        except times.TimeError:
+            return None
+
+    low = micros(start)
+    high = (times.now() if end is None else micros(end)) if "/to" not in refused else None
+    try:
+        if "/from" in refused:
+            start = times.render((high if high is not None else _STAND_IN + HOUR) - HOUR)
+        if "/to" in refused:
+            end = times.render((low if low is not None else _STAND_IN) + HOUR)
+    except (ValueError, OverflowError):  # a window at the edge of time: any other hour
+        start = times.render(_STAND_IN) if "/from" in refused else start
+        end = times.render(_STAND_IN + HOUR) if "/to" in refused else end
+    return start or times.render(_STAND_IN), end
 
 
 def fields_of_query(fields: dict[str, Any]) -> dict[str, Any]:
@@ -228,21 +224,57 @@ DASHBOARD_HEADERS = {
     ),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
+    "Vary": "Accept",  # HTML or JSON by the Accept header: caches must keep both
 }
 
 
 def wants_json(request: Request) -> bool:
-    """``?format=json``, or an Accept header preferring JSON to HTML (browsers put HTML first)."""
+    """``?format=json``; else whether the Accept header prefers JSON to HTML, q-values read
+    as HTTP says: the most specific range that names a type gives its q (``q=0``: not at
+    all). On a tie (``*/*``, or no header) the one listed first wins, HTML if neither."""
     chosen = request.query_params.get("format", "")
     if chosen:
         return chosen == "json"
-    accept = [
-        part.partition(";")[0].strip().lower()
-        for part in request.headers.get("accept", "").split(",")
-    ]
-    if "application/json" not in accept:
-        return False
-    return "text/html" not in accept or accept.index("application/json") < accept.index("text/html")
+    ranges = _accepted(request.headers.get("accept", ""))
+    json_q, json_at = _preference(ranges, "application", "json")
+    html_q, html_at = _preference(ranges, "text", "html")
+    return json_q > html_q or (json_q == html_q > 0 and json_at < html_at)
+
+
+def _accepted(header: str) -> list[tuple[str, str, float]]:
+    """The media ranges of an Accept header, in order: (type, subtype, q)."""
+    ranges = []
+    for part in header.split(","):
+        kind, *parameters = part.split(";")
+        main, _, sub = kind.strip().lower().partition("/")
+        q = 1.0
+        for parameter in parameters:
+            key, _, value = parameter.strip().partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = min(max(float(value), 0.0), 1.0)
+                except ValueError:
+                    q = 0.0  # a q that is not a number accepts nothing
+        if main and sub:
+            ranges.append((main, sub, q))
+    return ranges
+
+
+def _preference(ranges: list[tuple[str, str, float]], main: str, sub: str) -> tuple[float, int]:
+    """(q, position) of the most specific range that matches ``main/sub``; (0, -1) if none."""
+    best = (-1, 0.0, -1)
+    for at, (kind, subtype, q) in enumerate(ranges):
+        if (kind, subtype) == (main, sub):
+            specific = 2
+        elif kind == main and subtype == "*":
+            specific = 1
+        elif (kind, subtype) == ("*", "*"):
+            specific = 0
+        else:
+            continue
+        if specific > best[0]:
+            best = (specific, q, at)
+    return best[1], best[2]
 
 
 def home(request: Request) -> Response:

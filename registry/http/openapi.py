@@ -13,7 +13,7 @@ from registry.query import MAX_PAGE, SORTS
 from registry.series import BUCKETS, GROUPS
 
 _BOOL = {"type": "boolean", "default": False}
-_TIME = {"type": "string", "format": "date-time"}
+_TIME = schema.TIME
 _WINDOW = [
     ("metadata", _BOOL, "include creation facts and usage totals"),
     ("me", _BOOL, "count only the caller's usage (needs a token)"),
@@ -152,11 +152,14 @@ def _ref(name: str) -> dict[str, Any]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
+# Every status an operation may answer besides 200 (docs/http.md says when): the route's
+# own, and those of the server around it (a known path with another method: 405; a request
+# too slow to arrive: 408; a request line or head too long: 414, 431).
+ERRORS = (400, 401, 404, 405, 408, 409, 413, 414, 415, 431, 503, 507)
+
+
 def _ok(content: dict[str, Any], description: str = "success") -> dict[str, Any]:
-    errors = {
-        str(code): {"$ref": "#/components/responses/Error"}
-        for code in (400, 401, 404, 409, 413, 415, 503, 507)
-    }
+    errors = {str(code): {"$ref": "#/components/responses/Error"} for code in ERRORS}
     return {
         "200": {"description": description, "content": {"application/json": {"schema": content}}},
         **errors,

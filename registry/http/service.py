@@ -9,10 +9,12 @@ usage, handed validated rows.
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from starlette.requests import Request
 
+from registry.http.limits import UPLOADS
 from registry.http.writer import Writer
 from registry.location import is_postgres
 from registry.registry import Registry
@@ -40,6 +42,10 @@ class Service:
         self._shared: Registry | None = None
         self._lock = threading.Lock()
         self.writer = Writer(self.open, self.release)
+        # The worker threads that validate array and JSON Lines bodies as they stream in
+        # (`registry.http.ingest`): their own pool, so that slow uploads never take the
+        # threads that reads and registrations run in.
+        self.uploads = ThreadPoolExecutor(UPLOADS, thread_name_prefix="qllm-upload")
 
     def open(self) -> Registry:
         """A registry for the calling thread: its own on a file, the process's on PostgreSQL."""
@@ -68,6 +74,7 @@ class Service:
 
     def close(self) -> None:
         """Close the shared pool (after the writer has stopped: it borrows from it)."""
+        self.uploads.shutdown(wait=False, cancel_futures=True)
         with self._lock:
             shared, self._shared = self._shared, None
         if shared is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
+from starlette.routing import Match, Route
 
 from registry.errors import (
     AuthenticationError,
@@ -101,7 +103,33 @@ class JsonResponse(Response):
     media_type = "application/json; charset=utf-8"
 
     def render(self, content: Any) -> bytes:
-        return render(content).encode()
+        text = render(content)
+        try:
+            return text.encode()
+        except UnicodeEncodeError:
+            # A lone surrogate (a JSON key or value such as "\ud800", echoed in an error)
+            # has no UTF-8; in JSON text it can only be inside a string, where its escape
+            # means the same.
+            return _SURROGATE.sub(_escaped, text).encode()
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _escaped(found: re.Match[str]) -> str:
+    return f"\\u{ord(found[0]):04x}"
+
+
+def printable(text: str) -> str:
+    """``text`` with every character that is not printable (line breaks, escape sequences,
+    format and surrogate characters) and every backslash written as a Python escape: a
+    value logged this way is one line, shows what it is, and can always be encoded."""
+    if text.isprintable() and "\\" not in text:
+        return text
+    return "".join(
+        c if c.isprintable() and c != "\\" else c.encode("unicode_escape").decode("ascii")
+        for c in text
+    )
 
 
 # --- errors: one table from error class to status ------------------------------------------
@@ -144,6 +172,19 @@ def error_response(
     return JsonResponse(content, status_code=status, headers=headers)
 
 
+# What a client reads of a storage failure: never the error's own message, which names
+# the server's file or its database (user, host, port, database name); the log has it.
+STORAGE_MESSAGES: dict[type[Exception], str] = {
+    StorageBusyError: (
+        "the database is unavailable for now (locked by another writer, or not answering):"
+        " retry in a moment"
+    ),
+    StorageFullError: "the database is full: its disk, or its size limit",
+    SchemaTooNewError: "the database was written by a newer version of qllm than this server",
+    StorageError: "the database is unavailable",
+}
+
+
 def _storage_status(exc: StorageError) -> tuple[int, dict[str, str]]:
     """503 with Retry-After when busy; 507 for a full disk or database: by type, any backend."""
     if isinstance(exc, StorageBusyError):
@@ -161,7 +202,14 @@ async def registry_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, ValidationError):
         return error_response(status, "\n".join(exc.lines()), exc.errors, headers)
     kind = next((KIND[c] for c in type(exc).__mro__ if c in KIND), None)
-    message = "the client went away" if isinstance(exc, ClientDisconnect) else str(exc)
+    hidden = next((STORAGE_MESSAGES[c] for c in type(exc).__mro__ if c in STORAGE_MESSAGES), None)
+    if hidden is not None:
+        log.warning("%s %s: %s", request.method, printable(request.url.path), printable(str(exc)))
+        message = hidden
+    elif isinstance(exc, ClientDisconnect):
+        message = "the client went away"
+    else:
+        message = str(exc)
     return error_response(status, message, headers=headers, kind=kind)
 
 
@@ -170,13 +218,27 @@ async def http_error(request: Request, exc: Exception) -> Response:
     message = exc.detail
     if exc.status_code == 404:
         message = f"no route {request.method} {request.url.path}"
-    elif exc.status_code == 405:
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
         message = f"{request.method} is not allowed on {request.url.path}"
-    return error_response(exc.status_code, message, headers=dict(exc.headers or {}))
+        headers["Allow"] = ", ".join(allowed(request))
+    return error_response(exc.status_code, message, headers=headers)
+
+
+def allowed(request: Request) -> list[str]:
+    """Every method some route serves at this request's path (Starlette's 405 names only
+    the first route's, and a path such as /query_llms has a route for GET and one for POST)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.methods:
+            match, _ = route.matches(request.scope)
+            if match is not Match.NONE:
+                methods |= route.methods
+    return sorted(methods)
 
 
 async def defect(request: Request, exc: Exception) -> Response:
-    log.error("defect answering %s %s", request.method, request.url.path, exc_info=exc)
+    log.error("defect answering %s %s", request.method, printable(request.url.path), exc_info=exc)
     return error_response(500, "internal error: this is a defect of the registry")
 
 
@@ -190,11 +252,15 @@ HANDLERS: dict[Any, Callable[[Request, Exception], Any]] = {
 
 
 def bearer(request: Request) -> str | None:
-    """The caller's token: ``Bearer <token>``; no header or an empty credential is none."""
-    header = request.headers.get("authorization")
-    if header is None:
+    """The caller's token: ``Bearer <token>``. No header, an empty one, or ``Bearer`` with
+    an empty credential is no token; two headers are refused (which one would count?)."""
+    headers = request.headers.getlist("authorization")
+    if len(headers) > 1:
+        raise HTTPException(400, f"send one Authorization header, not {len(headers)}")
+    header = headers[0].strip() if headers else ""
+    if not header:
         return None
-    scheme, _, credential = header.strip().partition(" ")
+    scheme, _, credential = header.partition(" ")
     if scheme.lower() != "bearer":
         raise AuthenticationError("the Authorization header must be: Bearer <token>")
     return credential.strip() or None

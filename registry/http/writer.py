@@ -14,14 +14,21 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 from registry.errors import RegistryError
+from registry.http.wire import log
 from registry.registry import Registry
 from registry.store.spool import Spool
 
 MAX_GROUP = 256  # requests per commit: bounds how long one group holds the lock
+# A job of more rows than this commits alone, after the small jobs queued with it: its
+# commit holds the write lock for a while (seconds for 750,000 events), and the small
+# ones, already waiting, need not wait for it too.
+LARGE = 10_000
+SLOW_COMMIT = 1.0  # seconds: a commit that held the write lock longer is logged
 
 Outcome = int | BaseException
 _STOP = object()
@@ -104,7 +111,11 @@ class Writer:
                         stopping = True
                         break
                     group.append(more)
-                self._commit(registry, group)
+                small = [j for j in group if j.spool.count <= LARGE]
+                if small:
+                    self._commit(registry, small)
+                for large in (j for j in group if j.spool.count > LARGE):
+                    self._commit(registry, [large])
                 if stopping:
                     break
         finally:
@@ -112,6 +123,7 @@ class Writer:
 
     def _commit(self, registry: Registry, group: list[_Job]) -> None:
         outcomes: list[Outcome]
+        began = time.monotonic()
         try:
             outcomes = list(registry.record_usage_groups([j.spool for j in group]))
         except RegistryError as exc:
@@ -121,6 +133,15 @@ class Writer:
             outcomes = [exc] * len(group)
         except Exception as exc:  # a defect: every job fails, the server goes on
             outcomes = [exc] * len(group)
+        held = time.monotonic() - began
+        if held > SLOW_COMMIT:  # every other writer waited this long: say so
+            events = sum(job.spool.count for job in group)
+            log.info(
+                "(writer) %d events of %d requests in one commit: the write lock held %.3f s",
+                events,
+                len(group),
+                held,
+            )
         self.groups += 1
         self.requests += len(group)
         for job, outcome in zip(group, outcomes, strict=True):

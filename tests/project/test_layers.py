@@ -30,6 +30,10 @@ RULES = {
     "location",
     "schema",
     "api",
+    "framing",
+    "completions",
+    "weights",
+    "nearest",
 }
 SURFACES = (
     "registry.registry",

@@ -13,14 +13,12 @@ import signal
 import socket
 import sys
 
-import uvicorn
-
-from registry.http import create_app
+from registry.http import create_app, server
 
 
 def serve(path: str, sock: socket.socket) -> None:
-    config = uvicorn.Config(create_app(path), log_level="warning", lifespan="on")
-    uvicorn.Server(config).run(sockets=[sock])
+    # The configuration of `qllm serve` (its protocol, limits and shutdown), on one file.
+    server.Server(server.config(create_app(path), log_level="warning")).run(sockets=[sock])
 
 
 def main() -> None:

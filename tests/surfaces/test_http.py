@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import sqlite3
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -12,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import jsonschema
@@ -28,7 +31,7 @@ from registry.client import Client
 from registry.registry import Registry
 from registry.schema import json_schema
 from tests.support.data import body, load_vectors
-from tests.support.serving import Served
+from tests.support.serving import QLLM, Served
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +77,7 @@ def test_errors_are_json_with_both_shapes(served: Served) -> None:
     assert missing.json()["error"] == {"code": 404, "message": "no route GET /nope"}
     wrong = httpx.delete(served.url + "/query_llms")
     assert wrong.status_code == 405
-    assert wrong.headers["allow"] == "POST"
+    assert wrong.headers["allow"] == "GET, HEAD, POST"  # every method of the path
     assert wrong.json()["code"] == 405
 
 
@@ -387,6 +390,7 @@ def test_locked_file_is_a_503_with_retry_after(tmp_path: Path) -> None:
         assert response.status_code == 503
         assert response.headers["retry-after"] == "1"
         assert "locked" in response.json()["message"]
+        assert str(tmp_path) not in response.text  # the server's file is its own business
         with Client(server.url) as client:
             assert client.get(name, metadata=True)["requests"] == 0
     finally:
@@ -428,3 +432,161 @@ def test_sigkill_during_group_commits_keeps_every_acknowledged_request(tmp_path:
     requests = {rid.partition("-")[0] for rid in kept}
     for i in requests:
         assert all(f"{i}-{j}" in kept for j in range(50))
+
+
+# --- hostile text in keys, paths and headers ------------------------------------------------
+
+LONE_SURROGATE_KEY = '"\\ud800": 1'  # JSON text: a key that is half a UTF-16 pair
+
+
+@pytest.mark.parametrize(
+    ("path", "content", "content_type"),
+    [
+        ("/query_llms", '{"id": "openai/gpt-4o", ' + LONE_SURROGATE_KEY + "}", "application/json"),
+        ("/query_models", "{" + LONE_SURROGATE_KEY + "}", "application/json"),
+        ("/usage", "{" + LONE_SURROGATE_KEY + "}", "application/json"),
+        ("/usage", "[{" + LONE_SURROGATE_KEY + "}]", "application/json"),
+        ("/usage", "{" + LONE_SURROGATE_KEY + "}\n", "application/x-ndjson"),
+    ],
+    ids=["query_llms", "query_models", "usage event", "usage array", "usage json lines"],
+)
+def test_a_lone_surrogate_key_is_a_400_never_a_500(
+    served: Served, path: str, content: str, content_type: str
+) -> None:
+    """A key that cannot be written as UTF-8 is refused at its path; the answer and the log
+    write it escaped (both used to fail to encode it: a 500 and two tracebacks)."""
+    response = post(served.url + path, content.encode(), content_type)
+    assert response.status_code == 400, response.text
+    assert response.json()["errors"]
+    time.sleep(0.2)
+    assert "Traceback" not in served.log.read_text()
+
+
+def test_logged_paths_cannot_forge_lines_or_reach_the_terminal(served: Served) -> None:
+    """The access log writes the decoded path escaped: no second line, no escape sequence."""
+    forged = "2026-11-25 08:48:53,120 GET /query_llms/x 200 1.0ms"
+    httpx.get(f"{served.url}/query_llms/abc%0A{forged.replace(' ', '%20')}%1b[31mred%E2%80%AEx")
+    time.sleep(0.2)
+    log = served.log.read_text()
+    assert "\x1b" not in log
+    assert "\u202e" not in log
+    assert not any(line.startswith(forged) for line in log.splitlines())
+    assert "GET /query_llms/abc\\n2026-11-25" in log
+    assert "\\x1b[31mred\\u202ex 404" in log  # a path of two more segments: no route
+
+
+def test_an_empty_authorization_header_means_no_token(served: Served) -> None:
+    for header in ("", "Bearer"):
+        response = httpx.get(served.url + "/query_llms/count", headers={"Authorization": header})
+        assert response.status_code == 200, (header, response.text)
+
+
+def test_two_authorization_headers_are_refused(served: Served, token: str) -> None:
+    headers = httpx.Headers([("Authorization", f"Bearer {token}"), ("Authorization", "Bearer x")])
+    response = httpx.get(served.url + "/query_llms/count", headers=headers)
+    assert response.status_code == 400
+    assert response.json()["message"] == "send one Authorization header, not 2"
+
+
+def test_every_method_of_a_path_is_allowed_in_405s(served: Served) -> None:
+    assert httpx.put(served.url + "/usage").headers["allow"] == "GET, HEAD, POST"
+    assert httpx.delete(served.url + "/query_models").headers["allow"] == "GET, HEAD, POST"
+    assert httpx.post(served.url + "/health").headers["allow"] == "GET, HEAD"
+
+
+@pytest.mark.parametrize(
+    ("accept", "kind"),
+    [
+        ("application/json;q=0, text/html", "text/html"),
+        ("text/html;q=0.5, application/json", "application/json"),
+        ("application/json, text/html", "application/json"),
+        ("text/html, application/json", "text/html"),
+        ("application/*", "application/json"),
+        ("application/json;q=0.9, */*;q=1", "text/html"),
+        ("*/*", "text/html"),
+        ("", "text/html"),
+    ],
+)
+def test_the_dashboard_reads_accept_q_values(served: Served, accept: str, kind: str) -> None:
+    response = httpx.get(served.url + "/", headers={"Accept": accept})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith(kind)
+    assert response.headers["vary"] == "Accept"
+
+
+@pytest.mark.parametrize(
+    ("request_head", "status"),
+    [
+        (b"GET /query_llms/" + b"a" * 70_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+        (b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n", 431),
+        (b"\x16\x03\x01 not http at all\r\n\r\n", 400),
+    ],
+    ids=["long url", "long header", "not http"],
+)
+def test_what_the_parser_refuses_is_answered_in_json(
+    served: Served, request_head: bytes, status: int
+) -> None:
+    with socket.create_connection(("127.0.0.1", served.port), timeout=10) as sock:
+        sock.sendall(request_head)
+        answer = b""
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := sock.recv(65536):
+                answer += chunk
+    head, _, content = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 %d" % status), answer[:200]
+    assert b"content-type: application/json" in head.lower()
+    data = json.loads(content)
+    assert data["code"] == status
+    assert data["error"]["code"] == status
+
+
+def test_a_plus_in_a_series_time_is_the_only_problem_said(served: Served) -> None:
+    """`from=...+01:00` (a '+' that the URL turns into a space): that, and nothing caused by
+    the field's absence (a window from 1970 had too many day buckets)."""
+    response = httpx.get(served.url + "/usage?from=2026-11-01T00:00:00+01:00")
+    assert response.status_code == 400
+    assert [e["path"] for e in response.json()["errors"]] == ["/from"]
+    both = httpx.get(served.url + "/usage?from=2026-11-01T00:00:00+01:00&to=x+y&bucket=year")
+    assert [e["path"] for e in both.json()["errors"]] == ["/bucket", "/from", "/to"]
+    to = httpx.get(served.url + "/usage?from=2020-01-01T00:00:00Z&to=2026-01-01T00:00:00+01:00")
+    assert [e["path"] for e in to.json()["errors"]] == ["/to"]
+
+
+def test_a_busy_port_is_said_with_the_way_out(served: Served) -> None:
+    result = subprocess.run(
+        [QLLM, "serve", "--port", str(served.port), "--db", str(served.path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 5  # cannot be used, as a locked file
+    assert f"port {served.port} on 127.0.0.1 is taken" in result.stderr
+    assert "--port" in result.stderr
+    assert "Errno" not in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_database_error_shows_no_part_of_its_url(pg_location: str, tmp_path: Path) -> None:
+    """A 503 from PostgreSQL says the database is unavailable; its URL (user, host, port,
+    database) is in the server's log only."""
+    import psycopg
+
+    server = Served(pg_location, tmp_path / "server.log", "--timeout", "0.5")
+    try:
+        with Client(server.url) as client:
+            name = client.register(body()).name
+        with psycopg.connect(pg_location, autocommit=True) as holder:
+            holder.execute("BEGIN")
+            holder.execute("LOCK TABLE usage_events IN ACCESS EXCLUSIVE MODE")
+            response = httpx.post(server.url + "/usage", json={"name": name}, timeout=30)
+            holder.execute("ROLLBACK")
+    finally:
+        assert server.stop() == 0
+    assert response.status_code == 503
+    assert response.json()["message"].startswith("the database is unavailable")
+    url = urlsplit(pg_location)
+    for part in (url.hostname, str(url.port), url.username, url.path.strip("/")):
+        assert part
+        assert part not in response.text
+    assert url.path.strip("/") in server.log.read_text()
