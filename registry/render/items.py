@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from html import escape
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from attrs import frozen
 
@@ -48,8 +48,18 @@ class ModelPage:
     series: Sequence[Mapping[str, Any]]
     labels: labels.Labels
     members: Sequence[Mapping[str, Any]]  # one per distinct member: body, count, counters
-    # The hook for training tables: member name -> its weight, shown beside each member.
+    # Training tables: member name -> its weight for the table as a whole, shown beside
+    # each member, and how many rows the table holds.
     weights: Mapping[str, Any] | None = None
+    training_rows: int | None = None
+
+
+@runtime_checkable
+class Summaries(Protocol):
+    """A registry that can sum up a Query Model's training table (`Registry` can; a
+    `Client` has no route for it, and its pages show no weights)."""
+
+    def training_summary(self, query_model: str, token: str | None = None) -> dict[str, Any]: ...
 
 
 def _check(name: str, kind: str) -> None:
@@ -99,6 +109,12 @@ def gather_model(
             **sums.get(member["name"], zero),
         }
     known = {m: v["body"] for m, v in members.items()} | {name: body}
+    rows = None
+    trained = body["weight"]["type"] == "training_table"
+    if weights is None and trained and isinstance(registry, Summaries):
+        summary = registry.training_summary(name, token=query.token)
+        rows = summary["rows"]
+        weights = {body["models"][m["index"]]["name"]: m["weight"] for m in summary["models"]}
     return ModelPage(
         typed,
         query,
@@ -108,6 +124,7 @@ def gather_model(
         labels.gather(registry, series, known),
         sorted(members.values(), key=lambda m: (-measure(m, "cost"), m["body"]["name"])),
         weights,
+        rows,
     )
 
 
@@ -143,6 +160,7 @@ def model_json(page: ModelPage) -> dict[str, Any]:
         "query_model": dict(page.body),
         "members": members,
         "weights": None if page.weights is None else dict(page.weights),
+        "training_rows": page.training_rows,
         "labels": {key: dict(values) for key, values in page.labels.items()},
         "data": list(page.series),
     }
@@ -250,10 +268,25 @@ def render_model(page: ModelPage) -> str:
         f"<h2>Members <small>({len(body['models'])}; usage recorded for this Query Model"
         " in the window)</small></h2>",
         tables.html(member_table(page, link)),
+        _training(page),
         f"<h2>Body</h2>{_shown_body(body)}",
         f'<p><a href="{escape(ROOT + link)}">All usage in this window</a></p>',
     ]
     return document(f"Query Model {title}", "\n".join(parts), ROOT)
+
+
+def _training(page: ModelPage) -> str:
+    """What the members' weight column means, for a training-table Query Model."""
+    if page.training_rows is None:
+        return ""
+    rows = page.training_rows
+    return (
+        f'<p id="training">Its training table holds <span id="training-rows">{rows:,}</span>'
+        f" marked row{'' if rows == 1 else 's'}. A member's weight here is its weight for the"
+        " table as a whole (from its mean score over every row); for a prompt, the"
+        " registry weighs the nearest rows only (<code>POST /query_models/{name}/weights"
+        "</code>).</p>"
+    )
 
 
 def missing(error: NotFoundError | ValidationError, kind: str) -> str:

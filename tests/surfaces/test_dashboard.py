@@ -622,3 +622,30 @@ def test_screenshots_in_docs(
             target.write_bytes(png)
     finally:
         visit.close()
+
+
+def test_a_training_table_model_page_shows_its_rows_and_weights(servers: Servers) -> None:
+    """For a training-table Query Model, the page (HTML and JSON) says how many rows its
+    table holds and each member's weight for the table as a whole: the library's
+    `training_summary`, which moves away from the base weights as marks are added."""
+    from tests.behaviour.test_training import VECTORS, stocked
+
+    _, url, path = served = servers.take()
+    try:
+        with Registry(path) as reg:
+            stocked(reg)
+            model = VECTORS["names"]["model"]
+            summary = reg.training_summary(model)
+        page = _json(httpx.get(f"{url}/query-model/{model}", params={"format": "json"}))
+        html = httpx.get(f"{url}/query-model/{model}").text
+    finally:
+        servers.stop(served[0])
+    members = page["query_model"]["models"]
+    expected = {members[m["index"]]["name"]: m["weight"] for m in summary["models"]}
+    assert summary["rows"] > 0
+    assert page["training_rows"] == summary["rows"]
+    assert {name: float(w) for name, w in page["weights"].items()} == expected
+    base = {m["name"]: m["weight"]["base_weight"] for m in members}
+    assert expected != base  # the marks moved them
+    assert f'<span id="training-rows">{summary["rows"]:,}</span>' in html
+    assert page["query_model"]["weight"]["type"] == "training_table"
