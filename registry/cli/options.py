@@ -9,6 +9,7 @@ from typing import IO, Any, TypeVar
 
 import click
 
+from registry import jsonin
 from registry.errors import ValidationError
 from registry.registry import DEFAULT_TIMEOUT, Registry
 
@@ -36,17 +37,23 @@ def emit(value: Any) -> None:
     click.echo(to_json(value))
 
 
-def parse_json(text: str, where: str) -> Any:
+def name_of(file: IO[bytes]) -> str:
+    """A FILE argument's name for messages (standard input: ``<stdin>``)."""
+    name = getattr(file, "name", "<stdin>")
+    return name if isinstance(name, str) else "<stdin>"
+
+
+def read_json(source: IO[bytes]) -> Any:
+    """The JSON of a FILE (or stdin): its bytes, read by the one reader of JSON input
+    (`registry.jsonin`), so UTF-8 whatever the locale. A problem of the whole text
+    names the file; the others have their path."""
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValidationError.one("", f"{where}: not valid JSON: {exc}") from None
-    except RecursionError:
-        raise ValidationError.one("", f"{where}: JSON nested too deeply") from None
-
-
-def read_json(source: IO[str], label: str) -> Any:
-    return parse_json(source.read(), label)
+        return jsonin.loads(source.read())
+    except ValidationError as exc:
+        label = name_of(source)
+        raise ValidationError(
+            (path, message if path else f"{label} {message}") for path, message in exc.errors
+        ) from None
 
 
 def open_registry(
