@@ -37,9 +37,10 @@ _MAX_NANO = MAX_CREDITS_PER_EVENT * NANO
 def nano_credits(value: Any) -> int:
     """Credits as integer nano-credits: exact, rounded half-even to 9 places (spec 6).
 
-    Decimal text (JSON numbers' text too) and floats usually take a fast path (`_text_nano`, `_near_nano`);
-    what it does not read goes to `_decimal_nano`, the reference, which the fast
-    paths always agree with (tests: the fast-vs-reference properties).
+    Decimal text (JSON numbers' text too) and floats usually take a fast path
+    (`_text_nano`, `_near_nano`); what it does not read goes to `_decimal_nano`, the
+    reference, which the fast paths always agree with (tests: the fast-vs-reference
+    properties).
     """
     cls = value.__class__
     if cls is str or cls is JsonFloat:

@@ -33,9 +33,9 @@ from typing import Annotated, Any, Protocol, Union
 import attrs
 import msgspec
 
-from registry import jsonin
+from registry import ids, jsonin
 from registry.errors import NotFoundError, ValidationError
-from registry.hooks import Invalid, converter, error, unknown_key
+from registry.hooks import NOT_A_MODEL_NAME, NOT_A_NAME, Invalid, converter, error, unknown_key
 from registry.model import (
     MAX_TOKENS_PER_EVENT,
     Amount,
@@ -46,6 +46,7 @@ from registry.model import (
     Text,
     UsageEvent,
 )
+from registry.naming import is_name
 
 CHUNK = 2_000  # events validated (and written) at a time
 MAX_PROBLEMS = 100  # problems of a batch reported at most; the batch is refused either way
@@ -114,6 +115,23 @@ def row_of(raw: Any) -> Row:
     if problems:
         raise error(problems)
     return values
+
+
+def stored_problem(row: Row) -> tuple[str, str] | None:
+    """The first text rule of `row_of` that a stored ``usage_events`` row breaks, as
+    ``(path, message)``, or None. For rows read back from a store that took them under
+    older rules (a NUL in a ``request_id``): `registry.copy` checks its source with it."""
+    name, user, _, request_id = row[:4]
+    model = row[MODEL]
+    if not is_name(name):
+        return "/name", NOT_A_NAME
+    if user is not None and (problem := ids.identifier_problem(user)):
+        return "/user_id", problem
+    if request_id is not None and (problem := ids.bounded_text_problem(request_id)):
+        return "/request_id", problem
+    if model is not None and not is_name(model):
+        return "/query_model", NOT_A_MODEL_NAME
+    return None
 
 
 # --- usage events read straight from JSON text ------------------------------------------

@@ -7,8 +7,8 @@ anything else, a naive date-time included, is an error. Hours are 00 to 23
 ``23:59:60`` in UTC (``15:59:60-08:00`` is the same second), is read as
 ``23:59:59.999999`` of that day: it stays in its day, its hour and its minute,
 and after every other time of them; second 60 at any other time of day is
-refused. Fractions finer than a microsecond are truncated. ``created`` and other times are written back as
-``2026-11-25T08:48:53.120000Z``.
+refused. Fractions finer than a microsecond are truncated. ``created`` and
+other times are written back as ``2026-11-25T08:48:53.120000Z``.
 """
 
 from __future__ import annotations

@@ -56,7 +56,7 @@ def read_commands(subject: str, get: Get, list_: List, count: Count) -> list[cli
     )
     @click.argument("name")
     @click.option("--metadata", is_flag=True, help="Include creation facts and usage totals.")
-    @query_options
+    @query_options(with_metadata=True)
     @registry_options(reads_only=True)
     @token_option
     @click.pass_context
@@ -82,7 +82,7 @@ def read_commands(subject: str, get: Get, list_: List, count: Count) -> list[cli
     @click.option("--count", "count_", type=int, default=100, show_default=True, help="1 to 1000.")
     @click.option("--offset", type=int, default=0, show_default=True)
     @click.option("--sort", default="created", show_default=True, help=", ".join(SORTS) + ".")
-    @query_options
+    @query_options()
     @registry_options(reads_only=True)
     @token_option
     @click.pass_context

@@ -120,7 +120,7 @@ def usage_series(
     token: str | None,
 ) -> None:
     """Usage per time bucket over --from/--to, grouped by --group-by: JSON, a table or a chart."""
-    registry = open_registry(ctx, db, readonly, timeout)
+    registry = open_registry(ctx, db, readonly, timeout, create=False)
     data = registry.usage_series(
         start,
         end,
@@ -177,9 +177,7 @@ def usage_import(
     try:
         written = registry.record_usage_many(events, token=token)
     except NotFoundError as exc:
-        if exc.index is None:
-            raise
-        raise NotFoundError(f"{exc.name} (line {lines.line_of(exc.index)})") from None
+        raise exc.located(lambda index: f"line {lines.line_of(index)}") from None
     except ValidationError as exc:
         raise _on_lines(exc, lines) from None
     click.echo(

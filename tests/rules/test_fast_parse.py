@@ -140,7 +140,9 @@ def test_float_costs_fast_equals_reference(value: float) -> None:
     assert outcome(nano_credits, value) == outcome(reference_nano, value)
 
 
-json_numbers = st.from_regex(r"-?(0|[1-9][0-9]{0,8})(\.[0-9]{1,40})?([eE][+-]?[0-9]{1,3})?", fullmatch=True)
+json_numbers = st.from_regex(
+    r"-?(0|[1-9][0-9]{0,8})(\.[0-9]{1,40})?([eE][+-]?[0-9]{1,3})?", fullmatch=True
+)
 
 
 @settings(max_examples=500, deadline=None)
