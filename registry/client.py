@@ -340,14 +340,14 @@ class Client:
         """Usage per bucket and group over ``[start, end)``: ``GET /usage``'s ``data`` list."""
         token = self._token(token)
         wants_me = self._me(me, token)
-        group_by, names = _once(group_by), _once(names)  # read twice: checked, then sent
-        Series.of(start, end, bucket, group_by, names, query_model)  # the library's errors
+        keys, chosen = _once(group_by), _once(names)  # read twice: checked, then sent
+        Series.of(start, end, bucket, keys, chosen, query_model)  # the library's errors
         query = {
             "from": start,
             "to": end,
             "bucket": bucket,
-            "group_by": _strings(group_by),
-            "name": None if names is None else _strings(names),
+            "group_by": _strings(keys),
+            "name": None if chosen is None else _strings(chosen),
             "query_model": query_model,
             "me": wants_me,
         }
