@@ -54,7 +54,7 @@ def port_of(process: subprocess.Popen[bytes], log: Path, timeout: float = 60) ->
 class Served:
     """``qllm serve`` in a subprocess on a loopback port it binds itself (`serving`)."""
 
-    def __init__(self, path: Path, log: Path, *args: str) -> None:
+    def __init__(self, path: Path | str, log: Path, *args: str) -> None:
         self.path = path
         self.log = log
         self.process = start(["--db", str(path), *args], log)
