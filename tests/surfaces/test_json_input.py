@@ -441,3 +441,17 @@ def test_an_answer_that_is_not_a_qllm_servers_is_an_error(other_server: str, pre
         for call in calls:
             with pytest.raises(registry.StorageError, match="did not answer as a qllm server"):
                 call()
+
+
+def test_token_revoke_takes_the_token_from_stdin_or_the_environment(db: str) -> None:
+    """The README keeps tokens off command lines (item 12): ``qllm token revoke`` reads
+    ``$QLLM_TOKEN``, or stdin with ``-``."""
+    first = ok(["token", "create", "ann", "--db", db])["token"]
+    second = ok(["token", "create", "bob", "--db", db])["token"]
+    assert ok(["token", "revoke", "-", "--db", db], input=first + "\n")["revoked"] is True
+    assert ok(["token", "revoke", "--db", db], env={"QLLM_TOKEN": second})["revoked"] is True
+    for token in (first, second):
+        assert fails(["count", "--me", "--db", db], 4, env={"QLLM_TOKEN": token}) == [
+            "token was revoked"
+        ]
+    assert fails(["token", "revoke", "--db", db], 1)[-1].startswith("Error: give the token")
