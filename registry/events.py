@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_right
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from itertools import islice
 from types import GenericAlias
@@ -90,7 +90,7 @@ def row_of(raw: Any) -> Row:
     The caller fills in the user (slot 1) and, where ``at`` is None, the time of
     recording. Costs are in nano-credits; ``at`` is in UTC microseconds.
     """
-    if raw.__class__ is _TypedEvent:
+    if raw.__class__ is _Typed:
         return _typed_row(raw)
     if raw.__class__ is Unreadable:
         raise ValidationError(raw.errors)
@@ -182,11 +182,11 @@ def _typed_field(field: attrs.Attribute[Any]) -> tuple[Any, ...]:
 _TypedEvent = msgspec.defstruct(
     "_TypedEvent", [_typed_field(a) for a in _EVENT], forbid_unknown_fields=True
 )
-_read_event = msgspec.json.Decoder(_TypedEvent, float_hook=jsonin.JsonFloat).decode
+_read_event = msgspec.json.Decoder(_TypedEvent, float_hook=jsonin.json_float).decode
 # An event or an array of them (a list type made at run time: `_TypedEvent` is one too).
 _read_events = msgspec.json.Decoder(
     Union[_TypedEvent, GenericAlias(list, _TypedEvent)],  # noqa: UP007
-    float_hook=jsonin.JsonFloat,
+    float_hook=jsonin.json_float,
 ).decode
 _FIELDS = len(_EVENT)
 # Row slots (as in `row_of`) of the fields whose hook still has to run: not the amounts.
@@ -198,25 +198,28 @@ _AMOUNT_SLOTS = tuple(
 )
 
 
-def _keys(event: Any) -> tuple[int, int] | None:
-    """How many fields ``event`` (a `_TypedEvent`) was given, and how many of them are
-    strings; None when a cost holds an array or an object (not a flat event)."""
-    kinds = [*map(type, msgspec.structs.astuple(event))]
-    if dict in kinds or list in kinds:
-        return None
-    return _FIELDS - kinds.count(msgspec.UnsetType), kinds.count(str)
+_NESTED = frozenset((dict, list))  # a cost that is one: not a flat event
 
 
-def _repeats_none(text: bytes | str, events: list[Any]) -> bool:
-    """Whether the text of these typed events is free of repeated keys (False when that
-    cannot be shown cheaply: the reference reader then reads it)."""
+class _Typed(tuple[Any, ...]):
+    """One event as the typed reader read it: its fields in `UsageEvent` order (UNSET for
+    those left out), their hooks still to run (`row_of`)."""
+
+    __slots__ = ()
+
+
+def _unrepeated(text: bytes | str, events: Sequence[tuple[Any, ...]]) -> bool:
+    """Whether the text of these events (each its fields, as `_Typed` holds them) is free
+    of repeated keys: its key count is the count of fields given (`jsonin.flat_keys`).
+    False also when that cannot be shown cheaply (a cost that is an array or an object,
+    an escaped quote in the text): the reference reader then reads it."""
     given = strings = 0
-    for event in events:
-        counts = _keys(event)
-        if counts is None:
+    for values in events:
+        kinds = [*map(type, values)]
+        if not _NESTED.isdisjoint(kinds):
             return False
-        given += counts[0]
-        strings += counts[1]
+        given += _FIELDS - kinds.count(msgspec.UnsetType)
+        strings += kinds.count(str)
     return jsonin.flat_keys(text, strings) == given
 
 
@@ -224,10 +227,16 @@ def read_line(line: bytes | str) -> Any:
     """One line of a JSON Lines file read straight into typed fields, for `row_of`;
     None when the typed reader cannot read it: then read it with `parse_line`."""
     try:
-        event = _read_event(line)
+        values = msgspec.structs.astuple(_read_event(line))
     except (msgspec.MsgspecError, ValueError):  # ValueError: bytes that are not UTF-8
         return None
-    return event if _repeats_none(line, [event]) else None
+    # `_unrepeated`, inline: this is the import's hot path.
+    kinds = [*map(type, values)]
+    if not _NESTED.isdisjoint(kinds):
+        return None
+    if jsonin.flat_keys(line, kinds.count(str)) != _FIELDS - kinds.count(msgspec.UnsetType):
+        return None
+    return _Typed(values)
 
 
 def read_body(body: bytes | str) -> Any:
@@ -238,11 +247,15 @@ def read_body(body: bytes | str) -> Any:
         read = _read_events(body)
     except (msgspec.MsgspecError, ValueError):
         return None
-    return read if _repeats_none(body, read if isinstance(read, list) else [read]) else None
+    if isinstance(read, list):
+        events = [_Typed(msgspec.structs.astuple(event)) for event in read]
+        return events if _unrepeated(body, events) else None
+    event = _Typed(msgspec.structs.astuple(read))
+    return event if _unrepeated(body, [event]) else None
 
 
-def _typed_row(event: Any) -> Row:
-    row = [*msgspec.structs.astuple(event)]
+def _typed_row(event: _Typed) -> Row:
+    row = [*event]
     row.insert(1, None)
     for position, default in _AMOUNT_SLOTS:
         if row[position] is UNSET:

@@ -39,22 +39,25 @@ INT_DIGITS = 640
 
 class JsonFloat(float):
     """A JSON number read with a fraction or an exponent (or too long for an int): the
-    float it reads as, and ``text``, as written. Costs are read from ``text``."""
+    float it reads as, and ``text``, as written. Costs are read from ``text``. Made by
+    `json_float` (readers call it once per number: no ``__new__`` of ours to run)."""
 
     __slots__ = ("text",)
     text: str
 
-    def __new__(cls, text: str) -> JsonFloat:
-        number = super().__new__(cls, text)
-        number.text = text
-        return number
-
     def __reduce__(self) -> tuple[Any, ...]:
-        return (JsonFloat, (self.text,))
+        return (json_float, (self.text,))
+
+
+def json_float(text: str) -> JsonFloat:
+    """The `JsonFloat` of a JSON number's text."""
+    number = JsonFloat(text)
+    number.text = text
+    return number
 
 
 def _int(text: str) -> int | JsonFloat:
-    return int(text) if len(text) <= INT_DIGITS else JsonFloat(text)
+    return int(text) if len(text) <= INT_DIGITS else json_float(text)
 
 
 def text_of(data: bytes | bytearray | memoryview | str, path: str = "") -> str:
@@ -86,7 +89,7 @@ def loads(data: bytes | bytearray | memoryview | str, path: str = "") -> Any:
         return obj
 
     try:
-        value = json.loads(text, object_pairs_hook=pairs, parse_float=JsonFloat, parse_int=_int)
+        value = json.loads(text, object_pairs_hook=pairs, parse_float=json_float, parse_int=_int)
     except RecursionError:
         raise ValidationError.one(path, "is JSON nested too deeply") from None
     except ValueError as exc:  # JSONDecodeError
@@ -152,15 +155,16 @@ def pointer(path: tuple[str | int, ...]) -> str:
 # --- the typed reader's check ---------------------------------------------------------------
 
 
-def flat_keys(text: bytes | str, strings: int) -> int | None:
+def flat_keys(text: bytes | str, strings: int) -> int:
     """How many keys JSON objects whose values are all scalars (one, or an array of them)
     have in all, ``strings`` of their values being strings, counted on their text, which
-    a parser has read already; None when that cannot be done this cheaply.
+    a parser has read already; never fewer than they have.
 
     A reader that keeps the last of repeated keys (msgspec) compares this with the keys
-    it found. Without a backslash no string holds a quote, so every string is two
-    quotes: the keys' and the string values'. (A text with a backslash: None.)
+    it found. Every string is two quotes, the keys' and the string values', plus one for
+    each escaped quote (``\\"``) inside it: so the count is exact for text without
+    escaped quotes, and too high (never too low) for text with them, which the caller
+    then leaves to the reference reader, as it does a repeat.
     """
-    if isinstance(text, str):
-        return None if "\\" in text else text.count('"') // 2 - strings
-    return None if b"\\" in text else text.count(b'"') // 2 - strings
+    quotes = text.count('"') if isinstance(text, str) else text.count(b'"')
+    return quotes // 2 - strings
