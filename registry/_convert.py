@@ -164,8 +164,10 @@ def validate(body: Any) -> QueryLlm:
     """Validate and normalize a request body; raise `ValidationError` listing every problem.
 
     Pure: touches no database. The result carries its ``name`` and
-    ``training_table_name``.
+    ``training_table_name``. A response body is a request body too: the names it
+    carries are accepted when they are this body's (`_RESPONSE_KEYS`).
     """
+    body, given = _response_keys(body, _NAMES)
     try:
         llm = _query_llm(body, None)
     except Invalid as exc:
@@ -174,7 +176,98 @@ def validate(body: Any) -> QueryLlm:
     too_big = _too_big(llm)
     if too_big:
         raise ValidationError.one("", too_big)
+    problems = _mismatches(given, _names_of(llm), "this body's")
+    if problems:
+        raise error(problems)
     return llm
+
+
+# --- the keys a response body adds, given back in a request ----------------------------------
+#
+# `qllm validate FILE | qllm register -` (and the same for Query Models) sends a response
+# body back as a request. The keys the registry adds to a response (QUERY_LLM.md section 5,
+# QUERY_MODEL.md section 4) are derived from the body, never part of it: given back, each
+# must hold what the registry would add, and is then ignored; anything else is an error at
+# its path, so that a body edited after its name was printed is not registered under a name
+# that no longer says what it is.
+
+_NAMES = ("name", "training_table_name")
+_MEMBER_KEYS = (*_NAMES, "index", "training_table_index")
+_ABSENT = "must be left out: this body has none (the registry adds it only to bodies that do)"
+
+
+def _response_keys(body: Any, keys: tuple[str, ...]) -> tuple[Any, dict[str, Any]]:
+    """``body`` without the response-only ``keys``, and the values it gave them."""
+    if not isinstance(body, dict) or not any(key in body for key in keys):
+        return body, {}
+    given = {key: body[key] for key in keys if key in body}
+    return {key: value for key, value in body.items() if key not in given}, given
+
+
+def _names_of(thing: QueryLlm | QueryModel) -> dict[str, Any]:
+    return {"name": thing.name, "training_table_name": thing.training_table_name}
+
+
+def _mismatches(
+    given: Mapping[str, Any], expected: Mapping[str, Any], whose: str, at: Path = ()
+) -> list[tuple[Path, str]]:
+    """The given response keys that do not hold what the registry adds (``expected``; a
+    range for an index that duplicates share)."""
+    problems: list[tuple[Path, str]] = []
+    for key, value in given.items():
+        want = expected.get(key)
+        if want is None:
+            problems.append(((*at, key), _ABSENT))
+        elif isinstance(want, range):
+            if value.__class__ is not int or value not in want:
+                problems.append(
+                    ((*at, key), f"must be {want[0]}, {whose} {key.replace('_', ' ')}, or left out")
+                )
+        elif value.__class__ is not want.__class__ or value != want:
+            problems.append(((*at, key), f"must be {want!r}, {whose} {key}, or left out"))
+    return problems
+
+
+def _given_members(body: Any) -> tuple[Any, dict[int, dict[str, Any]]]:
+    """A Query Model body without its members' response keys, and those given, by the
+    member's position in the request."""
+    members = body.get("models") if isinstance(body, dict) else None
+    if not isinstance(members, list | tuple):
+        return body, {}
+    given: dict[int, dict[str, Any]] = {}
+    stripped = []
+    for index, given_member in enumerate(members):
+        member, keys = _response_keys(given_member, _MEMBER_KEYS)
+        stripped.append(member)
+        if keys:
+            given[index] = keys
+    if not given:
+        return body, {}
+    return {**body, "models": stripped}, given
+
+
+def _member_mismatches(
+    model: QueryModel, members: list[Any], given: dict[int, dict[str, Any]]
+) -> list[tuple[Path, str]]:
+    """Each member's response keys against what `model_body` adds to that member."""
+    names = [m.name for m in model.models]  # normalized order: sorted by name
+    tables = sorted({m.training_table_name for m in model.models if m.training_table_name})
+    problems: list[tuple[Path, str]] = []
+    for index, keys in given.items():
+        member = _query_llm(members[index], None)  # valid: the model was
+        first = names.index(member.name)
+        expected: dict[str, Any] = {
+            **_names_of(member),
+            "index": range(first, first + names.count(member.name)),
+            "training_table_index": None,
+        }
+        if model.training_table_name is not None and member.training_table_name is not None:
+            expected["training_table_index"] = range(
+                tables.index(member.training_table_name),
+                tables.index(member.training_table_name) + 1,
+            )
+        problems.extend(_mismatches(keys, expected, "this member's", ("models", index)))
+    return problems
 
 
 def _too_big(llm: QueryLlm) -> str | None:
@@ -218,8 +311,12 @@ def validate_model(body: Any) -> QueryModel:
     """Validate and normalize a Query Model body; raise `ValidationError` listing every problem.
 
     Member errors carry ``/models/<i>``, ``<i>`` the member's position in the request.
-    Pure: touches no database.
+    Pure: touches no database. A response body is a request body too: the keys the
+    registry adds (names, members' names and positions) are accepted when they are
+    this body's.
     """
+    body, given = _response_keys(body, _NAMES)
+    body, members_given = _given_members(body)
     try:
         model = _query_model(body, None)
     except Invalid as exc:
@@ -229,6 +326,11 @@ def validate_model(body: Any) -> QueryModel:
     size += sum(len(m.canonical) for m in model.models) + len(model.models) - 1
     if size > MAX_MODEL_CANONICAL_BYTES:
         raise ValidationError.one("", f"normalized form is {size} bytes, over the 1 MiB limit")
+    problems = _mismatches(given, _names_of(model), "this body's")
+    if members_given:
+        problems.extend(_member_mismatches(model, body["models"], members_given))
+    if problems:
+        raise error(problems)
     return model
 
 

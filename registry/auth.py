@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from typing import Any
 
@@ -24,11 +25,22 @@ def new_token() -> str:
     return PREFIX + secrets.token_urlsafe(_RANDOM_BYTES)
 
 
+# What `new_token` makes: the prefix, then URL-safe base64. Anything else was never a token.
+_SHAPE = re.compile(r"qllm_[A-Za-z0-9_-]{1,195}")
+
+
+def checked(token: Any) -> str:
+    """``token`` if it is shaped like a token; an unknown token (`AuthenticationError`) if
+    not. Checked before a token is hashed, or sent in a header (`registry.Client`): a
+    header cannot carry ``qllm_é``, and no token holds it."""
+    if token.__class__ is not str or not _SHAPE.fullmatch(token):
+        raise AuthenticationError("unknown token")
+    return str(token)
+
+
 def token_hash(token: Any) -> str:
     """The stored form of ``token``: SHA-256, hex. Anything not shaped like a token is unknown."""
-    if not isinstance(token, str) or not token.startswith(PREFIX) or len(token) > 200:
-        raise AuthenticationError("unknown token")
-    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+    return hashlib.sha256(checked(token).encode()).hexdigest()
 
 
 def matches(stored_hash: str, token_hash: str) -> bool:

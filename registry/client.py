@@ -4,6 +4,16 @@ One `httpx.Client` per `Client` (connections pooled; safe to share between
 threads). Error bodies are turned back into `registry.errors` classes, so
 ``except registry.NotFoundError`` means the same against a file or a server.
 Needs the ``client`` extra (httpx).
+
+What the library checks before it reads its database, the Client checks before it
+sends anything, with the same rules-layer functions and so the same errors: the
+token's shape (`registry.auth.checked`), names (`registry.query.named`: a name is
+base62, so no path segment can ever be ``.`` or ``..``), flags, windows, pages
+(`Page.of`) and series (`Series.of`). An empty value is refused as the library
+refuses it, never dropped from the query. Only the server knows which tokens and
+names exist; usage events are checked by the server, whose errors come back with
+the same paths. An answer that is not the JSON the route answers with is an error
+(`StorageError`): the URL does not lead to a qllm server.
 """
 
 from __future__ import annotations
@@ -19,6 +29,7 @@ from urllib.parse import quote
 
 import httpx
 
+from registry import auth
 from registry._convert import dump_model, validate, validate_model
 from registry.errors import (
     AuthenticationError,
@@ -33,7 +44,8 @@ from registry.errors import (
 )
 from registry.events import iterate
 from registry.model import AMOUNTS, QueryLlm, QueryModel
-from registry.series import GROUPS
+from registry.query import MODELS, Page, Window, flag, named
+from registry.series import GROUPS, Series
 
 DEFAULT_TIMEOUT = 30.0
 
@@ -105,6 +117,17 @@ class Client:
 
     # --- the one request path ------------------------------------------------------------
 
+    def _token(self, token: str | None) -> str | None:
+        """The caller: ``token``, else the Client's; checked as the library checks it."""
+        token = token if token is not None else self.token
+        return None if token is None else auth.checked(token)
+
+    def _me(self, me: Any, token: str | None) -> bool:
+        """``me`` checked as the library checks it, before it asks the database."""
+        if flag("/me", me) and token is None:
+            raise AuthorizationError("me=true needs a token")
+        return bool(me)
+
     def _call(
         self,
         method: str,
@@ -117,9 +140,8 @@ class Client:
         name: str | None = None,
         subject: str = "Query LLM",
     ) -> Any:
-        token = token if token is not None else self.token
-        if token == "":  # over HTTP an empty credential means "no token": never send one
-            raise AuthenticationError("unknown token")
+        """One request; ``token`` is the checked caller (`_token`). The answer's JSON, or
+        the error it stands for."""
         headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
         params = {k: _query_value(v) for k, v in (query or {}).items() if v is not None}
         if body is not None:
@@ -137,16 +159,38 @@ class Client:
         try:
             data = response.json(parse_float=Decimal)
         except ValueError:
-            data = {"message": response.text}
-        if response.is_success:
+            data = None
+        if response.status_code == 200 and isinstance(data, dict):
             return _floats(data)
+        if not response.is_error:  # another success, a redirect, or not JSON: not our server
+            raise self._unexpected(response)
         # A 503 that a retry cannot help (a damaged or read-only file) is not "busy".
         busy = response.headers.get("x-should-retry") != "false"
+        if data is None:  # an error page of something in between (a proxy): its status
+            data = {"message": response.text[:200]}
         raise _error(response.status_code, data, name, subject, busy=busy)
+
+    def _unexpected(self, response: httpx.Response) -> StorageError:
+        kind = response.headers.get("content-type", "no content type")
+        return StorageError(
+            f"{self._http.base_url} did not answer as a qllm server does: HTTP"
+            f" {response.status_code}, {kind} ({response.request.method}"
+            f" {response.request.url.path})"
+        )
+
+    def _field(self, data: dict[str, Any], key: str, kind: type) -> Any:
+        """``data[key]``, which the route always answers with: anything else is unexpected."""
+        value = data.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise StorageError(
+                f"{self._http.base_url} did not answer as a qllm server does: no {key!r}"
+            )
+        return value
 
     def health(self) -> dict[str, Any]:
         """``{"status": "ok"}`` once the server has opened and migrated its file."""
         result: dict[str, Any] = self._call("GET", "/health", None)
+        self._field(result, "status", str)
         return result
 
     # --- Query LLMs ----------------------------------------------------------------------
@@ -157,7 +201,7 @@ class Client:
             from registry._convert import unstructure  # noqa: PLC0415 - only for model input
 
             body = unstructure(body)
-        stored = self._call("POST", "/query_llms", token, body=body)
+        stored = self._call("POST", "/query_llms", self._token(token), body=body)
         return validate({k: v for k, v in stored.items() if not k.endswith("name")})
 
     def get(
@@ -195,7 +239,8 @@ class Client:
         """Store a Query Model and its members on the server; the validated Query Model."""
         if isinstance(body, QueryModel):
             body = _model_request(dump_model(body))
-        stored = self._call("POST", "/query_models", token, body=body)
+        stored = self._call("POST", "/query_models", self._token(token), body=body)
+        self._field(stored, "models", list)
         return validate_model(_model_request(stored))
 
     def get_model(
@@ -227,7 +272,8 @@ class Client:
         """How many Query Models are registered; with ``me``, how many ``list_models(me=True)``."""
         return self._count("query_models", me, token)
 
-    # The three reads both collections answer alike (the server's `collection` routes).
+    # The three reads both collections answer alike (the server's `collection` routes),
+    # each checking first what `Registry` checks first, in the same order.
 
     def _one(
         self,
@@ -240,11 +286,16 @@ class Client:
         end: str | datetime | None,
         token: str | None,
     ) -> dict[str, Any]:
-        query = {"metadata": metadata, "me": me, "from": start, "to": end}
-        path = f"/{collection}/{quote(str(name), safe='')}"
+        token = self._token(token)
+        query: dict[str, Any] = {"metadata": flag("/metadata", metadata)}
+        if metadata:
+            Window.of(start, end)
+            query |= {"me": self._me(me, token), "from": start, "to": end}
+        path = f"/{collection}/{quote(named(name, subject), safe='')}"
         result: dict[str, Any] = self._call(
             "GET", path, token, query=query, name=name, subject=subject
         )
+        self._field(result, "name", str)
         return result
 
     def _names(
@@ -258,12 +309,20 @@ class Client:
         end: str | datetime | None,
         token: str | None,
     ) -> builtins.list[str]:
-        query = {"count": count, "offset": offset, "sort": sort, "me": me, "from": start, "to": end}
-        names: builtins.list[str] = self._call("GET", f"/{collection}", token, query=query)["data"]
+        token = self._token(token)
+        wants_me = self._me(me, token)
+        Page.of(count, offset, sort, start, end)
+        query = {"count": count, "offset": offset, "sort": sort, "me": wants_me}
+        query |= {"from": start, "to": end}
+        data = self._call("GET", f"/{collection}", token, query=query)
+        names: builtins.list[str] = self._field(data, "data", list)
         return names
 
     def _count(self, collection: str, me: bool, token: str | None) -> int:
-        return int(self._call("GET", f"/{collection}/count", token, query={"me": me})["count"])
+        token = self._token(token)
+        query = {"me": self._me(me, token)}
+        data = self._call("GET", f"/{collection}/count", token, query=query)
+        return int(self._field(data, "count", int))
 
     # --- usage ----------------------------------------------------------------------------
 
@@ -279,18 +338,21 @@ class Client:
         token: str | None = None,
     ) -> builtins.list[dict[str, Any]]:
         """Usage per bucket and group over ``[start, end)``: ``GET /usage``'s ``data`` list."""
+        token = self._token(token)
+        wants_me = self._me(me, token)
+        keys, chosen = _once(group_by), _once(names)  # read twice: checked, then sent
+        Series.of(start, end, bucket, keys, chosen, query_model)  # the library's errors
         query = {
             "from": start,
             "to": end,
             "bucket": bucket,
-            "group_by": _strings(group_by, "/group_by"),
-            "name": None if names is None else _strings(names, "/name"),
+            "group_by": _strings(keys),
+            "name": None if chosen is None else _strings(chosen),
             "query_model": query_model,
-            "me": me,
+            "me": wants_me,
         }
-        data: builtins.list[dict[str, Any]] = self._call("GET", "/usage", token, query=query)[
-            "data"
-        ]
+        answer = self._call("GET", "/usage", token, query=query)
+        data: builtins.list[dict[str, Any]] = self._field(answer, "data", list)
         for span in data:  # the wire's keys are sorted; the library's put the group first
             span["results"] = [_library_order(row) for row in span["results"]]
         return data
@@ -325,14 +387,18 @@ class Client:
         }
         if query_model is not None:  # absent and null mean the same: send the smaller body
             event["query_model"] = query_model
-        return int(self._call("POST", "/usage", token, body=event)["written"])
+        answer = self._call("POST", "/usage", self._token(token), body=event)
+        return int(self._field(answer, "written", int))
 
     def record_usage_many(
         self, events: Iterable[Mapping[str, Any]], token: str | None = None
     ) -> int:
-        """Record a batch all-or-nothing; any iterable, streamed as one JSON array."""
+        """Record a batch all-or-nothing; any iterable (of any mappings), streamed as one
+        JSON array."""
+        token = self._token(token)
         content = _array(iterate(events))  # not iterable: the library's error, before a request
-        return int(self._call("POST", "/usage", token, content=content)["written"])
+        answer = self._call("POST", "/usage", token, content=content)
+        return int(self._field(answer, "written", int))
 
     # --- completions and training tables -----------------------------------------------------
 
@@ -356,7 +422,7 @@ class Client:
         if at is not None:
             completion["at"] = at
         path = _completion_path(id)
-        return int(self._call("PUT", path, token, body=completion)["written"])
+        return int(self._call("PUT", path, self._token(token), body=completion)["written"])
 
     def record_completions(
         self, completions: Iterable[Mapping[str, Any]], token: str | None = None
@@ -369,7 +435,9 @@ class Client:
             for c in _completions(completions)
         )
         return int(
-            self._call("POST", "/query/completions", token, content=_array(items))["written"]
+            self._call("POST", "/query/completions", self._token(token), content=_array(items))[
+                "written"
+            ]
         )
 
     def get_completion(
@@ -379,7 +447,7 @@ class Client:
         result: dict[str, Any] = self._call(
             "GET",
             _completion_path(id),
-            token,
+            self._token(token),
             query={"embedding": embedding},
             name=id,
             subject="completion",
@@ -390,12 +458,12 @@ class Client:
         """Mark the correct answer: ``POST /query/completions/{id}/training_table``."""
         body = {"correct_confidence_id": correct_confidence_id}
         path = _completion_path(id) + "/training_table"
-        self._call("POST", path, token, body=body, name=id, subject="completion")
+        self._call("POST", path, self._token(token), body=body, name=id, subject="completion")
 
     def unmark(self, id: str, token: str | None = None) -> None:
         """Unmark: ``DELETE /query/completions/{id}/training_table``."""
         path = _completion_path(id) + "/training_table"
-        self._call("DELETE", path, token, name=id, subject="completion")
+        self._call("DELETE", path, self._token(token), name=id, subject="completion")
 
     def weights(
         self,
@@ -406,9 +474,9 @@ class Client:
     ) -> dict[str, Any]:
         """Each member's weight for a prompt: ``POST /query_models/{name}/weights``."""
         body = {"embedding": _vector(embedding), "response_format_hash": response_format_hash}
-        path = f"/query_models/{quote(str(query_model), safe='')}/weights"
+        path = f"/query_models/{named(query_model, MODELS.kind)}/weights"
         result: dict[str, Any] = self._call(
-            "POST", path, token, body=body, name=query_model, subject="Query Model"
+            "POST", path, self._token(token), body=body, name=query_model, subject="Query Model"
         )
         return result
 
@@ -435,16 +503,17 @@ def _vector(value: Any) -> Any:
     return tolist() if callable(tolist) and not isinstance(value, list | tuple) else value
 
 
-def _strings(value: Any, path: str) -> builtins.list[str]:
-    """A string or an iterable of strings, as a list to repeat in the query; the server
-    checks the values, but only text fits in a URL."""
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, Iterable) and not isinstance(value, bytes | dict):
-        items = list(value)
-        if all(isinstance(item, str) for item in items):
-            return items
-    raise ValidationError.one(path, "must be a string or a list of strings")
+def _once(value: Any) -> Any:
+    """An iterable (a generator too) as a list, so that it can be read twice; anything
+    else as it is, for the rules to refuse."""
+    if isinstance(value, Iterable) and not isinstance(value, str | bytes | dict):
+        return list(value)
+    return value
+
+
+def _strings(value: str | builtins.list[str]) -> builtins.list[str]:
+    """A string or strings (checked by `Series.of`), as a list to repeat in the query."""
+    return [value] if isinstance(value, str) else value
 
 
 def _library_order(row: dict[str, Any]) -> dict[str, Any]:
@@ -463,7 +532,9 @@ def _model_request(stored: Mapping[str, Any]) -> dict[str, Any]:
 def _array(events: Iterator[Any]) -> Iterator[bytes]:
     """A JSON array, one event at a time (a generator of any length is never held whole)."""
     yield b"["
-    for i, event in enumerate(events):
+    for i, given in enumerate(events):
+        # Any mapping, as the library takes it; json.dumps takes only dicts.
+        event = dict(given) if isinstance(given, Mapping) and not isinstance(given, dict) else given
         try:
             text = json.dumps(event, default=_wire)
         except (TypeError, ValueError) as exc:

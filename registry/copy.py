@@ -14,6 +14,14 @@ the target's rollups are its own events' from the first batch on.
 How, in constant memory: every table is read by keyset pages in key order, and
 written one page per transaction (all or nothing), parents before children.
 
+What it refuses to copy: a source whose rows break the rules the registry
+applies to input today (`check_source`): a user id or a usage event's
+``request_id`` with a control or format character (a NUL, which SQLite keeps
+and PostgreSQL cannot), a name that is not a name. Such rows were taken under
+older rules; the whole source is read and checked before anything is written,
+so the copy is refused with the first such row named and the target left
+untouched. Correct or delete that row in the source, then copy again.
+
 When it may start: only on a target that holds nothing but (part of) the
 source. Before anything is written, the target is compared with the source:
 each of its rows must be the source's row under the same key, and its usage
@@ -43,7 +51,8 @@ from typing import Any, NoReturn
 from attrs import frozen
 
 from registry.errors import ConflictError, CopyConflictError, CopyMismatchError
-from registry.events import Chunk
+from registry.events import Chunk, stored_problem
+from registry.ids import identifier_problem
 from registry.registry import DEFAULT_TIMEOUT, Registry
 from registry.store import Store, Tx
 from registry.store.spool import Spool
@@ -113,6 +122,7 @@ def copy_registry(
         Registry(target, timeout=timeout) as dst,
     ):
         copy = _Copy(src.store, dst.store)
+        copy.check_source()
         after = copy.check_target()
         counts = {table: copy.table(table) for table in COPIED}
         new = copy.events(after, batch)
@@ -138,6 +148,28 @@ class _Copy:
         self.dst = target
         self.source = source.where
         self.target = target.where
+
+    # --- before writing: the source keeps today's rules ---------------------------------------
+
+    def check_source(self) -> None:
+        """Refuse a source holding a user id or a usage event that the rules of input
+        refuse now (`registry.events.stored_problem`), before anything is written."""
+        for page in _pages(self.src, "users"):
+            for user, *_ in page:
+                problem = identifier_problem(user)
+                if problem:
+                    self._unfit(f"a user {user!r}", "/user_id", problem)
+        for event_id, *row in _events(self.src):
+            found = stored_problem(row)
+            if found is not None:
+                rid = "" if row[3] is None else f", request_id {row[3]!r}"
+                self._unfit(f"a usage event (id {event_id}{rid})", *found)
+
+    def _unfit(self, what: str, path: str, problem: str) -> NoReturn:
+        raise CopyConflictError(
+            f"{self.source} holds {what} that qllm refuses today ({path} {problem}): correct"
+            " or delete it in the source, then copy again; nothing was written"
+        )
 
     # --- before writing: the target holds nothing but the source's --------------------------
 

@@ -2,8 +2,10 @@
 
 A cost is credits from 0 to 10**6, kept as integer nano-credits (10**-9):
 exact, rounded half-even to 9 places. A float is read by its shortest repr
-(``0.1`` means one tenth); JSON numbers should reach here as their text (or a
-`Decimal`), so that nothing is rounded twice. `nano_credits` has fast paths
+(``0.1`` means one tenth); a JSON number (`registry.jsonin.JsonFloat`) by the
+text it was written as, so that nothing is rounded twice: ``0.0000000035`` is
+4 nano-credits, and ``0.12345678949999999999`` is 123456789, not the
+123456790 of its float. `nano_credits` has fast paths
 for the usual forms and a reference, `_decimal_nano`, that they always agree
 with; `credits` turns nano-credits back into an exact `Decimal`.
 """
@@ -15,6 +17,7 @@ import re
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation, localcontext
 from typing import Any
 
+from registry.jsonin import JsonFloat
 from registry.model import MAX_CREDITS_PER_EVENT, NANO
 
 
@@ -34,15 +37,17 @@ _MAX_NANO = MAX_CREDITS_PER_EVENT * NANO
 def nano_credits(value: Any) -> int:
     """Credits as integer nano-credits: exact, rounded half-even to 9 places (spec 6).
 
-    Decimal text and floats usually take a fast path (`_text_nano`, `_near_nano`);
-    what it does not read goes to `_decimal_nano`, the reference, which the fast
-    paths always agree with (tests: the fast-vs-reference properties).
+    Decimal text (JSON numbers' text too) and floats usually take a fast path
+    (`_text_nano`, `_near_nano`); what it does not read goes to `_decimal_nano`, the
+    reference, which the fast paths always agree with (tests: the fast-vs-reference
+    properties).
     """
     cls = value.__class__
-    if cls is str:
-        nano = _text_nano(value)
+    if cls is str or cls is JsonFloat:
+        text = value if cls is str else value.text
+        nano = _text_nano(text)
         if nano is None:
-            nano = _decimal_nano(value)
+            nano = _decimal_nano(text)
     elif cls is int:
         nano = value * NANO
     elif cls is float:

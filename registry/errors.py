@@ -61,12 +61,24 @@ class NotFoundError(RegistryError):
     """Nothing is registered under that name; ``index`` is the event's, in a batch;
     ``kind`` says what was looked for (a Query LLM, or a Query Model)."""
 
-    def __init__(self, name: str, index: int | None = None, kind: str = "Query LLM") -> None:
+    def __init__(
+        self, name: str, index: int | None = None, kind: str = "Query LLM", *, where: str = ""
+    ) -> None:
         self.name = name
         self.index = index
         self.kind = kind
-        where = "" if index is None else f"event {index}: "
-        super().__init__(f"{where}no {kind} named {name}")
+        if where:  # a surface's own words for the event's place: "line 3: /name: ..."
+            message = f"{where}: /name: no {kind} named {name}"
+        else:
+            message = ("" if index is None else f"event {index}: ") + f"no {kind} named {name}"
+        super().__init__(message)
+
+    def located(self, where: Callable[[int], str]) -> NotFoundError:
+        """The same, its event's place written by ``where`` (``line 17``), as the other
+        problems of a batch are (`ValidationError.located`); unchanged outside a batch."""
+        if self.index is None:
+            return self
+        return NotFoundError(self.name, self.index, self.kind, where=where(self.index))
 
 
 class AuthenticationError(RegistryError):

@@ -5,7 +5,8 @@ copy`` all go through here, before any transaction:
 
 1. `row_of` applies the field rules (`registry.hooks`) to one event and returns
    its ``usage_events`` row; `read_line` and `read_body` read JSON text straight
-   into typed fields first where they can (msgspec, in C: the import's fast path).
+   into typed fields first where they can (msgspec, in C: the import's fast path),
+   and what they cannot read is read by `registry.jsonin`, the one JSON reader.
 2. `validated` is the validation loop: it reads a batch of any length lazily,
    `CHUNK` events at a time, and yields `Chunk`s of rows with the user and the
    time of recording filled in. Problems are collected across events (up to
@@ -21,10 +22,9 @@ repeats and adds them into the rollups, and applies no rule of its own.
 
 from __future__ import annotations
 
-import json
 from array import array
 from bisect import bisect_right
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from itertools import islice
 from types import GenericAlias
@@ -33,8 +33,9 @@ from typing import Annotated, Any, Protocol, Union
 import attrs
 import msgspec
 
+from registry import ids, jsonin
 from registry.errors import NotFoundError, ValidationError
-from registry.hooks import Invalid, converter, error, unknown_key
+from registry.hooks import NOT_A_MODEL_NAME, NOT_A_NAME, Invalid, converter, error, unknown_key
 from registry.model import (
     MAX_TOKENS_PER_EVENT,
     Amount,
@@ -45,6 +46,7 @@ from registry.model import (
     Text,
     UsageEvent,
 )
+from registry.naming import is_name
 
 CHUNK = 2_000  # events validated (and written) at a time
 MAX_PROBLEMS = 100  # problems of a batch reported at most; the batch is refused either way
@@ -73,11 +75,12 @@ _EVENT_DEFAULTS.insert(1, None)
 
 @attrs.frozen
 class Unreadable:
-    """An event a reader could not read (a line that is not JSON): ``message`` says why.
-    It goes through the validation loop like any event, so its problem is reported at
-    its place among the others."""
+    """An event a reader could not read (a line that is not JSON, or repeats a key):
+    ``errors`` says why, as ``(path inside the event, message)``. It goes through the
+    validation loop like any event, so its problems are reported at their place among
+    the others."""
 
-    message: str
+    errors: tuple[tuple[str, str], ...]
 
 
 def row_of(raw: Any) -> Row:
@@ -87,12 +90,14 @@ def row_of(raw: Any) -> Row:
     The caller fills in the user (slot 1) and, where ``at`` is None, the time of
     recording. Costs are in nano-credits; ``at`` is in UTC microseconds.
     """
-    if raw.__class__ is _TypedEvent:
+    if raw.__class__ is _Typed:
         return _typed_row(raw)
     if raw.__class__ is Unreadable:
-        raise ValidationError.one("", raw.message)
+        raise ValidationError(raw.errors)
     if not isinstance(raw, dict):
-        raise ValidationError.one("", "must be an object")
+        if not isinstance(raw, Mapping):
+            raise ValidationError.one("", "must be an object")
+        raw = dict(raw)  # any mapping a Python caller has, read once
     values = _EVENT_DEFAULTS.copy()
     problems: list[tuple[tuple[str | int, ...], str]] = []
     for key, value in raw.items():
@@ -112,22 +117,46 @@ def row_of(raw: Any) -> Row:
     return values
 
 
+def stored_problem(row: Row) -> tuple[str, str] | None:
+    """The first text rule of `row_of` that a stored ``usage_events`` row breaks, as
+    ``(path, message)``, or None. For rows read back from a store that took them under
+    older rules (a NUL in a ``request_id``): `registry.copy` checks its source with it."""
+    name, user, _, request_id = row[:4]
+    model = row[MODEL]
+    if not is_name(name):
+        return "/name", NOT_A_NAME
+    if user is not None and (problem := ids.identifier_problem(user)):
+        return "/user_id", problem
+    if request_id is not None and (problem := ids.bounded_text_problem(request_id)):
+        return "/request_id", problem
+    if model is not None and not is_name(model):
+        return "/query_model", NOT_A_MODEL_NAME
+    return None
+
+
 # --- usage events read straight from JSON text ------------------------------------------
 #
-# An import reads JSON Lines by the million, and `json.loads` alone costs more than all
-# the rules. msgspec (C) reads a line straight into typed fields instead. It checks only
-# what it checks exactly as the hooks would: the keys (no unknown, `name` present), each
-# value's JSON type, and the amounts (whole numbers in their range). Everything else
-# (names, times, request ids, costs) still goes through the fields' own hooks, the same
-# code as `row_of`. What msgspec refuses is not an error yet: the caller reads the
-# line with `json` and `row_of`, the reference, which either accepts it (2.0
+# An import reads JSON Lines by the million, and the reference reader (`jsonin.loads`)
+# alone costs more than all the rules. msgspec (C) reads a line straight into typed
+# fields instead. It checks only what it checks exactly as the hooks would: the keys (no
+# unknown, `name` present), each value's JSON type, and the amounts (whole numbers in
+# their range). Everything else (names, times, request ids, costs) still goes through the
+# fields' own hooks, the same code as `row_of`. Costs are typed Any, so that msgspec hands
+# a JSON number over as its text (``float_hook``: a `jsonin.JsonFloat`, as the reference
+# reads it), never as a float rounded on the way. msgspec keeps the last of repeated
+# keys, which the reference refuses: every field left out is UNSET, and a line is the
+# typed reader's only when its key count (`jsonin.flat_keys`) is the count of fields
+# given. What msgspec refuses, or cannot show free of repeats, is not an error yet: the
+# caller reads the line with `parse_line`, the reference, which either accepts it (2.0
 # tokens, a null cost) or says what is wrong. So a line gives the same row or the same
 # error either way (a property test holds the two together).
+
+UNSET = msgspec.UNSET
 
 # The JSON type of each rule's field; the amounts' whole range is the Amount rule's.
 _JSON_TYPE: dict[type, Any] = {
     Amount: Annotated[int, msgspec.Meta(ge=0, le=MAX_TOKENS_PER_EVENT)],
-    Cost: str | int | float,
+    Cost: Any,
     Moment: str,
     Text: str,
     QueryLlmName: str,
@@ -145,44 +174,97 @@ def _typed_field(field: attrs.Attribute[Any]) -> tuple[Any, ...]:
     kind = _JSON_TYPE[_rule(field).__class__]
     if field.default is attrs.NOTHING:
         return (field.name, kind)
-    return (field.name, kind | None if field.default is None else kind, field.default)
+    if field.default is None and kind is not Any:
+        kind = kind | None
+    return (field.name, kind | msgspec.UnsetType, UNSET)
 
 
 _TypedEvent = msgspec.defstruct(
     "_TypedEvent", [_typed_field(a) for a in _EVENT], forbid_unknown_fields=True
 )
-_read_event = msgspec.json.Decoder(_TypedEvent).decode
+_read_event = msgspec.json.Decoder(_TypedEvent, float_hook=jsonin.json_float).decode
 # An event or an array of them (a list type made at run time: `_TypedEvent` is one too).
-_read_events = msgspec.json.Decoder(Union[_TypedEvent, GenericAlias(list, _TypedEvent)]).decode  # noqa: UP007
+_read_events = msgspec.json.Decoder(
+    Union[_TypedEvent, GenericAlias(list, _TypedEvent)],  # noqa: UP007
+    float_hook=jsonin.json_float,
+).decode
+_FIELDS = len(_EVENT)
 # Row slots (as in `row_of`) of the fields whose hook still has to run: not the amounts.
 _HOOKED = tuple((*_EVENT_HOOKS[a.name], a.name) for a in _EVENT if _rule(a).__class__ is not Amount)
+_AMOUNT_SLOTS = tuple(
+    (_EVENT_HOOKS[a.name][0], _EVENT_DEFAULTS[_EVENT_HOOKS[a.name][0]])
+    for a in _EVENT
+    if _rule(a).__class__ is Amount
+)
+
+
+_NESTED = frozenset((dict, list))  # a cost that is one: not a flat event
+
+
+class _Typed(tuple[Any, ...]):
+    """One event as the typed reader read it: its fields in `UsageEvent` order (UNSET for
+    those left out), their hooks still to run (`row_of`)."""
+
+    __slots__ = ()
+
+
+def _unrepeated(text: bytes | str, events: Sequence[tuple[Any, ...]]) -> bool:
+    """Whether the text of these events (each its fields, as `_Typed` holds them) is free
+    of repeated keys: its key count is the count of fields given (`jsonin.flat_keys`).
+    False also when that cannot be shown cheaply (a cost that is an array or an object,
+    an escaped quote in the text): the reference reader then reads it."""
+    given = strings = 0
+    for values in events:
+        kinds = [*map(type, values)]
+        if not _NESTED.isdisjoint(kinds):
+            return False
+        given += _FIELDS - kinds.count(msgspec.UnsetType)
+        strings += kinds.count(str)
+    return jsonin.flat_keys(text, strings) == given
 
 
 def read_line(line: bytes | str) -> Any:
     """One line of a JSON Lines file read straight into typed fields, for `row_of`;
-    None when the typed reader cannot read it: then parse the line as JSON as usual."""
+    None when the typed reader cannot read it: then read it with `parse_line`."""
     try:
-        return _read_event(line)
+        values = msgspec.structs.astuple(_read_event(line))
     except (msgspec.MsgspecError, ValueError):  # ValueError: bytes that are not UTF-8
         return None
+    # `_unrepeated`, inline: this is the import's hot path.
+    kinds = [*map(type, values)]
+    if not _NESTED.isdisjoint(kinds):
+        return None
+    if jsonin.flat_keys(line, kinds.count(str)) != _FIELDS - kinds.count(msgspec.UnsetType):
+        return None
+    return _Typed(values)
 
 
 def read_body(body: bytes | str) -> Any:
     """A JSON body of one event or an array of them, read as `read_line` reads a line
-    (an event, or a list of events); None when the typed reader cannot read all of it."""
+    (an event, or a list of events); None when the typed reader cannot read all of it:
+    then read it with `registry.jsonin.loads`."""
     try:
-        return _read_events(body)
+        read = _read_events(body)
     except (msgspec.MsgspecError, ValueError):
         return None
+    if isinstance(read, list):
+        events = [_Typed(msgspec.structs.astuple(event)) for event in read]
+        return events if _unrepeated(body, events) else None
+    event = _Typed(msgspec.structs.astuple(read))
+    return event if _unrepeated(body, [event]) else None
 
 
-def _typed_row(event: Any) -> Row:
-    row = [*msgspec.structs.astuple(event)]
+def _typed_row(event: _Typed) -> Row:
+    row = [*event]
     row.insert(1, None)
+    for position, default in _AMOUNT_SLOTS:
+        if row[position] is UNSET:
+            row[position] = default
     problems: list[tuple[tuple[str | int, ...], str]] = []
     for position, hook, name in _HOOKED:
+        value = row[position]
         try:
-            row[position] = hook(row[position], None)
+            row[position] = hook(None if value is UNSET else value, None)
         except Invalid as exc:
             problems.extend(((name, *path), message) for path, message in exc.problems)
     if problems:
@@ -194,15 +276,12 @@ def _typed_row(event: Any) -> Row:
 
 
 def parse_line(line: bytes | str) -> Any:
-    """A line the typed reader could not read, as JSON; an `Unreadable` if it is not JSON."""
+    """A line the typed reader could not read, read by `registry.jsonin`; an `Unreadable`
+    if it cannot be (not UTF-8, not JSON, a key repeated)."""
     try:
-        return json.loads(line)
-    except UnicodeDecodeError as exc:
-        return Unreadable(f"is not UTF-8 text: {exc.reason}")
-    except RecursionError:
-        return Unreadable("is JSON nested too deeply")
-    except ValueError as exc:  # JSONDecodeError
-        return Unreadable(f"is not valid JSON: {exc}")
+        return jsonin.loads(line)
+    except ValidationError as exc:
+        return Unreadable(tuple(exc.errors))
 
 
 class EventLines:

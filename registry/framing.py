@@ -25,7 +25,7 @@ _WHITESPACE = b" \t\r\n"  # JSON's whitespace (bytes.strip() would also take \v 
 
 
 def too_long(what: str, limit: int) -> Unreadable:
-    return Unreadable(f"is over the limit of {_size(limit)} for one {what}")
+    return Unreadable((("", f"is over the limit of {_size(limit)} for one {what}"),))
 
 
 def _size(limit: int) -> str:
@@ -215,7 +215,7 @@ class _Elements:
             return text
         if self.closed and first:  # `[]`: the empty batch
             return _EMPTY_ARRAY
-        return Unreadable("is not valid JSON: no value before this ',' or ']'")
+        return Unreadable((("", "is not valid JSON: no value before this ',' or ']'"),))
 
     def finish(self) -> None:
         if not self.opened:
@@ -224,4 +224,4 @@ class _Elements:
             raise _invalid("the array is not closed: the body ended before its ']'")
 
 
-_EMPTY_ARRAY = Unreadable("")  # a marker, never yielded
+_EMPTY_ARRAY = Unreadable(())  # a marker, never yielded

@@ -28,6 +28,7 @@ from cattrs.gen import make_dict_structure_fn
 from registry import ids, times
 from registry.credits import CreditError, nano_credits
 from registry.errors import ValidationError
+from registry.jsonin import JsonFloat, pointer
 from registry.model import (
     MAX_TOKENS_PER_EVENT,
     Amount,
@@ -61,11 +62,6 @@ class Invalid(Exception):
     @classmethod
     def at(cls, message: str, *path: str | int) -> Invalid:
         return cls([(path, message)])
-
-
-def pointer(path: Path) -> str:
-    """A JSON pointer (RFC 6901) for ``path``; the empty string is the whole document."""
-    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in path)
 
 
 def _fmt(bound: float) -> str:
@@ -110,9 +106,13 @@ def number_hook(rule: Number, tp: Any) -> Callable[[Any, Any], float | None]:
             _allow_null(optional)
             return None
         cls = value.__class__  # exact: bool is a subclass of int and is not a number
-        if cls is float:
+        if cls is float or cls is JsonFloat:
             if not math.isfinite(value):
+                if cls is JsonFloat:  # a finite number written too large for a float
+                    raise Invalid.at(out_of_range)
                 raise Invalid.at(f"must be {kind}, not {value}")
+            if cls is JsonFloat:
+                value = float(value)  # its text is for costs only
             if value.is_integer():
                 value = int(value)  # bounded below, so exact; 2.0 and 2 mean the same
             elif rule.integer:

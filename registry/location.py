@@ -12,6 +12,8 @@ import os
 import urllib.parse
 from pathlib import Path
 
+from registry.errors import StorageError
+
 SQLITE_SCHEME = "sqlite:"
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
@@ -50,7 +52,18 @@ def default_location() -> str | Path:
 
 def location_of(location: str | os.PathLike[str] | None) -> str | Path:
     """A location as given (None: the default): a PostgreSQL URL stays text, anything else
-    is a file's `Path`."""
+    is a file's `Path`. A location that is not Unicode text (a file name of bytes that are
+    not UTF-8, which Python holds as lone surrogates) is refused: SQLite and PostgreSQL
+    take UTF-8 names, and no message could show it."""
+    text = os.fspath(default_location() if location is None else location)
+    if isinstance(text, str) and not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            shown = text.encode("utf-8", "backslashreplace").decode()
+            raise StorageError(
+                f"cannot use {shown}: the location is not UTF-8 text; rename the file"
+            ) from None
     if location is None:
         return default_location()
     return str(location) if is_postgres(location) else sqlite_path(location)

@@ -13,6 +13,7 @@ from attrs import frozen
 from registry import times
 from registry.errors import ValidationError
 from registry.model import AMOUNTS
+from registry.naming import is_name, not_a_name
 
 HOUR = 3_600_000_000  # microseconds
 # What usage is measured by (list sorts, charts, totals): each measure is the sum of
@@ -35,6 +36,24 @@ SORTS = ("created", *MEASURES)
 MAX_PAGE = 1000
 ANONYMOUS = ""  # the rollups' user_id for events recorded without a token
 NO_MODEL = ""  # the rollups' query_model for events recorded for no Query Model
+
+
+# --- the fields of a question ------------------------------------------------------------
+
+
+def flag(path: str, value: Any) -> bool:
+    """A yes-or-no field of a question (``metadata``, ``me``): True or False, nothing else."""
+    if value.__class__ is not bool:
+        raise ValidationError.one(path, "must be true or false")
+    return bool(value)
+
+
+def named(name: Any, kind: str) -> str:
+    """``name`` if it is shaped like a name of ``kind`` (a Query LLM...); else an error at
+    ``/name``. Before any look-up, and before a name goes into a URL path."""
+    if not is_name(name):
+        raise ValidationError.one("/name", not_a_name(kind))
+    return str(name)
 
 
 # --- windows -----------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import math
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -36,11 +37,11 @@ from registry.errors import (
     ValidationError,
 )
 from registry.events import Known, validated
-from registry.hooks import pointer
+from registry.jsonin import pointer
 from registry.location import location_of
 from registry.model import QueryLlm, QueryModel
 from registry.naming import is_name, not_a_name
-from registry.query import LLMS, MODELS, Page, Subject, Window
+from registry.query import LLMS, MODELS, Page, Subject, Window, flag, named
 from registry.series import Series
 from registry.store import Store, Tx, open_store
 from registry.store.spool import Spool
@@ -82,7 +83,7 @@ class Registry:
         location = location_of(path)
         self.location = str(location)
         self.readonly = readonly
-        self.timeout = timeout
+        self.timeout = _timeout(timeout)
         # How long the last `record_usage_many` held the write lock (seconds).
         self.last_lock_seconds = 0.0
         self._known = Known()
@@ -145,7 +146,7 @@ class Registry:
     def _me(self, tx: Tx, me: Any, token: str | None) -> str | None:
         """The caller for a ``me`` query (None when ``me`` is false)."""
         caller = self._caller(tx, token)
-        if _flag("/me", me):
+        if flag("/me", me):
             if caller is None:
                 raise AuthorizationError("me=true needs a token")
             return caller
@@ -273,15 +274,13 @@ class Registry:
         token: str | None,
     ) -> dict[str, Any]:
         with self._reading() as tx:
-            with_metadata = _flag("/metadata", metadata)
+            with_metadata = flag("/metadata", metadata)
             if with_metadata:
                 user = self._me(tx, me, token)
                 window = Window.of(start, end)
             else:
                 self._caller(tx, token)
-            if not is_name(name):
-                raise ValidationError.one("/name", not_a_name(subject.kind))
-            row = tx.body(subject, name)
+            row = tx.body(subject, named(name, subject.kind))
             if row is None:
                 raise NotFoundError(name, kind=subject.kind)
             text, training_table_name, created, user_id = row
@@ -555,7 +554,7 @@ class Registry:
         """A recorded completion: its fields (the embedding only when asked), ``user_id``,
         ``created``, and ``correct_confidence_id`` once marked."""
         completions.check_id(id)
-        with_embedding = _flag("/embedding", embedding)
+        with_embedding = flag("/embedding", embedding)
         with self._reading() as tx:
             self._caller(tx, token)
             row = tx.completion(id)
@@ -640,7 +639,7 @@ class Registry:
         """Each member's weight for a new prompt (its ``embedding``): from the ``top``
         nearest marked completions of the model's training table of the same format and
         embedding length; a static model's own weights."""
-        problems = [] if is_name(query_model) else [("/name", not_a_name("Query Model"))]
+        problems = [] if is_name(query_model) else [("/name", not_a_name(MODELS.kind))]
         try:
             query = completions.weights_query_of(
                 {"embedding": embedding, "response_format_hash": response_format_hash}
@@ -682,8 +681,7 @@ class Registry:
         """A Query Model's training table as a whole: how many rows it holds (every format
         and length), and each member's weight from its mean score over all of them (by the
         formula of `weights`). A static model: its own weights, no rows."""
-        if not is_name(query_model):
-            raise ValidationError.one("/name", not_a_name("Query Model"))
+        named(query_model, MODELS.kind)
         with self._reading() as tx:
             self._caller(tx, token)
             ensemble = self._ensemble(tx, query_model)
@@ -718,7 +716,17 @@ def _llm_body(name: str, body: str, training_table_name: str | None) -> dict[str
     return result
 
 
-def _flag(path: str, value: Any) -> bool:
-    if value.__class__ is not bool:
-        raise ValidationError.one(path, "must be true or false")
-    return bool(value)
+MAX_TIMEOUT = 1_000_000  # seconds (11 days): in milliseconds, it still fits the backends' ints
+
+
+def _timeout(value: Any) -> float:
+    """How long a call may wait for a lock: a positive, finite number of seconds."""
+    if (
+        value.__class__ not in (int, float)
+        or not math.isfinite(value)
+        or not 0 < value <= MAX_TIMEOUT
+    ):
+        raise ValidationError.one(
+            "/timeout", f"must be a number of seconds, more than 0 and at most {MAX_TIMEOUT}"
+        )
+    return float(value)

@@ -2,10 +2,14 @@
 
 Rules, all here: a date-time needs an offset (``Z`` or ``+01:00``) and is
 converted to UTC; a bare date (``2026-11-01``) is that day's midnight UTC;
-anything else, a naive date-time included, is an error. Fractions finer than
-a microsecond are truncated. A time must fall between 0001-01-01 and
-9999-12-31 once converted to UTC (`FIRST`, `LAST`): the times that can be
-written back. ``created`` and other times are written back as
+anything else, a naive date-time included, is an error. Hours are 00 to 23
+(``24:00:00`` is refused, as RFC 3339 refuses it). A leap second,
+``23:59:60`` in UTC (``15:59:60-08:00`` is the same second), is read as
+``23:59:59.999999`` of that day: it stays in its day, its hour and its minute,
+and after every other time of them; second 60 at any other time of day is
+refused. Fractions finer than a microsecond are truncated. A time must fall
+between 0001-01-01 and 9999-12-31 once converted to UTC (`FIRST`, `LAST`): the
+times that can be written back. ``created`` and other times are written back as
 ``2026-11-25T08:48:53.120000Z``.
 """
 
@@ -35,7 +39,12 @@ _OFFSET_TEXT = r"[Zz]|[+-][0-9]{2}:[0-9]{2}"
 # pieces; the numbers in it (month 13, hour 25, 30 February) are checked on the value.
 PATTERN = f"{_DATE_TEXT}(?:{_CLOCK_TEXT}(?:{_OFFSET_TEXT}))?"
 _DATE = re.compile(_DATE_TEXT)
-_DATE_TIME = re.compile(f"{_DATE_TEXT}{_CLOCK_TEXT}(?P<offset>{_OFFSET_TEXT})?")
+# `_CLOCK_TEXT` with its hour, second and fraction named, for the reference's checks.
+_DATE_TIME = re.compile(
+    f"{_DATE_TEXT}[Tt ](?P<hour>[0-9]{{2}}):[0-9]{{2}}:(?P<second>[0-9]{{2}})"
+    f"(?P<fraction>\\.[0-9]+)?(?P<offset>{_OFFSET_TEXT})?"
+)
+_LAST_SECOND = _DAY - 1_000_000  # 23:59:59 of a day, in microseconds
 
 
 class TimeError(ValueError):
@@ -112,8 +121,16 @@ def parse_reference(value: Any) -> int:
                 raise TimeError(f"is not a valid date: {value!r}") from None
             return (day.toordinal() - 719_163) * _DAY  # 719163 = date(1970, 1, 1).toordinal()
         raise TimeError(f"must be an RFC 3339 date-time such as 2026-11-01T00:00:00Z: {value!r}")
-    if match.lastindex is None:  # the offset group did not take part
+    if match.group("offset") is None:
         raise TimeError(f"needs a UTC offset, such as Z or +01:00: {value!r}")
+    if match.group("hour") > "23":
+        raise TimeError(f"is not a valid date-time (hours are 00 to 23): {value!r}")
+    if match.group("second") == "60":
+        return _in_range(_leap_second(value, match), value)
+    return _in_range(_read(value), value)
+
+
+def _read(value: str) -> int:
     try:
         # fromisoformat is fast and reads the common forms; isoparse reads the
         # rest that the pattern allows (lower-case t and z).
@@ -123,7 +140,21 @@ def parse_reference(value: Any) -> int:
             parsed = isoparse(value)
         except (ValueError, OverflowError):
             raise TimeError(f"is not a valid date-time: {value!r}") from None
-    return _in_range((parsed - EPOCH) // _MICROSECOND, value)
+    return (parsed - EPOCH) // _MICROSECOND  # micros(), inline: this is the hot path
+
+
+def _leap_second(value: str, match: re.Match[str]) -> int:
+    """``23:59:60`` UTC (any fraction) as ``23:59:59.999999``; second 60 elsewhere: refused."""
+    end = match.end("fraction") if match.group("fraction") else match.end("second")
+    try:
+        moment = _read(value[: match.start("second")] + "59" + value[end:])
+    except TimeError:
+        raise TimeError(f"is not a valid date-time: {value!r}") from None
+    if moment % _DAY != _LAST_SECOND:
+        raise TimeError(
+            f"has second 60, a leap second, which can only be 23:59:60 in UTC: {value!r}"
+        )
+    return moment + 999_999
 
 
 def _in_range(moment: int, value: str) -> int:

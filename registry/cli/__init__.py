@@ -3,10 +3,11 @@
 JSON goes to stdout. Errors go to stderr, one line per problem, and set the
 exit status: 1 invalid input (a malformed command line included), 3 not
 found, 4 authentication or authorization, 5 the database cannot be used, 6 a
-copy could not be made or checked. The commands live in one module per
-subject (``bodies``, ``usage``, ``tokens``, ``admin``); this one assembles
-them under one group, and turns the registry's errors into those lines and
-statuses in one place.
+copy could not be made or checked, 130 interrupted (Ctrl-C): a transaction
+under way is rolled back, so an interrupted import writes nothing. The
+commands live in one module per subject (``bodies``, ``usage``, ``tokens``,
+``admin``); this one assembles them under one group, and turns the
+registry's errors into those lines and statuses in one place.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from registry.errors import (
 )
 
 EXIT_INVALID, EXIT_NOT_FOUND, EXIT_AUTH, EXIT_STORAGE, EXIT_COPY = 1, 3, 4, 5, 6
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a process that Ctrl-C ended
 
 
 class _Group(click.Group):
@@ -66,9 +68,9 @@ class _Group(click.Group):
         except RegistryError as exc:
             click.echo(str(exc), err=True)
             ctx.exit(EXIT_STORAGE)
-        except UnicodeDecodeError as exc:  # a FILE or stdin that is not UTF-8 text
-            click.echo(f"/: input is not UTF-8 text: {exc.reason}", err=True)
-            ctx.exit(EXIT_INVALID)
+        except KeyboardInterrupt:
+            click.echo("interrupted: the write under way, if any, was rolled back", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
 
 
 @click.group(cls=_Group)

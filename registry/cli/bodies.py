@@ -21,22 +21,22 @@ from registry.registry import Registry
 
 
 @click.command(name="validate")
-@click.argument("file", type=click.File("r"))
-def validate_command(file: IO[str]) -> None:
+@click.argument("file", type=click.File("rb"))
+def validate_command(file: IO[bytes]) -> None:
     """Validate and normalize a Query LLM body (FILE, or - for stdin); print it with its names."""
-    emit(dump(validate(read_json(file, file.name))))
+    emit(dump(validate(read_json(file))))
 
 
 @click.command()
-@click.argument("file", type=click.File("r"))
+@click.argument("file", type=click.File("rb"))
 @registry_options()
 @token_option
 @click.pass_context
 def register(
-    ctx: click.Context, file: IO[str], db: str | None, timeout: float, token: str | None
+    ctx: click.Context, file: IO[bytes], db: str | None, timeout: float, token: str | None
 ) -> None:
     """Register a Query LLM body (FILE, or - for stdin); registering it again changes nothing."""
-    body = read_json(file, file.name)
+    body = read_json(file)
     emit(dump(open_registry(ctx, db, False, timeout).register(body, token=token)))
 
 
@@ -56,7 +56,7 @@ def read_commands(subject: str, get: Get, list_: List, count: Count) -> list[cli
     )
     @click.argument("name")
     @click.option("--metadata", is_flag=True, help="Include creation facts and usage totals.")
-    @query_options
+    @query_options(with_metadata=True)
     @registry_options(reads_only=True)
     @token_option
     @click.pass_context
@@ -82,7 +82,7 @@ def read_commands(subject: str, get: Get, list_: List, count: Count) -> list[cli
     @click.option("--count", "count_", type=int, default=100, show_default=True, help="1 to 1000.")
     @click.option("--offset", type=int, default=0, show_default=True)
     @click.option("--sort", default="created", show_default=True, help=", ".join(SORTS) + ".")
-    @query_options
+    @query_options()
     @registry_options(reads_only=True)
     @token_option
     @click.pass_context
@@ -142,22 +142,22 @@ def model() -> None:
 
 
 @model.command(name="validate")
-@click.argument("file", type=click.File("r"))
-def model_validate(file: IO[str]) -> None:
+@click.argument("file", type=click.File("rb"))
+def model_validate(file: IO[bytes]) -> None:
     """Validate and normalize a Query Model body (FILE, or -); print it with its names."""
-    emit(dump_model(validate_model(read_json(file, file.name))))
+    emit(dump_model(validate_model(read_json(file))))
 
 
 @model.command(name="register")
-@click.argument("file", type=click.File("r"))
+@click.argument("file", type=click.File("rb"))
 @registry_options()
 @token_option
 @click.pass_context
 def model_register(
-    ctx: click.Context, file: IO[str], db: str | None, timeout: float, token: str | None
+    ctx: click.Context, file: IO[bytes], db: str | None, timeout: float, token: str | None
 ) -> None:
     """Register a Query Model body (FILE, or -) and its members, all or nothing."""
-    body = read_json(file, file.name)
+    body = read_json(file)
     emit(dump_model(open_registry(ctx, db, False, timeout).register_model(body, token=token)))
 
 

@@ -3,11 +3,11 @@ Model's weights for a prompt (``qllm model weights``)."""
 
 from __future__ import annotations
 
-import json
 from typing import IO, Any
 
 import click
 
+from registry import jsonin
 from registry.cli.bodies import model
 from registry.cli.options import (
     emit,
@@ -27,19 +27,19 @@ def completion() -> None:
 
 
 @completion.command(name="record")
-@click.argument("file", type=click.File("r"))
+@click.argument("file", type=click.File("rb"))
 @registry_options()
 @token_option
 @click.pass_context
 def record(
-    ctx: click.Context, file: IO[str], db: str | None, timeout: float, token: str | None
+    ctx: click.Context, file: IO[bytes], db: str | None, timeout: float, token: str | None
 ) -> None:
     """Record one completion (a JSON object in FILE, or -) or JSON Lines of them, all or
     nothing: one bad line rejects all, and each problem names its line.
 
-    Example: qllm completion record completions.jsonl --token "$TOKEN"
+    Example: QLLM_TOKEN=... qllm completion record completions.jsonl
     """
-    text = file.read()
+    text = jsonin.text_of(file.read())
     registry = open_registry(ctx, db, False, timeout)
     single = _object(text)
     if single is not None:
@@ -52,9 +52,12 @@ def record(
         if not line.strip():
             continue
         try:
-            items.append(json.loads(line))
-        except ValueError as exc:
-            problems.append((f"line {number}", f"is not valid JSON: {exc}"))
+            items.append(jsonin.loads(line))
+        except ValidationError as exc:
+            problems.extend(
+                (f"line {number}" + (f": {path}" if path else ""), message)
+                for path, message in exc.errors
+            )
             continue
         lines.append(number)
     if problems:
@@ -74,8 +77,8 @@ def record(
 def _object(text: str) -> dict[str, Any] | None:
     """The one JSON object ``text`` holds, or None (JSON Lines, or something else)."""
     try:
-        value = json.loads(text)
-    except ValueError:
+        value = jsonin.loads(text)
+    except ValidationError:
         return None
     return value if isinstance(value, dict) else None
 
@@ -116,7 +119,7 @@ def mark(
 ) -> None:
     """Mark ANSWER as the correct one: the completion becomes a training row.
 
-    Example: qllm completion mark call-17 B --token "$TOKEN"
+    Example: QLLM_TOKEN=... qllm completion mark call-17 B
     """
     open_registry(ctx, db, False, timeout).mark(id_, answer, token=token)
     emit({})
@@ -138,7 +141,7 @@ def unmark(ctx: click.Context, id_: str, db: str | None, timeout: float, token: 
 @click.option(
     "--embedding",
     "source",
-    type=click.File("r"),
+    type=click.File("rb"),
     required=True,
     help="The prompt's embedding: a JSON array, or an object with embedding and"
     " response_format_hash (- for stdin).",
@@ -149,7 +152,7 @@ def unmark(ctx: click.Context, id_: str, db: str | None, timeout: float, token: 
 def weights(
     ctx: click.Context,
     name: str,
-    source: IO[str],
+    source: IO[bytes],
     db: str | None,
     readonly: bool,
     timeout: float,
@@ -159,7 +162,7 @@ def weights(
 
     Example: qllm model weights NAME --embedding prompt.json
     """
-    given = read_json(source, source.name)
+    given = read_json(source)
     fmt: Any = ""
     if isinstance(given, dict):
         fields = body_fields(WeightsQuery, given)

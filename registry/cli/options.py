@@ -3,50 +3,69 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from decimal import Decimal
 from typing import IO, Any, TypeVar
 
 import click
 
+from registry import jsonin
 from registry.errors import ValidationError
 from registry.registry import DEFAULT_TIMEOUT, Registry
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def to_json(value: Any, indent: str = "") -> str:
-    """JSON text, indented by two spaces; a `Decimal` is written exactly, as a number."""
+def to_json(value: Any, indent: str = "", *, ascii_only: bool = False) -> str:
+    """JSON text, indented by two spaces; a `Decimal` is written exactly, as a number.
+    ``ascii_only``: every other character as a ``\\u`` escape."""
     inner = indent + "  "
     if isinstance(value, Decimal):
         return format(value, "f")
     if isinstance(value, dict):
         if not value:
             return "{}"
-        items = (f"{inner}{json.dumps(k)}: {to_json(v, inner)}" for k, v in value.items())
+        items = (
+            f"{inner}{json.dumps(k, ensure_ascii=ascii_only)}: "
+            + to_json(v, inner, ascii_only=ascii_only)
+            for k, v in value.items()
+        )
         return "{\n" + ",\n".join(items) + "\n" + indent + "}"
     if isinstance(value, list | tuple):
         if not value:
             return "[]"
-        return "[\n" + ",\n".join(inner + to_json(v, inner) for v in value) + "\n" + indent + "]"
-    return json.dumps(value, ensure_ascii=False)
+        lines = (inner + to_json(v, inner, ascii_only=ascii_only) for v in value)
+        return "[\n" + ",\n".join(lines) + "\n" + indent + "]"
+    return json.dumps(value, ensure_ascii=ascii_only)
 
 
 def emit(value: Any) -> None:
-    click.echo(to_json(value))
+    """JSON on stdout. When stdout does not take UTF-8 (a Latin-1 or C locale), every
+    character beyond ASCII is escaped: the same JSON, which any reader (``qllm register
+    -`` in a pipe too) reads back as the same text, and no UnicodeEncodeError."""
+    encoding = getattr(sys.stdout, "encoding", None) or ""
+    utf8 = encoding.lower().replace("-", "").replace("_", "") == "utf8"
+    click.echo(to_json(value, ascii_only=not utf8))
 
 
-def parse_json(text: str, where: str) -> Any:
+def name_of(file: IO[bytes]) -> str:
+    """A FILE argument's name for messages (standard input: ``<stdin>``)."""
+    name = getattr(file, "name", "<stdin>")
+    return name if isinstance(name, str) else "<stdin>"
+
+
+def read_json(source: IO[bytes]) -> Any:
+    """The JSON of a FILE (or stdin): its bytes, read by the one reader of JSON input
+    (`registry.jsonin`), so UTF-8 whatever the locale. A problem of the whole text
+    names the file; the others have their path."""
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValidationError.one("", f"{where}: not valid JSON: {exc}") from None
-    except RecursionError:
-        raise ValidationError.one("", f"{where}: JSON nested too deeply") from None
-
-
-def read_json(source: IO[str], label: str) -> Any:
-    return parse_json(source.read(), label)
+        return jsonin.loads(source.read())
+    except ValidationError as exc:
+        label = name_of(source)
+        raise ValidationError(
+            (path, message if path else f"{label} {message}") for path, message in exc.errors
+        ) from None
 
 
 def open_registry(
@@ -90,9 +109,18 @@ token_option = click.option(
 )
 
 
-def query_options(fn: F) -> F:
-    fn = click.option("--to", "end", help="Count events before this RFC 3339 time.")(fn)
-    fn = click.option("--from", "start", help="Count events at or after this RFC 3339 time.")(fn)
-    return click.option("--me", is_flag=True, help="Only the caller's own usage (needs --token).")(
-        fn
-    )
+def query_options(*, with_metadata: bool = False) -> Callable[[F], F]:
+    """``--me``, ``--from``, ``--to``; ``with_metadata``: for ``get``, where they count
+    only with ``--metadata`` (without it, the body alone is printed: spec 7)."""
+    only = " Ignored without --metadata." if with_metadata else ""
+
+    def decorate(fn: F) -> F:
+        fn = click.option("--to", "end", help=f"Count events before this RFC 3339 time.{only}")(fn)
+        fn = click.option(
+            "--from", "start", help=f"Count events at or after this RFC 3339 time.{only}"
+        )(fn)
+        return click.option(
+            "--me", is_flag=True, help=f"Only the caller's own usage (needs --token).{only}"
+        )(fn)
+
+    return decorate

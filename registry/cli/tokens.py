@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from registry import times
 from registry.cli.options import emit, open_registry, registry_options
+
+STDIN = "-"  # the usual name of standard input, for a value as for a FILE
 
 
 @click.group()
@@ -24,10 +28,14 @@ def token_create(ctx: click.Context, user_id: str, db: str | None, timeout: floa
 
 
 @token.command(name="revoke")
-@click.argument("secret", metavar="TOKEN")
+@click.argument("given", metavar="[TOKEN]", required=False, envvar="QLLM_TOKEN")
 @registry_options()
 @click.pass_context
-def token_revoke(ctx: click.Context, secret: str, db: str | None, timeout: float) -> None:
-    """Revoke TOKEN: from now on it is refused everywhere."""
+def token_revoke(ctx: click.Context, given: str | None, db: str | None, timeout: float) -> None:
+    """Revoke TOKEN (- reads it from stdin; none: $QLLM_TOKEN): from now on it is refused
+    everywhere. A token given on the command line is visible to other users in ps."""
+    secret = sys.stdin.readline().strip() if given == STDIN else given
+    if not secret:
+        raise click.UsageError("give the token to revoke: TOKEN, - for stdin, or $QLLM_TOKEN")
     open_registry(ctx, db, False, timeout).revoke_token(secret)
     emit({"revoked": True, "at": times.render(times.now())})

@@ -10,7 +10,7 @@ from typing import IO, Any
 
 import click
 
-from registry.cli.options import emit, open_registry, registry_options, token_option
+from registry.cli.options import emit, name_of, open_registry, registry_options, token_option
 from registry.errors import NotFoundError, ValidationError
 from registry.events import EventLines
 from registry.render import text
@@ -129,7 +129,7 @@ def usage_series(
     token: str | None,
 ) -> None:
     """Usage per time bucket over --from/--to, grouped by --group-by: JSON, a table or a chart."""
-    registry = open_registry(ctx, db, readonly, timeout)
+    registry = open_registry(ctx, db, readonly, timeout, create=False)
     keys = [key.strip() for keys in group_by for key in keys.split(",") if key.strip()]
     data = registry.usage_series(
         start,
@@ -186,12 +186,12 @@ def _on_lines(exc: ValidationError, lines: EventLines) -> ValidationError:
 
 
 @usage.command(name="import")
-@click.argument("file", type=click.File("r"))
+@click.argument("file", type=click.File("rb"))
 @registry_options()
 @token_option
 @click.pass_context
 def usage_import(
-    ctx: click.Context, file: IO[str], db: str | None, timeout: float, token: str | None
+    ctx: click.Context, file: IO[bytes], db: str | None, timeout: float, token: str | None
 ) -> None:
     """Record the events of a JSON Lines FILE (or -) all-or-nothing: one bad line rejects all."""
     registry = open_registry(ctx, db, False, timeout)
@@ -203,27 +203,25 @@ def usage_import(
     try:
         written = registry.record_usage_many(events, token=token)
     except NotFoundError as exc:
-        if exc.index is None:
-            raise
-        raise NotFoundError(f"{exc.name} (line {lines.line_of(exc.index)})") from None
+        raise exc.located(lambda index: f"line {lines.line_of(index)}") from None
     except ValidationError as exc:
         raise _on_lines(exc, lines) from None
     click.echo(
-        f"read {lines.read} events from {file.name}: {written} new, "
+        f"read {lines.read} events from {name_of(file)}: {written} new, "
         f"{lines.read - written} recorded before",
         err=True,
     )
     emit({"read": lines.read, "written": written})
 
 
-def _file_size(file: IO[str]) -> int:
+def _file_size(file: IO[bytes]) -> int:
     try:
         return os.fstat(file.fileno()).st_size
     except (OSError, ValueError):
         return 0
 
 
-def _with_progress(events: EventLines, file: IO[str], size: int) -> Iterator[Any]:
+def _with_progress(events: EventLines, file: IO[bytes], size: int) -> Iterator[Any]:
     with click.progressbar(length=size, label="importing", file=sys.stderr) as bar:
         done = 0
         for event in events:

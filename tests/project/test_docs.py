@@ -127,3 +127,19 @@ def test_scaling_names_the_first_limit_and_the_pooler() -> None:
     assert "current hour's rollup rows" in text
     assert "PgBouncer" in text
     assert "lock_timeout" in text
+
+
+# A token given as a command-line argument: ``--token X`` or ``qllm token revoke X`` (any
+# user of the machine reads a process's arguments in ps); the environment is private.
+TOKEN_ARGUMENT = re.compile(r"--token[ =][^\s`)]|token revoke (?!-|\[|\s|`|--)\S")
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_page_passes_a_token_as_an_argument(page: Path) -> None:
+    """The docs show tokens in ``$QLLM_TOKEN`` (or stdin), never on a command line
+    (issue 19, item 12), and say why."""
+    text = page.read_text(encoding="utf-8")
+    assert not TOKEN_ARGUMENT.findall(text), page.name
+    if page == ROOT / "README.md":
+        assert "QLLM_TOKEN" in text
+        assert "`ps`" in text

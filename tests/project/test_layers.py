@@ -34,6 +34,7 @@ RULES = {
     "completions",
     "weights",
     "nearest",
+    "jsonin",
 }
 SURFACES = (
     "registry.registry",

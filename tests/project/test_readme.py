@@ -42,10 +42,15 @@ def matches(expected: str, actual: str) -> bool:
     return True
 
 
+# ``export NAME="$(command)"``: a value kept for the steps after it, as a shell session does.
+EXPORT = re.compile(r'export (\w+)="\$\((.*)\)"')
+
+
 def test_console_example_prints_what_it_shows(tmp_path: Path) -> None:
-    """Each command of the console example prints exactly the output shown under it."""
-    (session,) = blocks("console")
-    steps = re.split(r"^\$ ", session, flags=re.M)[1:]
+    """Each command of the console examples (one session, in order) prints exactly the
+    output shown under it."""
+    sessions = blocks("console")
+    steps = [step for session in sessions for step in re.split(r"^\$ ", session, flags=re.M)[1:]]
     assert len(steps) >= 5
     (tmp_path / "examples").symlink_to(ROOT / "examples")
     env = {**os.environ, "PATH": f"{QLLM.parent}{os.pathsep}{os.environ['PATH']}"}
@@ -53,6 +58,17 @@ def test_console_example_prints_what_it_shows(tmp_path: Path) -> None:
     env.pop("QLLM_TOKEN", None)
     for step in steps:
         command, _, expected = step.partition("\n")
+        exported = EXPORT.fullmatch(command.strip())
+        if exported:
+            name, inner = exported.groups()
+            assert shlex.split(inner)[0] == "qllm"
+            value = subprocess.run(
+                inner, shell=True, cwd=tmp_path, env=env, capture_output=True, text=True,
+                timeout=60, check=True,
+            ).stdout.strip()  # fmt: skip
+            assert value
+            env[name] = value
+            continue
         result = subprocess.run(
             command,
             check=False,

@@ -1,7 +1,7 @@
 """The fast paths of the usage-event parse agree with the reference parsers, value for
 value and error for error: costs (`nano_credits` against the Decimal reading), times
 (`times.parse` against `times.parse_reference`) and whole JSON Lines events (the typed
-reader against `json.loads` and `usage_values`)."""
+reader against the one JSON reader, `registry.jsonin`, and `usage_values`)."""
 
 from __future__ import annotations
 
@@ -18,9 +18,11 @@ from hypothesis import strategies as st
 from registry import series, times
 from registry.credits import CreditError, _decimal_nano, nano_credits
 from registry.errors import ValidationError
+from registry.events import parse_line
 from registry.events import read_body as usage_body
 from registry.events import read_line as usage_line
 from registry.events import row_of as usage_values
+from registry.jsonin import JsonFloat, loads
 from registry.model import MAX_CREDITS_PER_EVENT, NANO
 from tests.support.data import AMOUNTS
 
@@ -28,10 +30,13 @@ from tests.support.data import AMOUNTS
 
 
 def reference_nano(value: Any) -> int:
-    """Spec 6 the slow, obvious way: every text, float (by its shortest repr) and Decimal
-    read by `decimal.Decimal`, rounded half-even to 9 places; no fast path."""
+    """Spec 6 the slow, obvious way: every text, float (by its shortest repr), JSON number
+    (by its text) and Decimal read by `decimal.Decimal`, rounded half-even to 9 places; no
+    fast path."""
     cls = value.__class__
-    if cls is float:
+    if cls is JsonFloat:
+        nano = _decimal_nano(value.text)
+    elif cls is float:
         if not math.isfinite(value):
             raise CreditError(f"must be a number of credits, not {value}")
         nano = _decimal_nano(repr(value))
@@ -133,6 +138,48 @@ def test_text_costs_fast_equals_reference(text: str) -> None:
 @example(1e16)
 def test_float_costs_fast_equals_reference(value: float) -> None:
     assert outcome(nano_credits, value) == outcome(reference_nano, value)
+
+
+json_numbers = st.from_regex(
+    r"-?(0|[1-9][0-9]{0,8})(\.[0-9]{1,40})?([eE][+-]?[0-9]{1,3})?", fullmatch=True
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(json_numbers, rounding_edges()))
+@example("0.12345678949999999999")  # the float 0.1234567895 would round up to ...790
+@example("0.0000000035")
+@example("0.0000000025")
+@example("1e400")
+@example("1" + "0" * 5000)  # too long for int(): still a number, out of range
+def test_json_number_costs_are_read_from_their_text(text: str) -> None:
+    """A cost written as a JSON number is read from its text by every JSON reader: the
+    reference reader (`jsonin.loads`) and the typed one (`read_line`) agree with the
+    exact decimal reading of that text, never with its float's (issue 19, item 7)."""
+    assert outcome(nano_credits, loads(text)) == outcome(reference_nano, text)
+    line = '{"name": "%s", "chat_cost": %s}' % (NAME, text)  # noqa: UP031 - JSON braces
+    assert line_outcome(line, typed=True) == line_outcome(line, typed=False)
+    try:
+        expected: tuple[str, Any] = ("row", usage_values({"name": NAME, "chat_cost": text}))
+    except ValidationError as exc:
+        expected = ("error", exc.errors)
+    assert line_outcome(line, typed=True) == expected
+
+
+def test_json_number_costs_are_exact() -> None:
+    """Worked values: half-even at the tenth place, of the text as written."""
+    for text, nano in [
+        ("0.12345678949999999999", 123_456_789),
+        ("0.0000000035", 4),
+        ("0.0000000025", 2),
+        ("0.0000000015", 2),
+        ("999999.9999999995", 1_000_000 * NANO),
+    ]:
+        assert nano_credits(loads(text)) == nano, text
+        line = f'{{"name": "{NAME}", "chat_cost": {text}, "embedding_cost": {text}}}'
+        for read in (usage_line(line), parse_line(line), usage_line(line.encode())):
+            assert read is not None
+            assert usage_values(read)[6] == usage_values(read)[9] == nano, text
 
 
 # --- times ------------------------------------------------------------------------------
@@ -299,7 +346,7 @@ def event_lines(draw: st.DrawFn) -> str:
     if shape == 2:
         event[draw(st.sampled_from(["nam", "user", "chat_costs", ""]))] = 1
     text = json.dumps(event, ensure_ascii=draw(st.booleans()))
-    if shape == 3 and event:  # a key given twice: the last one counts, in both readers
+    if shape == 3 and event:  # a key given twice: refused, by both readers
         key = next(iter(event))
         text = "{" + json.dumps(key) + ": " + json.dumps(draw(odd_values)) + ", " + text[1:]
     return text
@@ -309,12 +356,8 @@ def line_outcome(line: str | bytes, *, typed: bool) -> tuple[str, Any]:
     event = usage_line(line) if typed else None
     try:
         if event is None:
-            event = json.loads(line)
+            event = parse_line(line)
         return ("row", usage_values(event))
-    except json.JSONDecodeError:
-        return ("not json", None)
-    except UnicodeDecodeError:
-        return ("not utf-8", None)
     except ValidationError as exc:
         return ("error", exc.errors)
 
@@ -330,6 +373,12 @@ def line_outcome(line: str | bytes, *, typed: bool) -> tuple[str, Any]:
 @example('{"name": "a\tb"}', False)
 @example('\ufeff{"name": "0123456789abcdefABCDEF"}', True)
 @example('{"name": "0123456789abcdefABCDEF"} x', False)
+@example('{"name": "0123456789abcdefABCDEF", "at": null, "at": null}', True)
+@example('{"name": "0123456789abcdefABCDEF", "chat_cost": 1, "chat_cost" : 2}', True)
+@example('{"name": "0123456789abcdefABCDEF", "chat_cost": [1, {"a": 1, "a": 2}]}', True)
+@example('{"name": "0123456789abcdefABCDEF", "request_id": "\\"", "at": null, "at": null}', True)
+@example('{"name": "0123456789abcdefABCDEF", "chat_cost": 0.12345678949999999999}', True)
+@example('{"name": "0123456789abcdefABCDEF", "chat_prompt_tokens": 1' + "0" * 5000 + "}", True)
 def test_typed_lines_equal_json_and_usage_values(line: str, as_bytes: bool) -> None:
     data: str | bytes = line.encode("utf-8", "surrogatepass") if as_bytes else line
     event(f"typed reader: {'read' if usage_line(data) is not None else 'left it'}")
@@ -363,11 +412,9 @@ def body_outcome(body: str, *, typed: bool) -> tuple[str, Any]:
     read = usage_body(body) if typed else None
     try:
         if read is None:
-            read = json.loads(body)
+            read = loads(body)
         events = read if isinstance(read, list) else [read]
         return ("rows", [usage_values(event) for event in events])
-    except json.JSONDecodeError:
-        return ("not json", None)
     except ValidationError as exc:
         return ("error", exc.errors)
 

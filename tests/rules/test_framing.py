@@ -58,7 +58,7 @@ def test_an_element_over_the_limit_is_skipped_in_its_place(
     data = json.dumps(array).encode()
     found = texts(elements(cut(data, sizes), limit=100))
     expected = [
-        Unreadable("is over the limit of 100 bytes for one element")
+        Unreadable((("", "is over the limit of 100 bytes for one element"),))
         if i == which or len(json.dumps(v)) > 100
         else v
         for i, v in enumerate(array)
@@ -73,7 +73,7 @@ def test_lines_are_the_texts_lines(rows: list[str], sizes: list[int]) -> None:
     expected = [
         row.encode()
         if len(row.encode()) <= 20
-        else Unreadable("is over the limit of 20 bytes for one line")
+        else Unreadable((("", "is over the limit of 20 bytes for one line"),))
         for row in rows
     ]
     assert found == expected
@@ -98,6 +98,6 @@ def test_text_around_the_elements_that_is_not_one_array(data: bytes, message: st
 
 def test_an_empty_element_is_refused_in_its_place() -> None:
     found = list(elements([b"[1,,2,]"]))
-    empty = Unreadable("is not valid JSON: no value before this ',' or ']'")
+    empty = Unreadable((("", "is not valid JSON: no value before this ',' or ']'"),))
     assert found == [b"1", empty, b"2", empty]
     assert list(elements([b"[ ]"])) == []

@@ -67,7 +67,7 @@ def _not_space(text: str) -> bool:
     return not any(char.isspace() for char in text)
 
 
-ID_CHARS = st.characters(codec="utf-8", exclude_categories=("Cc", "Cs", "Zs", "Zl", "Zp"))
+ID_CHARS = st.characters(codec="utf-8", exclude_categories=("Cc", "Cf", "Cs", "Zs", "Zl", "Zp"))
 IDS = st.one_of(
     st.sampled_from(["openai/gpt-4o", "m", "x/y", "anthropic/claude-sonnet-4", "a:b"]),
     st.text(ID_CHARS, min_size=1, max_size=16).filter(_not_space),

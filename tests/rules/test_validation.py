@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 import registry
+from registry.jsonin import printable
 from registry.model import INT32_MAX
 from tests.support.data import body
 
@@ -518,8 +519,9 @@ def test_logit_bias_very_long_token_id() -> None:
     "key", ["00", "007", "-1", "+1", "1.0", "1e3", " 1", "1 ", "a", "", "\uff11", "\u0661", "1\n"]
 )
 def test_logit_bias_bad_token_ids(key: str) -> None:
-    """Leading zeros, signs, decimals, spaces and non-ASCII digits are not token ids."""
-    pointer = "/logit_bias/" + key
+    """Leading zeros, signs, decimals, spaces and non-ASCII digits are not token ids (a path
+    is written printably: a newline in a key shows as ``\\n``)."""
+    pointer = "/logit_bias/" + printable(key)
     assert paths_of(body(logit_bias={key: 5})) == {pointer}
 
 

@@ -267,6 +267,54 @@ def test_a_target_holding_other_data_is_refused_untouched(
         assert contents(reg) == before
 
 
+@pytest.mark.parametrize(
+    ("column", "value", "problem"),
+    [
+        ("request_id", "r\x00x", "/request_id must not contain control characters"),
+        ("request_id", "\u202er", "/request_id must not contain format characters such as U+202E"),
+        ("user_id", "mal\u200bory", "/user_id must not contain format characters such as U+200B"),
+    ],
+    ids=["nul", "direction", "invisible"],
+)
+def test_a_source_holding_rows_the_rules_refuse_is_refused_before_writing(
+    tmp_path: Path, pg_location: str, column: str, value: str, problem: str
+) -> None:
+    """A file written under older rules may hold a NUL in a request_id: PostgreSQL cannot
+    store it, so the copy failed half-way and could not be rerun (issue 19, item 13). The
+    source is now checked by today's rules first: refused, the row named, nothing written;
+    once the row is corrected in the source, the copy goes through."""
+    source = tmp_path / "source.db"
+    with Registry(source) as reg:
+        populate(reg, events=30)
+        (event_id,) = reg.db.execute("SELECT MAX(id) FROM usage_events").fetchone()
+        if column == "user_id":
+            reg.db.execute("INSERT INTO users (id, created) VALUES (?, 0)", [value])
+            reg.db.execute("UPDATE usage_events SET user_id = ? WHERE id = ?", [value, event_id])
+        else:
+            reg.db.execute("UPDATE usage_events SET request_id = ? WHERE id = ?", [value, event_id])
+    with Registry(pg_location) as reg:
+        before = contents(reg)
+    with pytest.raises(CopyConflictError) as caught:
+        copy_registry(source, pg_location)
+    message = str(caught.value)
+    assert problem in message
+    assert "nothing was written" in message
+    assert repr(value) in message  # the row is named, printably
+    assert message.isprintable()
+    with Registry(pg_location) as reg:
+        assert contents(reg) == before
+    refused = subprocess.run(
+        [QLLM, "copy", str(source), pg_location], capture_output=True, text=True, check=False
+    )
+    assert refused.returncode == 6
+    assert len(refused.stderr.splitlines()) == 1
+    with Registry(source) as reg:  # corrected in the source: the copy goes through
+        reg.db.execute(f"UPDATE usage_events SET {column} = NULL WHERE id = ?", [event_id])
+        reg.db.execute("DELETE FROM users WHERE id = ?", [value])
+        reg.rebuild_rollups()
+    assert copy_registry(source, pg_location).events == 30
+
+
 def test_a_copy_that_differs_from_its_source_fails_the_check(tmp_path: Path) -> None:
     """The check compares the rollups too: a source whose totals disagree with its events
     (damaged by hand) gives a target that differs from it, and the copy says so."""

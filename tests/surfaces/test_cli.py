@@ -407,7 +407,7 @@ CONFLICT = "was recorded before with different content"
         ("{not json", 1, "line 5: is not valid JSON: "),
         ("[1, 2]", 1, "line 5: must be an object"),
         ({"name": NAME, "request_id": "r1", "chat_cost": 9}, 1, f"line 5: /request_id: {CONFLICT}"),
-        ({"name": "0" * 22}, 3, f"no Query LLM named {'0' * 22} (line 5)"),
+        ({"name": "0" * 22}, 3, f"line 5: /name: no Query LLM named {'0' * 22}"),
     ],
     ids=["cost", "unknown key", "json", "not an object", "conflict", "not found"],
 )  # fmt: skip

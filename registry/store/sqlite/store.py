@@ -130,7 +130,13 @@ class SqliteStore:
             self._create_file()
         elif not self.path.is_file():
             raise NoRegistryError(str(self.path))
-        uri = "file:" + urllib.parse.quote(str(self.path.resolve()))
+        try:
+            resolved = self.path.resolve()
+        except RuntimeError:  # what Python 3.11 raises for a loop (later ones: OSError)
+            raise StorageError(f"cannot open {self.path}: a loop of symbolic links") from None
+        except OSError as exc:
+            raise StorageError(f"cannot open {self.path}: {exc.strerror or exc}") from None
+        uri = "file:" + urllib.parse.quote(str(resolved))
         conn = self._open(uri + ("?mode=ro" if self.readonly else "?mode=rw"))
         if self.readonly:
             try:
