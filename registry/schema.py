@@ -58,7 +58,10 @@ _ANSWER = {"type": "string", "minLength": 1, "maxLength": MAX_ANSWER}
 TIME: dict[str, Any] = {
     "type": "string",
     "pattern": f"^{times.PATTERN}$",
-    "description": "RFC 3339: a date-time with a UTC offset, or a date (its midnight UTC)",
+    "description": (
+        "RFC 3339: a date-time with a UTC offset, or a date (its midnight UTC); hours 00 to"
+        " 23, a leap second only as 23:59:60 UTC, years 1 to 9999 once in UTC"
+    ),
 }
 
 
