@@ -10,6 +10,9 @@ status; a name that is not registered is a 404 page (or the API's 404 body in JS
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
@@ -19,6 +22,8 @@ from registry.http.service import service
 from registry.http.wire import JsonResponse, bearer
 from registry.render import dashboard, items
 from registry.render.page import Form
+
+Page = TypeVar("Page")  # a per-item page's data (`items.LlmPage`, `items.ModelPage`)
 
 
 def form_of(request: Request) -> Form:
@@ -40,28 +45,30 @@ def dashboard_page(request: Request) -> Response:
 
 def llm_page(request: Request) -> Response:
     """``GET /query-llm/{name}``: one Query LLM, its totals and its usage over time."""
-    name = request.path_params["name"]
-    reg = service(request).registry()
-    try:
-        page = items.gather_llm(reg, name, form_of(request), bearer(request))
-    except (NotFoundError, ValidationError) as exc:
-        return _missing(request, exc, "Query LLM")
-    if wants_json(request):
-        return JsonResponse(items.llm_json(page), headers=DASHBOARD_HEADERS)
-    return HTMLResponse(items.render_llm(page), headers=DASHBOARD_HEADERS)
+    return _item(request, "Query LLM", items.gather_llm, items.llm_json, items.render_llm)
 
 
 def model_page(request: Request) -> Response:
     """``GET /query-model/{name}``: one Query Model, its members and its usage over time."""
-    name = request.path_params["name"]
+    return _item(request, "Query Model", items.gather_model, items.model_json, items.render_model)
+
+
+def _item(
+    request: Request,
+    kind: str,
+    gather: Callable[..., Page],
+    as_json: Callable[[Page], dict[str, Any]],
+    render: Callable[[Page], str],
+) -> Response:
+    """The page of one registered thing, as HTML or JSON; a missing one's page."""
     reg = service(request).registry()
     try:
-        page = items.gather_model(reg, name, form_of(request), bearer(request))
+        page = gather(reg, request.path_params["name"], form_of(request), bearer(request))
     except (NotFoundError, ValidationError) as exc:
-        return _missing(request, exc, "Query Model")
+        return _missing(request, exc, kind)
     if wants_json(request):
-        return JsonResponse(items.model_json(page), headers=DASHBOARD_HEADERS)
-    return HTMLResponse(items.render_model(page), headers=DASHBOARD_HEADERS)
+        return JsonResponse(as_json(page), headers=DASHBOARD_HEADERS)
+    return HTMLResponse(render(page), headers=DASHBOARD_HEADERS)
 
 
 def _missing(request: Request, exc: NotFoundError | ValidationError, kind: str) -> Response:

@@ -57,7 +57,7 @@ from registry.query import (
 from registry.series import Series
 from registry.store.spool import Deltas, Spool
 from registry.store.spool import totals_of as totals_of_deltas
-from registry.store.training import TrainingSql
+from registry.store.training import COMPLETION_COLUMNS, TrainingSql
 
 # --- the connection both dialects are driven through ---------------------------------------
 
@@ -170,20 +170,7 @@ COPIED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "query_model_members": (("model", "position"), ("member",)),
     # Completions and their marks (the rows of training tables), and each training
     # table's version: a process on the target that kept a table in memory sees it moved.
-    "completions": (
-        ("id",),
-        (
-            "query_model",
-            "training_table_name",
-            "response_format_hash",
-            "dimensions",
-            "embedding",
-            "votes",
-            "at",
-            "user_id",
-            "created",
-        ),
-    ),
+    "completions": (("id",), COMPLETION_COLUMNS[1:]),  # as the store writes them
     "completion_marks": (
         ("completion",),
         (
