@@ -394,6 +394,7 @@ class Registry:
             for chunk in validated(events, user, times.now(), batch=batch):
                 self._known.check(chunk, self._reading, batch=batch)
                 spool.add(chunk)
+            spool.seal()
         except BaseException:
             spool.close()
             raise

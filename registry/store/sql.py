@@ -55,8 +55,7 @@ from registry.query import (
     too_large,
 )
 from registry.series import Series
-from registry.store.spool import Deltas, Spool
-from registry.store.spool import totals_of as totals_of_deltas
+from registry.store.spool import Spool
 from registry.store.training import COMPLETION_COLUMNS, TrainingSql
 
 # --- the connection both dialects are driven through ---------------------------------------
@@ -742,14 +741,6 @@ def _usage_of_q(page: Page, user: str | None, params: dict[str, Any], subject: S
     return " + ".join(f"COALESCE(({part}), 0)" for part in parts) or "0"
 
 
-def roll_up(conn: Conn, deltas: Deltas) -> None:
-    """Add hourly rollup rows (`registry.store.spool.Deltas`) into both rollups, in key
-    order (so that concurrent writers take row locks in one order)."""
-    conn.executemany(ROLL_UP_HOURS, [[*key, *sums] for key, sums in sorted(deltas.items())])
-    totals = totals_of_deltas(deltas)
-    conn.executemany(ROLL_UP_TOTALS, [[*key, *sums] for key, sums in sorted(totals.items())])
-
-
 __all__ = [
     "COPIED",
     "EVENT_COLUMNS",
@@ -760,7 +751,6 @@ __all__ = [
     "Cursor",
     "SqlTx",
     "hours_of",
-    "roll_up",
     "same_event",
     "too_large",
     "totals_of",

@@ -182,9 +182,9 @@ def rollup_rows(path: Path) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]
 def test_long_batch_rollups_equal_its_events(
     reg: Registry, monkeypatch: pytest.MonkeyPatch, spill: bool
 ) -> None:
-    """A batch of several chunks, its rows spooled to a file and its hourly sums written
-    out to the TEMP table past a few hours (``spilled``), or all in memory: the rollups
-    equal those rebuilt from the events, repeats in a later chunk included."""
+    """A batch of several chunks, its rows spooled to a file and its hourly sums spilled
+    in runs of a few rollup rows (``spilled``), or all in memory: the rollups equal
+    those rebuilt from the events, repeats in a later chunk included."""
     if spill:
         monkeypatch.setattr(spool, "SPOOL_IN_MEMORY", 1024)
         monkeypatch.setattr(spool, "IN_MEMORY_ROWS", 100)

@@ -22,12 +22,13 @@ from registry.query import NO_MODEL
 from registry.store.spool import Spool
 from registry.store.sql import (
     INSERT_EVENT,
+    ROLL_UP_HOURS,
+    ROLL_UP_TOTALS,
     STORED_EVENT,
     SqlTx,
     added,
     hours_of,
     repeated,
-    roll_up,
     same_event,
     too_large,
     totals_of,
@@ -83,9 +84,12 @@ class SqliteTx(SqlTx):
         if not written:
             return 0
         try:
-            if written == spool.count and spool.deltas is not None:
-                roll_up(conn, spool.deltas)
-                touched = {(name, model) for name, _, _, model in spool.deltas}
+            if written == spool.count:  # every row is new: the spool's sums are the rollups'
+                touched: set[tuple[str, str]] = set()
+                for hourly, totals in spool.runs():
+                    conn.executemany(ROLL_UP_HOURS, hourly)
+                    conn.executemany(ROLL_UP_TOTALS, totals)
+                    touched.update((row[0], row[2]) for row in totals)
             else:
                 for statement in _ROLL_UP_SINCE:
                     conn.execute(statement, [since])
