@@ -35,6 +35,7 @@ RULES = {
     "weights",
     "nearest",
     "jsonin",
+    "when",
 }
 SURFACES = (
     "registry.registry",
