@@ -21,7 +21,7 @@ Everything else is refused with a message that lists these forms (`FORMS`).
 from __future__ import annotations
 
 import re
-from datetime import date, timedelta
+from datetime import date
 
 from registry import times
 

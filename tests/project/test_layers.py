@@ -36,6 +36,7 @@ RULES = {
     "nearest",
     "jsonin",
     "when",
+    "extras",
 }
 SURFACES = (
     "registry.registry",

@@ -79,8 +79,7 @@ def test_anything_else_is_a_when_error_or_a_time(text: str, now: int) -> None:
     reads; resolving the result again gives it back (it is RFC 3339)."""
     try:
         got = resolve(text, now)
-    except WhenError as exc:
-        assert str(exc)
+    except WhenError:
         return
     times.parse(got)
     assert resolve(got, now) == got
