@@ -41,8 +41,12 @@ def checked(files: Sequence[IO[bytes]], check: Callable[[Any], Any]) -> list[Any
             found.append(check(read_json(file)))
         except ValidationError as exc:
             for path, message in exc.errors:
-                named = several and not (path == "" and message.startswith(label))
-                problems.append((f"{label}: {path or '/'}" if named else path, message))
+                if not several:
+                    problems.append((path, message))
+                elif path == "" and message.startswith(label + " "):  # the whole file's
+                    problems.append((label, message[len(label) + 1 :]))
+                else:
+                    problems.append((f"{label}: {path or '/'}", message))
     if problems:
         raise ValidationError(problems)
     return found
