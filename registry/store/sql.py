@@ -37,6 +37,7 @@ from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from registry import series as buckets
+from registry import times
 from registry._convert import unstructure_strategy
 from registry.credits import credits
 from registry.errors import ConflictError
@@ -135,21 +136,59 @@ _REBUILD = (
 )
 
 
-def repeated(index: int | None) -> ConflictError:
-    """The refusal of a row whose ``request_id`` was stored with other content; ``index``:
-    the row's in its batch (None for a single event)."""
-    problem = ConflictError.one("/request_id", "was recorded before with different content")
+def repeated(
+    index: int | None, stored: Sequence[Any], row: Sequence[Any], timeless: bool
+) -> ConflictError:
+    """The refusal of ``row``, whose ``request_id`` was stored as ``stored`` (both in
+    `EVENT_COLUMNS` order) with other content: what differs, and how to go on. ``index``:
+    the row's in its batch (None for a single event). The one message of both backends."""
+    said = "; ".join(
+        _difference(column, stored[at], row[at])
+        for column, at in differences(stored, row, timeless)
+    )
+    problem = ConflictError.one(
+        "/request_id",
+        f"was recorded before with other content: {said}. A request_id names one request:"
+        " to retry it, send what was sent the first time; for another request, use a new"
+        " request_id",
+    )
     return problem if index is None else problem.of_event(index)
 
 
+def differences(stored: Sequence[Any], row: Sequence[Any], timeless: bool) -> list[tuple[str, int]]:
+    """The columns (name, position in `EVENT_COLUMNS`) in which ``row`` differs from the
+    ``stored`` event of its request_id; none when it repeats it: all of it the same, but
+    ``at`` when the repeat left it out (a retry means "the same request")."""
+    return [
+        (column, at)
+        for at, column in enumerate(EVENT_COLUMNS)
+        if column != "request_id" and not (column == "at" and timeless) and stored[at] != row[at]
+    ]
+
+
 def same_event(stored: Sequence[Any], row: Sequence[Any], timeless: bool) -> bool:
-    """Whether ``row`` repeats the ``stored`` event of its request_id: all of it the same,
-    but ``at`` when the repeat left it out (a retry means "the same request")."""
-    return (
-        stored[:2] == tuple(row[:2])
-        and stored[3:] == tuple(row[3:])
-        and (timeless or stored[2] == row[2])
-    )
+    """Whether ``row`` repeats the ``stored`` event of its request_id (`differences`)."""
+    return not differences(stored, row, timeless)
+
+
+def _difference(column: str, before: Any, now: Any) -> str:
+    if column == "user_id":
+        return f"it was recorded by {_user(before)}, and this time by {_user(now)}"
+    return f"{column} was {_value(column, before)}, and is {_value(column, now)} this time"
+
+
+def _user(user: str | None) -> str:
+    return "no user (without a token)" if user is None else repr(user)
+
+
+def _value(column: str, value: Any) -> str:
+    if value is None:
+        return "none"
+    if column == "at":
+        return times.render(value)
+    if column.endswith("_cost"):
+        return format(credits(value).normalize(), "f")  # 0.5, as it was written
+    return repr(value) if isinstance(value, str) else str(value)
 
 
 # --- what statistics are compared by, and how rows are copied ----------------------------------

@@ -406,7 +406,7 @@ def test_usage_import_stdin_with_token(db: str) -> None:
 
 BETWEEN = "must be between 0 and 1000000 credits"
 UNKNOWN = "unknown key (did you mean 'chat_prompt_tokens'?)"
-CONFLICT = "was recorded before with different content"
+CONFLICT = "was recorded before with other content: chat_cost was 0, and is 9 this time"
 
 
 @pytest.mark.parametrize(
