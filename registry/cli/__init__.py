@@ -37,7 +37,7 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a process that Ctrl-C e
 # Words of the wire in the library's messages, and what the command line calls them: each
 # applies when the command has the option (key: the option's parameter name).
 _WIRE_WORDS = (
-    ("me", re.compile(r"\bme=true needs a token\b"), "--me needs a token (--token or QLLM_TOKEN)"),
+    ("me", re.compile(r"\bme=true needs a token\b"), "--me needs a token (QLLM_TOKEN or --token)"),
     ("bucket", re.compile(r"\bbucket=(\w+)"), r"--bucket \1"),
     ("end", re.compile(r"\bthan to\b"), "than --to"),
 )

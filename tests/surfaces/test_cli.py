@@ -235,7 +235,7 @@ def test_get_errors_and_exit_codes(db: str) -> None:
         "NAME: must be a Query LLM name: 22 base62 characters"
     ]
     assert fails(["get", NAME, "--metadata", "--me", "--db", db], 4) == [
-        "--me needs a token (--token or QLLM_TOKEN)"
+        "--me needs a token (QLLM_TOKEN or --token)"
     ]
     assert fails(
         ["get", NAME, "--metadata", "--from", "2026-11-01T10:00:00", "--to", "x", "--db", db], 1
@@ -287,8 +287,8 @@ def test_list_and_count_me(db: str) -> None:
     ok(["usage", "record", OTHER, "--db", db, "--token", alice])
     assert ok(["list", "--me", "--db", db, "--token", alice]) == [OTHER]
     assert ok(["count", "--me", "--db", db], env={"QLLM_TOKEN": alice}) == 1
-    assert fails(["list", "--me", "--db", db], 4) == ["--me needs a token (--token or QLLM_TOKEN)"]
-    assert fails(["count", "--me", "--db", db], 4) == ["--me needs a token (--token or QLLM_TOKEN)"]
+    assert fails(["list", "--me", "--db", db], 4) == ["--me needs a token (QLLM_TOKEN or --token)"]
+    assert fails(["count", "--me", "--db", db], 4) == ["--me needs a token (QLLM_TOKEN or --token)"]
 
 
 def test_list_validation_errors(db: str) -> None:

@@ -257,7 +257,7 @@ def test_shell_completion_offers_the_choices() -> None:
 
 def test_errors_name_the_options_typed_but_body_paths_stay(tmp_path: Path, used: str) -> None:
     assert fails(["usage", "series", "--from", "2026-11", "--me", "--db", used], 4) == [
-        "--me needs a token (--token or QLLM_TOKEN)"
+        "--me needs a token (QLLM_TOKEN or --token)"
     ]
     assert fails(["usage", "series", "--from", "2026-11", "--name", "x", "--db", used], 1) == [
         "--name: 'x' is not a Query LLM name (22 base62)"
