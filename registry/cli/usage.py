@@ -311,3 +311,37 @@ def _with_progress(events: EventLines, file: IO[bytes], size: int) -> Iterator[A
                 bar.update(position - done)
                 done = position
         bar.update(size - done)
+
+
+@usage.command(name="claim")
+@click.argument("file", type=click.File("rb"))
+@registry_options()
+@token_option
+@click.pass_context
+def usage_claim(
+    ctx: click.Context, file: IO[bytes], db: str | None, timeout: float, token: str | None
+) -> None:
+    """Mend an import made without its token: the events of the JSON Lines FILE (or -)
+    that were recorded without a token become the caller's (QLLM_TOKEN), all or nothing.
+    Each line must be an event as it was imported, with its request_id; an event that
+    another user recorded is never taken, and one already the caller's is skipped.
+
+    Example:
+
+    \b
+      QLLM_TOKEN=... qllm usage claim examples/usage-alice.jsonl
+    """
+    registry = open_registry(ctx, db, False, timeout, create=False)
+    lines = EventLines(file)
+    try:
+        claimed = registry.claim_usage(lines, token=token)
+    except NotFoundError as exc:
+        raise exc.located(lambda index: f"line {lines.line_of(index)}") from None
+    except ValidationError as exc:
+        raise _on_lines(exc, lines) from None
+    click.echo(
+        f"read {lines.read} events from {name_of(file)}: {claimed} claimed, "
+        f"{lines.read - claimed} were the caller's already or repeated a request_id",
+        err=True,
+    )
+    emit({"read": lines.read, "claimed": claimed})

@@ -40,7 +40,7 @@ from registry import series as buckets
 from registry import times
 from registry._convert import unstructure_strategy
 from registry.credits import credits
-from registry.errors import ConflictError
+from registry.errors import ConflictError, ValidationError
 from registry.model import AMOUNTS, QueryLlm, QueryModel
 from registry.query import (
     ANONYMOUS,
@@ -123,6 +123,39 @@ INSERT_EVENT = f"""
 EVENT_COLUMNS = ("name", "user_id", "at", "request_id", *AMOUNTS, "query_model")
 # A stored event read back to compare with a repeat of its request_id.
 STORED_EVENT = f"SELECT {', '.join(EVENT_COLUMNS)} FROM usage_events WHERE request_id = ?"
+
+# Claiming anonymous events (`SqlTx.claim`): the stored event (with its id) of a request_id,
+# the event given to its user, and what leaves the anonymous rollup rows.
+_CLAIMED_EVENT = f"SELECT id, {', '.join(EVENT_COLUMNS)} FROM usage_events WHERE request_id = ?"
+_CLAIM = "UPDATE usage_events SET user_id = ? WHERE id = ?"
+_LESS = ", ".join(f"{a} = {a} - ?" for a in ("requests", *AMOUNTS))
+_HOUR_KEY = f"name = ? AND hour = ? AND user_id = '{ANONYMOUS}' AND query_model = ?"
+_TOTAL_KEY = f"name = ? AND user_id = '{ANONYMOUS}' AND query_model = ?"
+_UNROLL_HOUR = f"UPDATE usage_hourly SET {_LESS} WHERE {_HOUR_KEY}"
+_UNROLL_TOTAL = f"UPDATE usage_totals SET {_LESS} WHERE {_TOTAL_KEY}"
+# A rollup row left with no request is gone, as a rebuild would leave it.
+_EMPTY_HOUR = f"DELETE FROM usage_hourly WHERE {_HOUR_KEY} AND requests = 0"
+_EMPTY_TOTAL = f"DELETE FROM usage_totals WHERE {_TOTAL_KEY} AND requests = 0"
+
+
+def _unclaimable(found: Sequence[Any] | None, row: Sequence[Any], timeless: bool, user: str) -> str:
+    """Why the stored event ``found`` (id first) cannot be claimed for ``user`` as ``row``;
+    empty when it can be (or was, by ``user``)."""
+    if found is None:
+        return "was never recorded: import the event with the token instead"
+    stored = found[1:]
+    if stored[1] == user:
+        return ""
+    if stored[1] is not None:
+        return f"was recorded by {stored[1]!r}: only events recorded without a token are claimed"
+    differ = [column for column, _ in differences(stored, row, timeless)]
+    if differ:
+        return (
+            f"was recorded with other content ({', '.join(differ)}): claim the events as they"
+            " were imported"
+        )
+    return ""
+
 
 _REBUILD = (
     "DELETE FROM usage_hourly",
@@ -663,6 +696,55 @@ class SqlTx(TrainingSql):
         models = models_of(pairs)
         if models:
             self.check_totals(models, column="query_model", group="Query Model")
+
+    def claim(self, spool: Spool, user: str) -> int:
+        """Give ``user`` the events of ``spool`` (rows as an import without a token would
+        have recorded them) that were recorded without a token: each stored event of their
+        request_ids must be that anonymous event (`differences`), or already ``user``'s
+        (claimed before: skipped). The rollups move with them, in this transaction: the
+        anonymous rows lose what the user's rows gain, and a row left with no request is
+        deleted, as a rebuild would leave it. How many events were claimed."""
+        claimed: list[int] = []
+        hours: dict[tuple[Any, ...], list[int]] = {}
+        problems: list[tuple[int, str, str]] = []
+        seen: set[str] = set()
+        for chunk in spool.chunks():
+            for position, row in enumerate(chunk.rows):
+                index, request_id = chunk.first + position, row[3]
+                if request_id is None:
+                    problems.append((index, "/request_id", "is needed to claim an event"))
+                    continue
+                if request_id in seen:  # as in a batch, the first of a request_id counts
+                    continue
+                seen.add(request_id)
+                found = self.conn.execute(_CLAIMED_EVENT, [request_id]).fetchone()
+                problem = _unclaimable(found, row, position in chunk.timeless, user)
+                if problem:
+                    problems.append((index, "/request_id", problem))
+                elif found[2] is None:
+                    event_id, *stored = found
+                    claimed.append(event_id)
+                    key = (stored[0], stored[2] - stored[2] % HOUR, stored[-1] or NO_MODEL)
+                    sums = hours.setdefault(key, [0] * (1 + len(AMOUNTS)))
+                    for at, value in enumerate((1, *stored[4 : 4 + len(AMOUNTS)])):
+                        sums[at] += value
+        if problems:
+            raise ValidationError(events=problems)
+        self.conn.executemany(_CLAIM, [[user, event_id] for event_id in claimed])
+        totals: dict[tuple[Any, ...], list[int]] = {}
+        for (name, hour, model), sums in sorted(hours.items()):
+            self.conn.execute(_UNROLL_HOUR, [*sums, name, hour, model])
+            self.conn.execute(_EMPTY_HOUR, [name, hour, model])
+            self.conn.execute(ROLL_UP_HOURS, [name, hour, user, model, *sums])
+            into = totals.setdefault((name, model), [0] * len(sums))
+            for at, value in enumerate(sums):
+                into[at] += value
+        for (name, model), sums in sorted(totals.items()):
+            self.conn.execute(_UNROLL_TOTAL, [*sums, name, model])
+            self.conn.execute(ROLL_UP_TOTALS, [name, user, model, *sums])
+        for table in ("usage_hourly", "usage_totals"):
+            self.conn.execute(f"DELETE FROM {table} WHERE user_id = '{ANONYMOUS}' AND requests = 0")
+        return len(claimed)
 
     def rebuild_rollups(self) -> dict[str, int]:
         """Recompute both rollups from the events; how many rows each now has."""

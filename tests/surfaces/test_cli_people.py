@@ -279,3 +279,32 @@ def test_usage_at_takes_the_grammar_too(used: str) -> None:
     got = ok(["get", NAMES["cheap"], "--metadata", "--last", "2h", "--db", used])
     assert got["cost"] == 1
     assert times.now() > 0
+
+
+def test_an_import_without_its_token_is_mended_by_claim(tmp_path: Path, used: str) -> None:
+    """Issue 21 item 6: the re-import with the token says the user is what differs and how
+    to go on; ``qllm usage claim`` gives the events to the caller, and the import then
+    repeats them exactly."""
+    carol = ok(["token", "create", "carol", "--db", used])["token"]
+    lines = tmp_path / "u.jsonl"
+    events = [
+        {"name": NAMES["cheap"], "request_id": f"c{i}", "chat_cost": "0.25"} for i in range(3)
+    ]
+    lines.write_text("".join(json.dumps(e) + "\n" for e in events), encoding="utf-8")
+    assert ok(["usage", "import", str(lines), "--db", used]) == {"read": 3, "written": 3}
+    as_carol = {"QLLM_TOKEN": carol}
+    again = fails(["usage", "import", str(lines), "--db", used], 1, env=as_carol)
+    assert again[0].startswith(
+        "line 1: /request_id: was recorded before with other content: it was recorded by no"
+        " user (without a token), and this time by 'carol'."
+    )
+    assert ok(["usage", "claim", str(lines), "--db", used], env=as_carol) == {
+        "read": 3,
+        "claimed": 3,
+    }
+    assert ok(["usage", "import", str(lines), "--db", used], env=as_carol)["written"] == 0
+    mine = ok(["get", NAMES["cheap"], "--metadata", "--me", "--db", used], env=as_carol)
+    assert (mine["requests"], mine["cost"]) == (3, Decimal("0.75"))
+    assert fails(["usage", "claim", str(lines), "--db", used], 4) == [
+        "claiming usage needs a token"
+    ]
