@@ -193,14 +193,14 @@ class Window:
 def query_options(*, with_metadata: bool = False, last: bool = True) -> Callable[[F], F]:
     """``--me``, ``--from``, ``--to`` and ``--last``; ``with_metadata``: for ``get``, where
     they count only with ``--metadata`` (without it, the body alone is printed: spec 7)."""
-    only = " Counts only with --metadata." if with_metadata else ""
+    only = " Ignored without --metadata." if with_metadata else ""
 
     def decorate(fn: F) -> F:
         if last:
             fn = click.option("--last", metavar="DURATION", help=LAST_HELP + only)(fn)
         fn = time_option("--to", "end", help=f"Count events before this TIME.{only}")(fn)
         fn = time_option(
-            "--from", "start", help=f"Count events at or after this TIME.{only} {TIMES_HELP}"
+            "--from", "start", help=f"Count events at or after this TIME. {TIMES_HELP}{only}"
         )(fn)
         return click.option(
             "--me",

@@ -206,7 +206,7 @@ def test_time_options_say_what_they_take() -> None:
         "-7d",
         "today",
         "an offset is required",
-        "Counts only with --metadata",
+        "Ignored without --metadata",
     ):
         assert form in flat
     assert "RFC 3339 time" not in flat
