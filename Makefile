@@ -3,15 +3,24 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# What the demo needs: qllm and the server extra, not the development tools.
+RUNTIME := $(VENV)/.runtime
 
 .PHONY: demo test test-serial lint bench clean
 
-$(STAMP): pyproject.toml
+$(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
-	touch $(STAMP)
 
-demo: $(STAMP)
+$(RUNTIME): pyproject.toml | $(VENV)/bin/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[server]'
+	touch $(RUNTIME)
+
+$(STAMP): pyproject.toml | $(VENV)/bin/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP) $(RUNTIME)
+
+# The demo works in a file of its own, examples/demo.db, and prints where it is.
+demo: $(RUNTIME)
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash examples/demo.sh
 
 # The suite mostly waits (on servers, fsyncs, subprocesses), so it runs in JOBS

@@ -69,11 +69,11 @@ def __getattr__(name: str) -> object:
     # Client needs httpx (the `client` extra): imported on first use, so that
     # `import registry` works without it.
     if name == "Client":
+        from registry.extras import missing  # noqa: PLC0415 - only this error needs it
+
         try:
             from registry.client import Client  # noqa: PLC0415 - lazy on purpose
         except ImportError as exc:
-            raise ImportError(
-                f"registry.Client needs {exc.name}: pip install 'query-llm-registry[client]'"
-            ) from exc
+            raise ImportError(missing("registry.Client", exc.name, "client")) from exc
         return Client
     raise AttributeError(f"module 'registry' has no attribute {name!r}")

@@ -430,6 +430,21 @@ class Registry:
 
         return self.store.run(work, write=True)
 
+    def claim_usage(self, events: Iterable[Mapping[str, Any]], token: str | None = None) -> int:
+        """Give the caller (``token``) the events of ``events`` that were recorded without a
+        token: a batch imported without its token, mended by claiming it with the same
+        events. Each event's ``request_id`` must name a stored event with the same content,
+        recorded anonymously (or already the caller's: skipped); otherwise nothing is
+        claimed (`ValidationError`, each problem at its event's index). The rollups move
+        in the same transaction. How many events were claimed."""
+        if token is None:
+            raise AuthorizationError("claiming usage needs a token")
+        with self._reading() as tx:
+            user = self._caller(tx, token)
+        assert user is not None
+        with self.prepare_usage(events, None) as spool:  # as they were recorded: anonymous
+            return self.store.run(lambda tx: tx.claim(spool, user), write=True)
+
     def usage_series(
         self,
         start: str | datetime,

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import click
 
-from registry.cli.options import emit, open_registry, registry_options
+from registry.cli.options import DB_HELP, emit, open_registry, registry_options
 from registry.copy import BATCH, copy_registry
+from registry.extras import missing
 from registry.http.limits import REQUEST_TIMEOUT, SHUTDOWN_TIMEOUT
 from registry.location import default_location, describe, location_of
 from registry.registry import DEFAULT_TIMEOUT, Registry
@@ -20,7 +21,14 @@ from registry.registry import DEFAULT_TIMEOUT, Registry
 @registry_options()
 @click.pass_context
 def rebuild_rollups(ctx: click.Context, db: str | None, timeout: float) -> None:
-    """Recompute the hourly and all-time rollups from the usage events."""
+    """Recompute the hourly and all-time rollups from the usage events (they are kept in
+    step on every write: this is for a file edited by hand).
+
+    Example:
+
+    \b
+      qllm rebuild-rollups --db registry.db
+    """
     emit(open_registry(ctx, db, False, timeout).rebuild_rollups())
 
 
@@ -47,6 +55,11 @@ def copy_command(source: str, target: str, timeout: float, batch: int, quiet: bo
 
     TO must be new, or hold only an earlier (possibly interrupted) copy of FROM: running
     it again goes on where it stopped. Nothing must write to either meanwhile.
+
+    Example:
+
+    \b
+      qllm copy registry.db postgresql://qllm@db.example/qllm
     """
     copied = copy_registry(source, target, timeout=timeout, batch=batch)
     if not quiet:
@@ -66,26 +79,40 @@ def copy_command(source: str, target: str, timeout: float, batch: int, quiet: bo
 
 @click.command()
 @registry_options()
-def where(db: str | None, timeout: float) -> None:
-    """Print the registry file (or PostgreSQL URL, without its password) that commands use."""
+@click.option("--json", "as_json", is_flag=True, help='Print {"db": ...} instead.')
+def where(db: str | None, timeout: float, as_json: bool) -> None:
+    """Print the registry file that commands use (--db, else QLLM_DB, else the default in
+    the user's data directory), as a plain path a shell can use; a PostgreSQL URL is
+    printed without its password.
+
+    Example:
+
+    \b
+      sqlite3 "$(qllm where)" 'SELECT * FROM usage_daily LIMIT 5'
+    """
     location = location_of(db) if db else default_location()
-    emit({"db": str(location) if isinstance(location, Path) else describe(location)})
+    shown = str(location) if isinstance(location, Path) else describe(location)
+    if as_json:
+        emit({"db": shown})
+    else:
+        click.echo(shown)
 
 
 @click.command()
-@click.option(
-    "--db",
-    envvar="QLLM_DB",
-    type=click.Path(dir_okay=False),
-    help="Registry file [env QLLM_DB; default: in the user's data directory].",
-)
+@click.option("--db", envvar="QLLM_DB", type=click.Path(dir_okay=False), help=DB_HELP)
 @click.option(
     "--host",
     default="127.0.0.1",
     show_default=True,
     help="Address to listen on (loopback unless told otherwise).",
 )
-@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8000,
+    show_default=True,
+    help="Port to listen on (0: any free port, printed at start).",
+)
 @click.option(
     "--workers",
     type=click.IntRange(1, 64),
@@ -124,16 +151,18 @@ def serve(
     request_timeout: float,
     shutdown_timeout: int,
 ) -> None:
-    """Serve the HTTP API (needs the server extra); Ctrl-C or SIGTERM stops it cleanly.
+    """Serve the HTTP API and the dashboard (needs the server extra); Ctrl-C or SIGTERM
+    stops it cleanly, answering the requests under way.
 
-    Example: qllm serve --db registry.db --port 8000
+    Example:
+
+    \b
+      qllm serve --port 8000     # then open http://127.0.0.1:8000/
     """
     try:
         from registry.http import server  # noqa: PLC0415 - an optional extra
     except ImportError as exc:
-        raise click.ClickException(
-            f"the HTTP server needs {exc.name}: pip install 'query-llm-registry[server]'"
-        ) from None
+        raise click.ClickException(missing("the HTTP server", exc.name, "server")) from None
     location = location_of(db) if db else default_location()
     sock = server.bind(host, port)  # a port in use is said before anything else is done
     try:
@@ -158,7 +187,13 @@ def _exit_cleanly(signum: int, frame: object) -> None:
 
 @click.command()
 def schema() -> None:
-    """Print the JSON Schema of a Query LLM body, generated from the validation rules."""
+    """Print the JSON Schema of a Query LLM body, generated from the validation rules.
+
+    Example:
+
+    \b
+      qllm schema > query-llm.schema.json
+    """
     from registry.schema import json_schema  # noqa: PLC0415 - only this command needs it
 
     emit(json_schema())

@@ -10,6 +10,7 @@ import click
 from registry import jsonin
 from registry.cli.bodies import model
 from registry.cli.options import (
+    Group,
     emit,
     open_registry,
     read_json,
@@ -21,9 +22,15 @@ from registry.errors import ValidationError
 from registry.model import WeightsQuery
 
 
-@click.group()
+@click.group(cls=Group)
 def completion() -> None:
-    """Record completions of Query Models, read them, and mark the correct answer."""
+    """Record completions of Query Models, read them, and mark the correct answer.
+
+    Example:
+
+    \b
+      qllm completion mark call-17 B
+    """
 
 
 @completion.command(name="record")
@@ -37,7 +44,10 @@ def record(
     """Record one completion (a JSON object in FILE, or -) or JSON Lines of them, all or
     nothing: one bad line rejects all, and each problem names its line.
 
-    Example: QLLM_TOKEN=... qllm completion record completions.jsonl
+    Example:
+
+    \b
+      QLLM_TOKEN=... qllm completion record completions.jsonl
     """
     text = jsonin.text_of(file.read())
     registry = open_registry(ctx, db, False, timeout)
@@ -98,7 +108,13 @@ def get(
     timeout: float,
     token: str | None,
 ) -> None:
-    """Print a recorded completion; with --embedding, its embedding too."""
+    """Print a recorded completion; with --embedding, its embedding too.
+
+    Example:
+
+    \b
+      qllm completion get call-17
+    """
     registry = open_registry(ctx, db, readonly, timeout, create=False)
     emit(registry.get_completion(id_, embedding=embedding, token=token))
 
@@ -119,7 +135,10 @@ def mark(
 ) -> None:
     """Mark ANSWER as the correct one: the completion becomes a training row.
 
-    Example: QLLM_TOKEN=... qllm completion mark call-17 B
+    Example:
+
+    \b
+      qllm completion mark call-17 B
     """
     open_registry(ctx, db, False, timeout).mark(id_, answer, token=token)
     emit({})
@@ -131,7 +150,13 @@ def mark(
 @token_option
 @click.pass_context
 def unmark(ctx: click.Context, id_: str, db: str | None, timeout: float, token: str | None) -> None:
-    """Remove the completion from its training table (the completion stays)."""
+    """Remove the completion from its training table (the completion stays).
+
+    Example:
+
+    \b
+      qllm completion unmark call-17
+    """
     open_registry(ctx, db, False, timeout).unmark(id_, token=token)
     emit({})
 
@@ -160,7 +185,10 @@ def weights(
 ) -> None:
     """Each member's weight for a prompt, from the nearest rows of the training table.
 
-    Example: qllm model weights NAME --embedding prompt.json
+    Example:
+
+    \b
+      qllm model weights NAME --embedding prompt.json
     """
     given = read_json(source)
     fmt: Any = ""

@@ -10,26 +10,68 @@ from typing import IO, Any
 
 import click
 
-from registry.cli.options import emit, name_of, open_registry, registry_options, token_option
+from registry.cli.options import (
+    TIMES_HELP,
+    Group,
+    Keys,
+    emit,
+    keys_of,
+    name_of,
+    open_registry,
+    query_options,
+    registry_options,
+    resolve,
+    time_option,
+    token_option,
+    window,
+)
 from registry.errors import NotFoundError, ValidationError
 from registry.events import EventLines
-from registry.render import text
+from registry.query import MEASURES
+from registry.render import tables, text
+from registry.series import BUCKETS, GROUPS
 
 
-@click.group()
+@click.group(cls=Group)
 def usage() -> None:
-    """Record usage events, import them, and chart usage over time."""
+    """Usage events: record one, import JSON Lines of them, and ask for usage over time
+    (series: JSON, a table, CSV, a chart in the terminal, or the dashboard page).
+
+    Example:
+
+    \b
+      QLLM_TOKEN=... qllm usage import examples/usage-alice.jsonl
+      qllm usage series --last 7d --group-by user_id --format chart
+    """
 
 
 @usage.command(name="record")
 @click.argument("name")
-@click.option("--at", help="RFC 3339 time of the request [default: now].")
-@click.option("--request-id", help="Idempotency key: the same request is counted once.")
-@click.option("--chat-prompt-tokens", type=int, default=0)
-@click.option("--chat-completion-tokens", type=int, default=0)
-@click.option("--chat-cost", default="0", help="Credits, an exact decimal.")
-@click.option("--embedding-prompt-tokens", type=int, default=0)
-@click.option("--embedding-completion-tokens", type=int, default=0)
+@time_option("--at", help=f"When the request was made [default: now]. {TIMES_HELP}")
+@click.option(
+    "--request-id",
+    help="Idempotency key: recording the same request again counts it once (always give"
+    " one when a retry is possible).",
+)
+@click.option(
+    "--chat-prompt-tokens", type=int, default=0, help="Prompt tokens of the chat completion."
+)
+@click.option(
+    "--chat-completion-tokens",
+    type=int,
+    default=0,
+    help="Completion tokens of the chat completion.",
+)
+@click.option("--chat-cost", default="0", help="Credits, an exact decimal (0.0125).")
+@click.option(
+    "--embedding-prompt-tokens", type=int, default=0, help="Prompt tokens of the embedding."
+)
+@click.option(
+    "--embedding-completion-tokens",
+    type=int,
+    default=0,
+    help="Completion tokens of the embedding.",
+)
 @click.option("--embedding-cost", default="0", help="Credits, an exact decimal.")
 @click.option("--query-model", help="The Query Model (ensemble) the request served.")
 @registry_options()
@@ -51,11 +93,19 @@ def usage_record(
     timeout: float,
     token: str | None,
 ) -> None:
-    """Record one request served with the Query LLM NAME."""
+    """Record one request served with the Query LLM NAME; prints how many events were
+    written (0: its --request-id was recorded before).
+
+    Example:
+
+    \b
+      qllm usage record NAME --request-id r1 --chat-prompt-tokens 900 --chat-cost 0.0125
+    """
+    when = resolve(ctx, "--at", at)
     written = open_registry(ctx, db, False, timeout).record_usage(
         name,
         token=token,
-        at=at,
+        at=when,
         request_id=request_id,
         chat_prompt_tokens=chat_prompt_tokens,
         chat_completion_tokens=chat_completion_tokens,
@@ -69,33 +119,34 @@ def usage_record(
 
 
 @usage.command(name="series")
-@click.option("--from", "start", required=True, help="Start of the window (RFC 3339, inclusive).")
-@click.option("--to", "end", help="End of the window (RFC 3339, exclusive) [default: now].")
 @click.option(
     "--bucket",
+    type=click.Choice(BUCKETS),
     default="day",
     show_default=True,
-    help="hour, day, week (from Monday) or month; aligned in UTC.",
+    help="Width of a bucket, aligned in UTC (week: from Monday).",
 )
 @click.option(
     "--group-by",
+    type=Keys(GROUPS),
     multiple=True,
-    help="name, model, user_id or query_model; repeat it or separate keys by commas.",
+    help="Group each bucket by these keys: repeat the option or separate them by commas.",
 )
 @click.option("--name", "names", multiple=True, help="Only this Query LLM (repeatable).")
 @click.option("--query-model", help="Only events recorded for this Query Model.")
-@click.option("--me", is_flag=True, help="Only the caller's own usage (needs --token).")
 @click.option(
     "--format",
     "format_",
-    type=click.Choice(["json", "table", "chart", "html"]),
+    type=click.Choice(["json", "table", "csv", "chart", "html"]),
     default="json",
     show_default=True,
-    help="html: the dashboard page of the window, to open in a browser.",
+    help="json: the data as the API answers it; table: aligned, every digit; csv: a row per"
+    " bucket and group, every counter exact; chart: bars in the terminal; html: the"
+    " dashboard page of the window, to open in a browser.",
 )
 @click.option(
     "--metric",
-    type=click.Choice(text.METRICS),
+    type=click.Choice(tuple(MEASURES)),
     default="cost",
     show_default=True,
     help="What the chart's bars measure.",
@@ -108,29 +159,43 @@ def usage_record(
     show_default=True,
     help="Colour the chart: auto colours a terminal unless NO_COLOR is set.",
 )
+@query_options()
 @registry_options(reads_only=True)
 @token_option
 @click.pass_context
 def usage_series(
     ctx: click.Context,
-    start: str,
-    end: str | None,
     bucket: str,
     group_by: tuple[str, ...],
     names: tuple[str, ...],
     query_model: str | None,
-    me: bool,
     format_: str,
     metric: str,
     colour: str,
+    me: bool,
+    start: str | None,
+    end: str | None,
+    last: str | None,
     db: str | None,
     readonly: bool,
     timeout: float,
     token: str | None,
 ) -> None:
-    """Usage per time bucket over --from/--to, grouped by --group-by: JSON, a table or a chart."""
+    """Usage per time bucket over a window (--from and --to, or --last), grouped by
+    --group-by: JSON, a table, CSV, a chart, or the dashboard page. --to defaults to now.
+
+    Example:
+
+    \b
+      qllm usage series --from 2026-11 --group-by user_id --format table
+      qllm usage series --last 7d --group-by name --format chart
+    """
+    span = window(ctx, start, end, last)
+    if span.start is None:
+        raise ValidationError.one("--from", "is required (or --last)")
+    start, end = span.start, span.end
     registry = open_registry(ctx, db, readonly, timeout, create=False)
-    keys = [key.strip() for keys in group_by for key in keys.split(",") if key.strip()]
+    keys = keys_of(group_by)
     data = registry.usage_series(
         start,
         end,
@@ -164,6 +229,13 @@ def usage_series(
         emit({"data": data})
     elif format_ == "table":
         click.echo(text.table(data, bucket))
+    elif format_ == "csv":
+        from registry.render import dashboard, labels  # noqa: PLC0415 - only CSV needs them
+
+        # The dashboard's CSV of the same series: keys in full, their labels, every counter.
+        keys_shown = labels.keys_of(data)
+        rows = dashboard.series_table(data, keys_shown, labels.gather(registry, data))
+        click.echo(tables.csv_text(rows), nl=False)
     else:
         from registry.render import labels  # noqa: PLC0415 - only the chart needs it
 
@@ -193,7 +265,15 @@ def _on_lines(exc: ValidationError, lines: EventLines) -> ValidationError:
 def usage_import(
     ctx: click.Context, file: IO[bytes], db: str | None, timeout: float, token: str | None
 ) -> None:
-    """Record the events of a JSON Lines FILE (or -) all-or-nothing: one bad line rejects all."""
+    """Record the events of a JSON Lines FILE (or -) all-or-nothing: one bad line rejects
+    all, and every problem is named by its line. The events are the caller's: give the
+    token (QLLM_TOKEN) or they are recorded for no user.
+
+    Example:
+
+    \b
+      QLLM_TOKEN=... qllm usage import examples/usage-alice.jsonl
+    """
     registry = open_registry(ctx, db, False, timeout)
     lines = EventLines(file)
     events: Any = lines
@@ -231,3 +311,37 @@ def _with_progress(events: EventLines, file: IO[bytes], size: int) -> Iterator[A
                 bar.update(position - done)
                 done = position
         bar.update(size - done)
+
+
+@usage.command(name="claim")
+@click.argument("file", type=click.File("rb"))
+@registry_options()
+@token_option
+@click.pass_context
+def usage_claim(
+    ctx: click.Context, file: IO[bytes], db: str | None, timeout: float, token: str | None
+) -> None:
+    """Mend an import made without its token: the events of the JSON Lines FILE (or -)
+    that were recorded without a token become the caller's (QLLM_TOKEN), all or nothing.
+    Each line must be an event as it was imported, with its request_id; an event that
+    another user recorded is never taken, and one already the caller's is skipped.
+
+    Example:
+
+    \b
+      QLLM_TOKEN=... qllm usage claim examples/usage-alice.jsonl
+    """
+    registry = open_registry(ctx, db, False, timeout, create=False)
+    lines = EventLines(file)
+    try:
+        claimed = registry.claim_usage(lines, token=token)
+    except NotFoundError as exc:
+        raise exc.located(lambda index: f"line {lines.line_of(index)}") from None
+    except ValidationError as exc:
+        raise _on_lines(exc, lines) from None
+    click.echo(
+        f"read {lines.read} events from {name_of(file)}: {claimed} claimed, "
+        f"{lines.read - claimed} were the caller's already or repeated a request_id",
+        err=True,
+    )
+    emit({"read": lines.read, "claimed": claimed})

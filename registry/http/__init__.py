@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from registry.extras import missing
+
 __all__ = ["create_app"]
 
 
@@ -17,8 +19,6 @@ def __getattr__(name: str) -> Any:
         try:
             from registry.http.app import create_app  # noqa: PLC0415 - lazy on purpose
         except ImportError as exc:
-            raise ImportError(
-                f"the HTTP server needs {exc.name}: pip install 'query-llm-registry[server]'"
-            ) from exc
+            raise ImportError(missing("the HTTP server", exc.name, "server")) from exc
         return create_app
     raise AttributeError(f"module 'registry.http' has no attribute {name!r}")

@@ -258,7 +258,7 @@ def item_href(root: str, kind: str, name: str, link: str) -> str:
 USAGE_COLUMNS = (Column("requests", "count"), Column("tokens", "count"), Column("cost", "cost"))
 
 
-def _usage_cells(row: Mapping[str, Any]) -> list[Cell]:
+def usage_cells(row: Mapping[str, Any]) -> list[Cell]:
     return [
         Cell(row["requests"]),
         Cell(measure(row, "tokens")),
@@ -274,7 +274,7 @@ def llm_table(llms: Sequence[Mapping[str, Any]], root: str, link: str) -> Table:
             Cell(llm.get("id", ""), href=item_href(root, "llm", llm["name"], link)),
             Cell(llm.get("mode", "")),
             Cell(llm["name"], text=labels.short(llm["name"])),
-            *_usage_cells(llm),
+            *usage_cells(llm),
         ]
         for llm in llms
     ]
@@ -295,7 +295,7 @@ def model_table(models: Sequence[Mapping[str, Any]], root: str, link: str) -> Ta
             Cell(labels.model(model), href=item_href(root, "model", model["name"], link)),
             Cell(len(model.get("models", ()))),
             Cell(model["name"], text=labels.short(model["name"])),
-            *_usage_cells(model),
+            *usage_cells(model),
         ]
         for model in models
     ]
@@ -331,7 +331,7 @@ def group_table(
             kind = "llm" if keys[0] == "name" else "model"
             href = item_href(root, kind, row[keys[0]], link)
         rows.append(
-            [Cell(group, href=href, swatch=slots.of_group(group)), *_usage_cells(sums[group])]
+            [Cell(group, href=href, swatch=slots.of_group(group)), *usage_cells(sums[group])]
         )
     return Table("groups", [Column(title), *USAGE_COLUMNS], rows, empty="no usage")
 

@@ -37,11 +37,21 @@ def llm(body: Mapping[str, Any]) -> str:
 
 def model(body: Mapping[str, Any]) -> str:
     """``openai/gpt-4o + meta/llama (static)``: a Query Model by its members' ids."""
+    return f"{members(body)} ({weight(body)})"
+
+
+def members(body: Mapping[str, Any]) -> str:
+    """``openai/gpt-4o + meta/llama``: a Query Model's members' ids, the first few."""
     ids = list(dict.fromkeys(str(m.get("id", "?")) for m in body.get("models", ())))
     shown = " + ".join(ids[:MEMBERS_SHOWN])
     if len(ids) > MEMBERS_SHOWN:
         shown += f" + {len(ids) - MEMBERS_SHOWN} more"
-    return f"{shown} ({body.get('weight', {}).get('type', '?')})"
+    return shown
+
+
+def weight(body: Mapping[str, Any]) -> str:
+    """A Query Model's weight type: ``static`` or ``training_table``."""
+    return str(body.get("weight", {}).get("type", "?"))
 
 
 def keys_of(data: Sequence[Mapping[str, Any]]) -> list[str]:

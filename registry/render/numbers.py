@@ -38,6 +38,11 @@ def shown(value: Decimal | int) -> str:
     return text
 
 
+def percent(fraction: Decimal | int) -> str:
+    """A fraction as a percentage with one decimal: ``0.4123`` is ``41.2%``."""
+    return f"{Decimal(fraction) * 100:.1f}%"
+
+
 def point(text: str) -> tuple[str, str]:
     """A number's text cut at its decimal point: ``("1,234", ".5")``, ``("12", "")``."""
     whole, dot, fraction = text.partition(".")

@@ -23,9 +23,10 @@ from attrs import field, frozen
 
 from registry.render import numbers
 
-KINDS = ("text", "tag", "name", "count", "cost")
+KINDS = ("text", "tag", "name", "count", "cost", "share")
 # A spreadsheet runs a cell starting with one of these as a formula (OWASP: CSV injection).
 FORMULA = ("=", "+", "-", "@", "\t", "\r")
+NUMBERS = ("count", "cost", "share")  # the kinds aligned to the right
 MAX_FRACTION = 12  # the widest fraction (point and digits) the style sheet has a class for
 
 
@@ -33,7 +34,8 @@ MAX_FRACTION = 12  # the widest fraction (point and digits) the style sheet has 
 class Column:
     """``kind``: ``text`` (cut to one line, the full text on hover: a table's lead),
     ``tag`` (a short word, never cut), ``name`` (a hash, shown by its first characters),
-    ``count`` (an integer) or ``cost`` (a `Decimal`)."""
+    ``count`` (an integer), ``cost`` (a `Decimal`) or ``share`` (a fraction, shown as a
+    percentage)."""
 
     title: str
     kind: str = "text"
@@ -73,7 +75,7 @@ def html(table: Table) -> str:
     """The table in a box that scrolls sideways on its own, with a CSV link above it."""
     fractions = [_fraction_width(table, i) for i in range(len(table.columns))]
     head = "".join(
-        f'<th class="{c.kind}" data-type="{"num" if c.kind in ("count", "cost") else "text"}">'
+        f'<th class="{c.kind}" data-type="{"num" if c.kind in NUMBERS else "text"}">'
         f'<button type="button">{escape(c.title)}</button></th>'
         for c in table.columns
     )
@@ -104,6 +106,16 @@ def link(table: Table, what: str) -> str:
     )
 
 
+def shown(column: Column, cell: Cell) -> str:
+    """A cell as a person reads it: numbers rounded (`numbers.shown`), a share as a
+    percentage, a text column's ``text`` when it has one."""
+    if column.kind == "share":
+        return numbers.percent(cell.value)
+    if column.kind in NUMBERS:
+        return numbers.shown(cell.value)
+    return exact(cell.value) if cell.text is None else cell.text
+
+
 def _fraction_width(table: Table, index: int) -> int:
     """The widest fraction (``.372``) shown in a cost column: every cell's fraction gets
     that width, so the points line up."""
@@ -116,24 +128,24 @@ def _fraction_width(table: Table, index: int) -> int:
 def _cell(column: Column, cell: Cell, fraction: int) -> str:
     value = exact(cell.value)
     attributes = f' data-value="{escape(value)}"'
-    if column.kind == "count":
-        return f'<td class="num"{attributes}>{escape(numbers.shown(cell.value))}</td>'
+    if column.kind in ("count", "share"):
+        return f'<td class="num"{attributes}>{escape(shown(column, cell))}</td>'
     if column.kind == "cost":
         whole, part = numbers.point(numbers.shown(cell.value))
         return (
             f'<td class="num"{attributes} title="{escape(value)}">{escape(whole)}'
             f'<span class="f f{fraction}">{escape(part)}</span></td>'
         )
-    shown = value if cell.text is None else cell.text
+    text = value if cell.text is None else cell.text
     swatch = "" if cell.swatch is None else f'<i class="sw g{cell.swatch}"></i>'
     if column.kind == "name":
-        inner = f'<code title="{escape(value)}">{escape(shown)}</code>'
+        inner = f'<code title="{escape(value)}">{escape(text)}</code>'
     elif cell.href is not None:
         inner = (
-            f'<a class="cut" href="{escape(cell.href)}" title="{escape(value)}">{escape(shown)}</a>'
+            f'<a class="cut" href="{escape(cell.href)}" title="{escape(value)}">{escape(text)}</a>'
         )
     else:
-        inner = f'<span class="cut" title="{escape(value)}">{escape(shown)}</span>'
+        inner = f'<span class="cut" title="{escape(value)}">{escape(text)}</span>'
     return f'<td class="{column.kind}"{attributes}>{swatch}{inner}</td>'
 
 

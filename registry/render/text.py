@@ -14,13 +14,14 @@ from typing import Any
 
 from registry import series as buckets
 from registry import times
-from registry.query import measure
+from registry.query import MEASURES, measure
 from registry.render import numbers
 from registry.render.labels import Labels, keys_of
 from registry.render.labels import of as group_label
+from registry.render.tables import NUMBERS, Table, shown
 
-# What a chart can measure (`registry.query.MEASURES`).
-METRICS = ("cost", "requests", "tokens")
+# What a chart can measure: every measure (`registry.query.MEASURES`).
+METRICS = tuple(MEASURES)
 # One fill per group, darkest first; groups past the last share it as "other".
 FILLS = ("█", "▓", "▒", "░", "#", "=", "+", ":")
 # On a colour terminal, one ANSI colour per fill instead (blue, yellow, green, red,
@@ -78,6 +79,33 @@ def table(data: Sequence[dict[str, Any]], bucket: str) -> str:
             for i, cell in enumerate(line)
         ]
         out.append("  ".join(cells).rstrip())
+    return "\n".join(out)
+
+
+def grid(table: Table) -> str:
+    """A `tables.Table` as aligned text for a terminal: numbers rounded for reading
+    (`tables.shown`) and right-aligned, costs lined up on their decimal point, a hash by
+    its first characters; the table's ``empty`` text when it has no rows."""
+    columns = table.columns
+    cells = [
+        [shown(column, cell) for column, cell in zip(columns, row, strict=True)]
+        for row in table.rows
+    ]
+    for i, column in enumerate(columns):
+        if column.kind == "cost":
+            for row, text in zip(cells, numbers.aligned([row[i] for row in cells]), strict=True):
+                row[i] = text
+    lines = [[c.title for c in columns], *cells]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(columns))]
+    out = [
+        "  ".join(
+            cell.rjust(widths[i]) if columns[i].kind in NUMBERS else cell.ljust(widths[i])
+            for i, cell in enumerate(line)
+        ).rstrip()
+        for line in lines
+    ]
+    if not table.rows:
+        out.append(f"({table.empty})")
     return "\n".join(out)
 
 
@@ -152,7 +180,7 @@ def chart(
     fills = ("█",) * len(FILLS) if colour else FILLS
     colours = COLOURS if colour else (None,) * len(FILLS)
 
-    title = {"cost": "cost (credits)", "requests": "requests", "tokens": "tokens"}[metric]
+    title = {"cost": "cost (credits)"}.get(metric, metric.replace("_", " "))
     if data:  # the window, [from, to), in UTC
         title += f" per {bucket}, {data[0]['start'][:16]} to {data[-1]['end'][:16]} UTC"
     lines = [title[:width]]

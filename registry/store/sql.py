@@ -37,9 +37,10 @@ from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from registry import series as buckets
+from registry import times
 from registry._convert import unstructure_strategy
 from registry.credits import credits
-from registry.errors import ConflictError
+from registry.errors import ConflictError, ValidationError
 from registry.model import AMOUNTS, QueryLlm, QueryModel
 from registry.query import (
     ANONYMOUS,
@@ -122,6 +123,39 @@ EVENT_COLUMNS = ("name", "user_id", "at", "request_id", *AMOUNTS, "query_model")
 # A stored event read back to compare with a repeat of its request_id.
 STORED_EVENT = f"SELECT {', '.join(EVENT_COLUMNS)} FROM usage_events WHERE request_id = ?"
 
+# Claiming anonymous events (`SqlTx.claim`): the stored event (with its id) of a request_id,
+# the event given to its user, and what leaves the anonymous rollup rows.
+_CLAIMED_EVENT = f"SELECT id, {', '.join(EVENT_COLUMNS)} FROM usage_events WHERE request_id = ?"
+_CLAIM = "UPDATE usage_events SET user_id = ? WHERE id = ?"
+_LESS = ", ".join(f"{a} = {a} - ?" for a in ("requests", *AMOUNTS))
+_HOUR_KEY = f"name = ? AND hour = ? AND user_id = '{ANONYMOUS}' AND query_model = ?"
+_TOTAL_KEY = f"name = ? AND user_id = '{ANONYMOUS}' AND query_model = ?"
+_UNROLL_HOUR = f"UPDATE usage_hourly SET {_LESS} WHERE {_HOUR_KEY}"
+_UNROLL_TOTAL = f"UPDATE usage_totals SET {_LESS} WHERE {_TOTAL_KEY}"
+# A rollup row left with no request is gone, as a rebuild would leave it.
+_EMPTY_HOUR = f"DELETE FROM usage_hourly WHERE {_HOUR_KEY} AND requests = 0"
+_EMPTY_TOTAL = f"DELETE FROM usage_totals WHERE {_TOTAL_KEY} AND requests = 0"
+
+
+def _unclaimable(found: Sequence[Any] | None, row: Sequence[Any], timeless: bool, user: str) -> str:
+    """Why the stored event ``found`` (id first) cannot be claimed for ``user`` as ``row``;
+    empty when it can be (or was, by ``user``)."""
+    if found is None:
+        return "was never recorded: import the event with the token instead"
+    stored = found[1:]
+    if stored[1] == user:
+        return ""
+    if stored[1] is not None:
+        return f"was recorded by {stored[1]!r}: only events recorded without a token are claimed"
+    differ = [column for column, _ in differences(stored, row, timeless)]
+    if differ:
+        return (
+            f"was recorded with other content ({', '.join(differ)}): claim the events as they"
+            " were imported"
+        )
+    return ""
+
+
 _REBUILD = (
     "DELETE FROM usage_hourly",
     "DELETE FROM usage_totals",
@@ -134,21 +168,59 @@ _REBUILD = (
 )
 
 
-def repeated(index: int | None) -> ConflictError:
-    """The refusal of a row whose ``request_id`` was stored with other content; ``index``:
-    the row's in its batch (None for a single event)."""
-    problem = ConflictError.one("/request_id", "was recorded before with different content")
+def repeated(
+    index: int | None, stored: Sequence[Any], row: Sequence[Any], timeless: bool
+) -> ConflictError:
+    """The refusal of ``row``, whose ``request_id`` was stored as ``stored`` (both in
+    `EVENT_COLUMNS` order) with other content: what differs, and how to go on. ``index``:
+    the row's in its batch (None for a single event). The one message of both backends."""
+    said = "; ".join(
+        _difference(column, stored[at], row[at])
+        for column, at in differences(stored, row, timeless)
+    )
+    problem = ConflictError.one(
+        "/request_id",
+        f"was recorded before with other content: {said}. A request_id names one request:"
+        " to retry it, send what was sent the first time; for another request, use a new"
+        " request_id",
+    )
     return problem if index is None else problem.of_event(index)
 
 
+def differences(stored: Sequence[Any], row: Sequence[Any], timeless: bool) -> list[tuple[str, int]]:
+    """The columns (name, position in `EVENT_COLUMNS`) in which ``row`` differs from the
+    ``stored`` event of its request_id; none when it repeats it: all of it the same, but
+    ``at`` when the repeat left it out (a retry means "the same request")."""
+    return [
+        (column, at)
+        for at, column in enumerate(EVENT_COLUMNS)
+        if column != "request_id" and not (column == "at" and timeless) and stored[at] != row[at]
+    ]
+
+
 def same_event(stored: Sequence[Any], row: Sequence[Any], timeless: bool) -> bool:
-    """Whether ``row`` repeats the ``stored`` event of its request_id: all of it the same,
-    but ``at`` when the repeat left it out (a retry means "the same request")."""
-    return (
-        stored[:2] == tuple(row[:2])
-        and stored[3:] == tuple(row[3:])
-        and (timeless or stored[2] == row[2])
-    )
+    """Whether ``row`` repeats the ``stored`` event of its request_id (`differences`)."""
+    return not differences(stored, row, timeless)
+
+
+def _difference(column: str, before: Any, now: Any) -> str:
+    if column == "user_id":
+        return f"it was recorded by {_user(before)}, and this time by {_user(now)}"
+    return f"{column} was {_value(column, before)}, and is {_value(column, now)} this time"
+
+
+def _user(user: str | None) -> str:
+    return "no user (without a token)" if user is None else repr(user)
+
+
+def _value(column: str, value: Any) -> str:
+    if value is None:
+        return "none"
+    if column == "at":
+        return times.render(value)
+    if column.endswith("_cost"):
+        return format(credits(value).normalize(), "f")  # 0.5, as it was written
+    return repr(value) if isinstance(value, str) else str(value)
 
 
 # --- what statistics are compared by, and how rows are copied ----------------------------------
@@ -610,6 +682,55 @@ class SqlTx(TrainingSql):
         models = models_of(pairs)
         if models:
             self.check_totals(models, column="query_model", group="Query Model")
+
+    def claim(self, spool: Spool, user: str) -> int:
+        """Give ``user`` the events of ``spool`` (rows as an import without a token would
+        have recorded them) that were recorded without a token: each stored event of their
+        request_ids must be that anonymous event (`differences`), or already ``user``'s
+        (claimed before: skipped). The rollups move with them, in this transaction: the
+        anonymous rows lose what the user's rows gain, and a row left with no request is
+        deleted, as a rebuild would leave it. How many events were claimed."""
+        claimed: list[int] = []
+        hours: dict[tuple[Any, ...], list[int]] = {}
+        problems: list[tuple[int, str, str]] = []
+        seen: set[str] = set()
+        for chunk in spool.chunks():
+            for position, row in enumerate(chunk.rows):
+                index, request_id = chunk.first + position, row[3]
+                if request_id is None:
+                    problems.append((index, "/request_id", "is needed to claim an event"))
+                    continue
+                if request_id in seen:  # as in a batch, the first of a request_id counts
+                    continue
+                seen.add(request_id)
+                found = self.conn.execute(_CLAIMED_EVENT, [request_id]).fetchone()
+                problem = _unclaimable(found, row, position in chunk.timeless, user)
+                if problem:
+                    problems.append((index, "/request_id", problem))
+                elif found[2] is None:
+                    event_id, *stored = found
+                    claimed.append(event_id)
+                    key = (stored[0], stored[2] - stored[2] % HOUR, stored[-1] or NO_MODEL)
+                    sums = hours.setdefault(key, [0] * (1 + len(AMOUNTS)))
+                    for at, value in enumerate((1, *stored[4 : 4 + len(AMOUNTS)])):
+                        sums[at] += value
+        if problems:
+            raise ValidationError(events=problems)
+        self.conn.executemany(_CLAIM, [[user, event_id] for event_id in claimed])
+        totals: dict[tuple[Any, ...], list[int]] = {}
+        for (name, hour, model), sums in sorted(hours.items()):
+            self.conn.execute(_UNROLL_HOUR, [*sums, name, hour, model])
+            self.conn.execute(_EMPTY_HOUR, [name, hour, model])
+            self.conn.execute(ROLL_UP_HOURS, [name, hour, user, model, *sums])
+            into = totals.setdefault((name, model), [0] * len(sums))
+            for at, value in enumerate(sums):
+                into[at] += value
+        for (name, model), sums in sorted(totals.items()):
+            self.conn.execute(_UNROLL_TOTAL, [*sums, name, model])
+            self.conn.execute(ROLL_UP_TOTALS, [name, user, model, *sums])
+        for table in ("usage_hourly", "usage_totals"):
+            self.conn.execute(f"DELETE FROM {table} WHERE user_id = '{ANONYMOUS}' AND requests = 0")
+        return len(claimed)
 
     def rebuild_rollups(self) -> dict[str, int]:
         """Recompute both rollups from the events; how many rows each now has."""

@@ -445,7 +445,11 @@ def test_same_request_with_other_content_is_a_conflict(
     before = rows(reg)
     with pytest.raises(registry.ConflictError) as caught:
         reg.record_usage(llm.name, **{**event, **change})
-    assert caught.value.errors == [("/request_id", "was recorded before with different content")]
+    ((path, message),) = caught.value.errors
+    assert path == "/request_id"
+    (key,) = change  # the message says what differs, as it was and as it is now
+    assert message.startswith(f"was recorded before with other content: {key} was ")
+    assert "to retry it, send what was sent the first time" in message
     assert isinstance(caught.value, registry.ValidationError)
     assert rows(reg) == before
     assert totals(reg, llm.name)["chat_cost"] == Decimal("0.5")
@@ -517,12 +521,34 @@ def test_repeated_request_inside_one_batch(reg: Reg, llm: registry.QueryLlm) -> 
     assert rows(reg) == (3, 1, 1)
 
 
+def test_a_forgotten_token_is_said_to_be_what_differs(reg: Reg, llm: registry.QueryLlm) -> None:
+    """Issue 21 item 6: events recorded without a token, sent again with one, are refused
+    with a message that says the user is what differs, on every surface and backend."""
+    alice = reg.create_token("alice")
+    event = {"name": llm.name, "at": AT, "request_id": "r1", "chat_cost": "0.5"}
+    assert reg.record_usage_many([event]) == 1
+    with pytest.raises(registry.ConflictError) as caught:
+        reg.record_usage_many([{"name": llm.name, "request_id": "r0"}, event], token=alice)
+    ((path, message),) = caught.value.errors
+    assert path == "/1/request_id"
+    assert message.startswith(
+        "was recorded before with other content: it was recorded by no user (without a"
+        " token), and this time by 'alice'."
+    )
+    with pytest.raises(registry.ConflictError) as again:
+        reg.record_usage(llm.name, token=alice, at=AT, request_id="r1", chat_cost="0.75")
+    said = again.value.errors[0][1]
+    assert "chat_cost was 0.5, and is 0.75 this time" in said
+    assert rows(reg) == (1, 1, 1)
+
+
 def test_conflict_inside_one_batch_writes_nothing(reg: Reg, llm: registry.QueryLlm) -> None:
     """A request_id repeated inside one batch with other content rejects the whole batch."""
     event = {"name": llm.name, "at": AT, "request_id": "r1", "chat_cost": "0.5"}
     with pytest.raises(registry.ConflictError) as caught:
         reg.record_usage_many([event, {"name": llm.name}, {**event, "chat_cost": "0.4"}])
-    assert caught.value.errors == [("/2/request_id", "was recorded before with different content")]
+    assert [path for path, _ in caught.value.errors] == ["/2/request_id"]
+    assert "chat_cost was 0.5, and is 0.4 this time" in caught.value.errors[0][1]
     assert rows(reg) == (0, 0, 0)
 
 
@@ -638,9 +664,8 @@ def test_conflict_rejects_the_whole_batch(reg: Reg, llm: registry.QueryLlm, k: i
     batch[k] = {**batch[k], "request_id": "seen"}
     with pytest.raises(registry.ConflictError) as caught:
         reg.record_usage_many(batch)
-    assert caught.value.errors == [
-        (f"/{k}/request_id", "was recorded before with different content")
-    ]
+    assert [path for path, _ in caught.value.errors] == [f"/{k}/request_id"]
+    assert "was recorded before with other content" in caught.value.errors[0][1]
     assert rows(reg) == (1, 1, 1)
 
 

@@ -9,12 +9,14 @@ import sys
 import zipfile
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlite_utils import Database
 
 from registry.registry import Registry
 from registry.store.sqlite import migration_set
 from tests.support.data import ROOT, load_vectors
+from tests.support.serving import port_of
 
 pytestmark = pytest.mark.slow
 
@@ -130,3 +132,62 @@ def test_wheel_installs_and_runs_outside_the_checkout(tmp_path: Path) -> None:
     assert report["applied"]
     assert report["applied"] == _applied_in_checkout(tmp_path)
     assert report["name"] == minimal["name"]
+
+
+def test_installed_for_people_every_install_hint_works(tmp_path: Path) -> None:
+    """Issue 21 item 1: the installed ``qllm`` has ``--version``, prints where its file is
+    as a plain path, and every message that names an install command names one that
+    works: the server extra named by ``qllm serve``'s error is installed with the command
+    it names (from the built wheel, in place of the clone's ``.``) and the server then
+    starts, from outside the checkout."""
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    home = tmp_path / "home"
+    env = _env(home)
+    dist = tmp_path / "dist"
+    built = _run([*_PIP_WHEEL, str(dist), str(ROOT)], cwd=outside, env=env)
+    assert built.returncode == 0, built.stderr
+    (wheel,) = dist.glob("query_llm_registry-*.whl")
+    venv = tmp_path / "venv"
+    assert _run([sys.executable, "-m", "venv", str(venv)], outside, env).returncode == 0
+    python, qllm = str(venv / "bin" / "python"), str(venv / "bin" / "qllm")
+    installed = _run([python, "-m", "pip", "install", str(wheel)], cwd=outside, env=env)
+    assert installed.returncode == 0, installed.stderr
+
+    version = _run([qllm, "--version"], outside, env)
+    assert version.returncode == 0
+    assert version.stdout.strip() == "qllm, version 0.1.0"
+    where = _run([qllm, "where"], outside, env)
+    assert where.stdout == str(home / "data" / "qllm" / "registry.db") + "\n"
+    assert not (home / "data").exists()  # saying where creates nothing
+
+    postgres = "postgresql://u@127.0.0.1:1/x"
+    hints = {
+        "server": _run([qllm, "serve", "--port", "0"], outside, env).stderr,
+        "client": _run([python, "-c", "import registry; registry.Client"], outside, env).stderr,
+        "postgres": _run([qllm, "count", "--db", postgres], outside, env).stderr,
+    }
+    for extra, said in hints.items():
+        assert f"pip install '.[{extra}]'" in said, said
+        assert "query-llm-registry[" not in said  # the package is not published
+        assert "Traceback" not in said or extra == "client"  # an ImportError, for a library
+
+    # The command named, with the wheel standing for the clone: the server then starts.
+    named = [python, "-m", "pip", "install", f"{wheel}[server]"]
+    assert _run(named, cwd=outside, env=env).returncode == 0
+    log = tmp_path / "serve.log"
+    with log.open("wb") as err:
+        server = subprocess.Popen(
+            [qllm, "serve", "--port", "0", "--db", str(tmp_path / "served.db")],
+            cwd=outside,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+    try:
+        port = port_of(server, log)
+        answer = httpx.get(f"http://127.0.0.1:{port}/health", timeout=10)
+        assert answer.json() == {"status": "ok"}
+    finally:
+        server.terminate()
+        server.wait(timeout=60)

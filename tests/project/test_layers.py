@@ -35,6 +35,8 @@ RULES = {
     "weights",
     "nearest",
     "jsonin",
+    "when",
+    "extras",
 }
 SURFACES = (
     "registry.registry",

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import re
-import shlex
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.support import samples
 from tests.support.data import ROOT
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -30,56 +28,43 @@ def test_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert (tmp_path / "usage.db").is_file()
 
 
-def matches(expected: str, actual: str) -> bool:
-    """Line by line; an expected line containing "..." matches any text in its place."""
-    wanted, got = expected.splitlines(), actual.splitlines()
-    if len(wanted) != len(got):
-        return False
-    for want, line in zip(wanted, got, strict=True):
-        pattern = ".*".join(re.escape(part) for part in want.split("..."))
-        if not re.fullmatch(pattern, line):
-            return False
-    return True
+@pytest.fixture(scope="module")
+def demo_registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The registry ``make demo`` fills: the one every sample output is made on."""
+    path = tmp_path_factory.mktemp("demo") / "demo.db"
+    samples.build_demo(path)
+    return path
 
 
-# ``export NAME="$(command)"``: a value kept for the steps after it, as a shell session does.
-EXPORT = re.compile(r'export (\w+)="\$\((.*)\)"')
+PAGES = [
+    ROOT / "README.md",
+    *(
+        p
+        for p in sorted((ROOT / "docs").glob("*.md"))
+        if samples.steps(p.read_text(encoding="utf-8"))
+    ),
+]
 
 
-def test_console_example_prints_what_it_shows(tmp_path: Path) -> None:
-    """Each command of the console examples (one session, in order) prints exactly the
-    output shown under it."""
-    sessions = blocks("console")
-    steps = [step for session in sessions for step in re.split(r"^\$ ", session, flags=re.M)[1:]]
-    assert len(steps) >= 5
-    (tmp_path / "examples").symlink_to(ROOT / "examples")
-    env = {**os.environ, "PATH": f"{QLLM.parent}{os.pathsep}{os.environ['PATH']}"}
-    env.pop("QLLM_DB", None)
-    env.pop("QLLM_TOKEN", None)
-    for step in steps:
-        command, _, expected = step.partition("\n")
-        exported = EXPORT.fullmatch(command.strip())
-        if exported:
-            name, inner = exported.groups()
-            assert shlex.split(inner)[0] == "qllm"
-            value = subprocess.run(
-                inner, shell=True, cwd=tmp_path, env=env, capture_output=True, text=True,
-                timeout=60, check=True,
-            ).stdout.strip()  # fmt: skip
-            assert value
-            env[name] = value
-            continue
-        result = subprocess.run(
-            command,
-            check=False,
-            shell=True,
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        shown = result.stdout + result.stderr
-        assert matches(expected, shown), f"$ {command}\n{shown}"
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_console_examples_print_what_they_show(
+    page: Path, tmp_path: Path, demo_registry: Path
+) -> None:
+    """Each command of a page's console examples (one session, in order, on the demo's
+    registry) prints exactly the output shown under it (`tests.support.samples`)."""
+    text = page.read_text(encoding="utf-8")
+    ran = 0
+    for command, expected, shown in samples.session(text, tmp_path, demo_registry):
+        assert samples.first_word(command) in ("qllm", "export"), command
+        assert samples.matches(expected, shown), f"$ {command}\n{shown}"
         assert "Traceback" not in shown
-        assert shlex.split(command)[0] == "qllm"
+        ran += 1
+    assert ran >= (10 if page.name == "README.md" else 1)
+
+
+def test_every_sample_output_in_the_docs_is_a_console_session() -> None:
+    """No page shows a command's output in a block the test does not run."""
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        text = page.read_text(encoding="utf-8")
+        for block in re.findall(r"```(?:text|sh|bash)?\n(.*?)```", text, re.S):
+            assert not re.search(r"^\$ qllm ", block, re.M), (page.name, block[:80])

@@ -67,6 +67,8 @@ def test_the_command_line_takes_a_url(pg_location: str) -> None:
     got = qllm("get", llm["name"], "--metadata", env=env)
     assert got["requests"] == 1
     assert got["chat_cost"] in ("0.5", 0.5)
+    assert (got["tokens"], got["cost"]) == (0, got["chat_cost"])  # the command line's totals
+    del got["tokens"], got["cost"]
     with Registry(pg_location) as reg:
         assert reg.get(llm["name"], metadata=True) == got | {
             "chat_cost": reg.get(llm["name"], metadata=True)["chat_cost"]
@@ -75,9 +77,13 @@ def test_the_command_line_takes_a_url(pg_location: str) -> None:
 
 def test_where_never_shows_the_password() -> None:
     env = os.environ | {"QLLM_DB": "postgresql://alice:s3cret@db.invalid:5432/qllm"}
-    shown = qllm("where", env=env)["db"]
+    shown = qllm("where", "--json", env=env)["db"]
     assert "s3cret" not in shown
     assert shown.startswith("postgresql://alice@db.invalid:5432/qllm")
+    plain = subprocess.run(
+        [QLLM, "where"], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    assert plain == shown + "\n"
 
 
 def test_serve_takes_a_url(pg_location: str, tmp_path: Path) -> None:

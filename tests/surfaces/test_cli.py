@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 import registry
+from registry import when
 from registry.registry import Registry
 from tests.support.cli import fails, ok, run
 from tests.support.data import ZERO_METADATA, body
@@ -184,6 +185,8 @@ def test_get_with_metadata(db: str) -> None:
         **registry.dump(registry.validate(body())),
         "user_id": None,
         **ZERO_METADATA,
+        "tokens": 0,  # the command line's two totals (issue 21 item 3)
+        "cost": 0,
     }
 
 
@@ -196,7 +199,8 @@ def test_costs_print_as_exact_json_numbers(db: str) -> None:
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
     assert '  "chat_cost": 0.3,' in lines
-    assert '  "embedding_cost": 0.000000001' in lines
+    assert '  "embedding_cost": 0.000000001,' in lines
+    assert '  "cost": 0.300000001' in lines
     assert '  "requests": 4,' in lines
     got = json.loads(result.stdout, parse_float=Decimal)
     assert got["chat_cost"] == Decimal("0.3")
@@ -228,18 +232,20 @@ def test_get_errors_and_exit_codes(db: str) -> None:
     missing = registry.validate(body(id="missing/model")).name
     assert fails(["get", missing, "--db", db], 3) == [f"no Query LLM named {missing}"]
     assert fails(["get", "nope", "--db", db], 1) == [
-        "/name: must be a Query LLM name: 22 base62 characters"
+        "NAME: must be a Query LLM name: 22 base62 characters"
     ]
-    assert fails(["get", NAME, "--metadata", "--me", "--db", db], 4) == ["me=true needs a token"]
+    assert fails(["get", NAME, "--metadata", "--me", "--db", db], 4) == [
+        "--me needs a token (QLLM_TOKEN or --token)"
+    ]
     assert fails(
         ["get", NAME, "--metadata", "--from", "2026-11-01T10:00:00", "--to", "x", "--db", db], 1
     ) == [
-        "/from: needs a UTC offset, such as Z or +01:00: '2026-11-01T10:00:00'",
-        "/to: must be an RFC 3339 date-time such as 2026-11-01T00:00:00Z: 'x'",
+        "--from: needs a UTC offset, such as Z or +01:00: '2026-11-01T10:00:00'",
+        f"--to: 'x' is not a time: use {when.FORMS}",
     ]
     assert fails(
         ["get", NAME, "--metadata", "--from", "2026-11-02", "--to", "2026-11-01", "--db", db], 1
-    ) == ["/from: must not be later than to"]
+    ) == ["--from: must not be later than --to"]
 
 
 def test_get_without_metadata_ignores_the_query(db: str) -> None:
@@ -281,20 +287,24 @@ def test_list_and_count_me(db: str) -> None:
     ok(["usage", "record", OTHER, "--db", db, "--token", alice])
     assert ok(["list", "--me", "--db", db, "--token", alice]) == [OTHER]
     assert ok(["count", "--me", "--db", db], env={"QLLM_TOKEN": alice}) == 1
-    assert fails(["list", "--me", "--db", db], 4) == ["me=true needs a token"]
-    assert fails(["count", "--me", "--db", db], 4) == ["me=true needs a token"]
+    assert fails(["list", "--me", "--db", db], 4) == ["--me needs a token (QLLM_TOKEN or --token)"]
+    assert fails(["count", "--me", "--db", db], 4) == ["--me needs a token (QLLM_TOKEN or --token)"]
 
 
 def test_list_validation_errors(db: str) -> None:
-    """Bad count, offset and sort exit 1 with one line each."""
-    assert fails(["list", "--count", "0", "--offset", "-1", "--sort", "name", "--db", db], 1) == [
-        "/count: must be an integer between 1 and 1000",
-        "/offset: must be an integer, 0 or more",
-        "/sort: must be one of: created, requests, tokens, prompt_tokens, completion_tokens, cost",
+    """Bad count and offset exit 1 with one line each, named by their options; a sort that
+    is not one of the choices is refused by the command line itself."""
+    assert fails(["list", "--count", "0", "--offset", "-1", "--db", db], 1) == [
+        "--count: must be an integer between 1 and 1000",
+        "--offset: must be an integer, 0 or more",
     ]
     assert fails(["list", "--count", "1001", "--db", db], 1) == [
-        "/count: must be an integer between 1 and 1000"
+        "--count: must be an integer between 1 and 1000"
     ]
+    assert (
+        "'name' is not one of 'created', 'requests'"
+        in fails(["list", "--sort", "name", "--db", db], 1)[-1]
+    )
 
 
 def test_malformed_command_line_is_exit_1(db: str) -> None:
@@ -327,7 +337,7 @@ def test_usage_record_all_options(db: str) -> None:
          3_000_000, 6_000_000_000)
     ]  # fmt: skip
     changed = [*args[:-1], "7"]
-    assert fails(changed, 1) == ["/request_id: was recorded before with different content"]
+    assert fails(changed, 1)[0].startswith("--request-id: was recorded before")
 
 
 def test_usage_record_errors(db: str) -> None:
@@ -337,12 +347,12 @@ def test_usage_record_errors(db: str) -> None:
     assert fails(
         ["usage", "record", NAME, "--db", db, "--chat-prompt-tokens", "-1", "--chat-cost", "x"], 1
     ) == [
-        "/chat_cost: must be a number of credits, such as 0.0125",
-        "/chat_prompt_tokens: must be between 0 and 1000000000000",
+        "--chat-cost: must be a number of credits, such as 0.0125",
+        "--chat-prompt-tokens: must be between 0 and 1000000000000",
     ]
     assert fails(["usage", "record", NAME, "--db", db, "--at", "2026-11-01T10:00"], 1)[
         0
-    ].startswith("/at: ")
+    ].startswith("--at: ")
     assert fails(["usage", "record", NAME, "--db", db, "--token", "qllm_nope"], 4) == [
         "unknown token"
     ]
@@ -396,7 +406,7 @@ def test_usage_import_stdin_with_token(db: str) -> None:
 
 BETWEEN = "must be between 0 and 1000000 credits"
 UNKNOWN = "unknown key (did you mean 'chat_prompt_tokens'?)"
-CONFLICT = "was recorded before with different content"
+CONFLICT = "was recorded before with other content: chat_cost was 0, and is 9 this time"
 
 
 @pytest.mark.parametrize(
@@ -472,7 +482,7 @@ def test_token_errors(db: str) -> None:
     assert fails(["token", "revoke", "qllm_unknown", "--db", db], 4) == ["unknown token"]
     assert fails(["token", "revoke", "garbage", "--db", db], 4) == ["unknown token"]
     assert fails(["token", "create", "has space", "--db", db], 1) == [
-        "/user_id: must not contain white space or control characters"
+        "USER_ID: must not contain white space or control characters"
     ]
 
 
@@ -504,14 +514,17 @@ def test_rebuild_rollups(db: str) -> None:
 
 
 def test_where_prints_the_file_commands_use(tmp_path: Path, clean_environment: Path) -> None:
-    """``where`` prints --db, else $QLLM_DB, else the file in the user's data directory."""
+    """``where`` prints --db, else $QLLM_DB, else the file in the user's data directory, as
+    a plain path a shell can use (``sqlite3 "$(qllm where)"``); ``--json`` the old form."""
     default = clean_environment / ".local" / "share" / "qllm" / "registry.db"
-    assert ok(["where"]) == {"db": str(default)}
-    assert ok(["where"], env={"XDG_DATA_HOME": str(tmp_path / "x")}) == {
-        "db": str(tmp_path / "x" / "qllm" / "registry.db")
-    }
-    assert ok(["where"], env={"QLLM_DB": "/some/file.db"}) == {"db": "/some/file.db"}
-    assert ok(["where", "--db", "/other.db"], env={"QLLM_DB": "/x.db"}) == {"db": "/other.db"}
+    assert run(["where"]).stdout == f"{default}\n"
+    assert ok(["where", "--json"]) == {"db": str(default)}
+    assert run(["where"], env={"XDG_DATA_HOME": str(tmp_path / "x")}).stdout == (
+        f"{tmp_path / 'x' / 'qllm' / 'registry.db'}\n"
+    )
+    assert run(["where"], env={"QLLM_DB": "/some/file.db"}).stdout == "/some/file.db\n"
+    assert run(["where", "--db", "/other.db"], env={"QLLM_DB": "/x.db"}).stdout == "/other.db\n"
+    assert not default.exists()
 
 
 def test_default_registry_file(body_file: Path, clean_environment: Path) -> None:

@@ -303,7 +303,7 @@ def test_validate_output_pipes_into_register(tmp_path: Path, db: str) -> None:
 @pytest.mark.parametrize("group", [[], ["model"]], ids=["llm", "model"])
 def test_get_help_says_the_window_counts_only_with_metadata(group: list[str]) -> None:
     text = " ".join(run([*group, "get", "--help"]).stdout.split())
-    options = [" --me ", " --from TEXT ", " --to TEXT ", " --db FILE "]
+    options = [" --me ", " --from TIME ", " --to TIME ", " --last DURATION ", " --db FILE "]
     for option, following in itertools.pairwise(options):
         help_text = text.split(option, 1)[1].split(following, 1)[0]
         assert help_text.endswith("Ignored without --metadata."), option

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import registry
+from registry.registry import Registry
 from tests.support.cli import ok, run
 from tests.support.data import body
 
@@ -58,6 +59,9 @@ def test_model_exit_codes(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert result.stderr.startswith("/models/0/temperature:")
     assert run(["model", "register", bad, "--db", db]).exit_code == 1
+    assert not Path(db).exists()  # invalid input writes nothing, not even a new file
+    with Registry(db):
+        pass
     assert run(["model", "get", MEMBER, "--db", db]).exit_code == 3
     assert run(["model", "list", "--db", db, "--me"]).exit_code == 4
     assert run(["model", "count", "--db", db, "--token", "nope"]).exit_code == 4
@@ -65,7 +69,7 @@ def test_model_exit_codes(tmp_path: Path) -> None:
     other = ok(["register", write(tmp_path / "o.json", body(id="o/o")), "--db", db])["name"]
     result = run(["usage", "record", other, "--db", db, "--query-model", NAME])
     assert result.exit_code == 1
-    assert result.stderr.startswith("/query_model:")
+    assert result.stderr.startswith("--query-model:")  # the option, as typed
     lines = tmp_path / "events.jsonl"
     lines.write_text(json.dumps({"name": other, "query_model": NAME}) + "\n", encoding="utf-8")
     result = run(["usage", "import", str(lines), "--db", db])

@@ -10,12 +10,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from registry.errors import StorageError
+from registry.extras import install
 from registry.location import describe
 
 if TYPE_CHECKING:
     from registry.store.postgres.store import PostgresStore
 
-INSTALL = "pip install '.[postgres]' (in a clone of qllm), or pip install 'psycopg[binary,pool]'"
+INSTALL = install("postgres")
 
 
 def open_store(location: str, **options: Any) -> PostgresStore:

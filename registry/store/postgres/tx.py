@@ -21,7 +21,7 @@ from registry.model import AMOUNTS
 from registry.query import check_sums, models_of
 from registry.store.postgres.training import PostgresTraining
 from registry.store.spool import Spool
-from registry.store.sql import SqlTx, added, hours_of, repeated, too_large
+from registry.store.sql import EVENT_COLUMNS, SqlTx, added, hours_of, repeated, too_large
 
 Connection = psycopg.Connection[tuple[Any, ...]]
 
@@ -164,9 +164,13 @@ _UNIQUE_HELD = 100_000
 # From this many staged rows, TRUNCATE empties the stage (a new file: constant time); below,
 # DELETE (no file operations).
 _TRUNCATE_FROM = 5_000
-# The first staged row that repeats a stored request_id with other content.
+# The first staged row whose request_id is stored with other content: its place, whether it
+# left out ``at``, then the stored event and the row (`EVENT_COLUMNS` each), which
+# `registry.store.sql.repeated` compares to say what differs.
 _FIRST_CONFLICT = f"""
-    SELECT s.ord FROM qllm_stage s JOIN usage_events e ON e.request_id = s.request_id
+    SELECT s.ord, s.timeless, {", ".join(f"e.{c}" for c in EVENT_COLUMNS)},
+        {", ".join(f"s.{c}" for c in EVENT_COLUMNS)}
+    FROM qllm_stage s JOIN usage_events e ON e.request_id = s.request_id
     WHERE NOT (e.name = s.name AND e.user_id IS NOT DISTINCT FROM s.user_id
         AND (s.timeless OR e.at = s.at) AND e.query_model IS NOT DISTINCT FROM s.query_model
         AND {" AND ".join(f"e.{a} = s.{a}" for a in AMOUNTS)})
@@ -252,7 +256,9 @@ class PostgresTx(PostgresTraining, SqlTx):
         if count < spool.count:  # some request_ids were seen before: each must repeat its event
             conflict = conn.execute(_FIRST_CONFLICT).fetchone()
             if conflict is not None:
-                raise repeated(conflict[0] if spool.batch else None)
+                ord_, timeless, *both = conflict
+                stored, row = both[: len(EVENT_COLUMNS)], both[len(EVENT_COLUMNS) :]
+                raise repeated(ord_ if spool.batch else None, stored, row, timeless)
         conn.execute(
             "TRUNCATE qllm_stage" if spool.count >= _TRUNCATE_FROM else "DELETE FROM qllm_stage"
         )

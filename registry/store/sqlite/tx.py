@@ -122,8 +122,9 @@ class SqliteTx(SqlTx):
                 kept.discard(request_id)
                 continue
             stored = self.conn.execute(STORED_EVENT, [request_id]).fetchone()
-            if not same_event(stored, row, position in chunk.timeless):
-                raise repeated(chunk.first + position if batch else None)
+            timeless = position in chunk.timeless
+            if not same_event(stored, row, timeless):
+                raise repeated(chunk.first + position if batch else None, stored, row, timeless)
 
     def _sums(self, sql: str, params: list[Any], group: str) -> list[Any]:
         try:
