@@ -96,7 +96,8 @@ def test_what_cannot_be_claimed_is_refused_whole(reg: Registry, llm: registry.Qu
     assert caught.value.errors == [
         ("/1/request_id", "was recorded with other content (chat_cost): claim the events as"
          " they were imported"),
-        ("/2/request_id", "was recorded by 'bob': only events recorded without a token are claimed"),
+        ("/2/request_id", "was recorded by 'bob': only events recorded without a token are"
+         " claimed"),
         ("/3/request_id", "was never recorded: import the event with the token instead"),
         ("/4/request_id", "is needed to claim an event"),
     ]  # fmt: skip
