@@ -24,12 +24,12 @@ demo: $(RUNTIME)
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash examples/demo.sh
 
 # The suite mostly waits (on servers, fsyncs, subprocesses), so it runs in JOBS
-# worker processes (pytest-xdist); README's Tests section has the measurements.
+# worker processes (pytest-xdist); docs/development.md has the measurements.
 # loadscope: a module's tests run on one worker (its module fixtures start once), in
 # file order. Then the tests marked alone (they measure time) run by themselves.
 JOBS ?= 3
 test: $(STAMP)
-	$(BIN)/python -m pytest -n $(JOBS) --dist loadscope --no-loadscope-reorder -m "not alone"
+	$(BIN)/python -m pytest -n $(JOBS) --dist loadscope --no-loadscope-reorder -m "not alone" --durations=15
 	$(BIN)/python -m pytest -p no:xdist -m alone
 
 # One process, in file order: for -x, --pdb and reading a failure's output.

@@ -316,7 +316,7 @@ def test_get_help_says_the_window_counts_only_with_metadata(group: list[str]) ->
 def test_timeout_must_be_a_positive_finite_number(db: str, timeout: str) -> None:
     for args in (["count"], ["usage", "record", NAME], ["token", "create", "ann"]):
         assert fails([*args, "--db", db, "--timeout", timeout], 1) == [
-            "/timeout: must be a number of seconds, more than 0 and at most 1000000"
+            "--timeout: must be a number of seconds, more than 0 and at most 1000000"
         ]
     assert events(db) == []
 
