@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import registry
@@ -639,6 +639,25 @@ def _messages(exc: BaseException) -> list[str]:
     return shown
 
 
+def _shown(password: str, encoded: bool, place: str, host: str) -> tuple[str, list[str]]:
+    """A location with ``password``, and everything opening it shows: its description,
+    its errors (message, repr, causes), or the registry's repr and place."""
+    written = urllib.parse.quote(password, safe="") if encoded else password
+    if place == "userinfo":
+        location = f"postgresql://alice:{written}@{host}/postgres"
+    else:
+        location = f"postgresql://alice@{host}/postgres?password={written}"
+    shown = [describe(location)]
+    try:
+        reg = Registry(location, timeout=1.0, readonly=True)
+    except registry.RegistryError as exc:
+        shown += _messages(exc)
+    else:  # the test server trusts every password
+        shown += [repr(reg), reg.store.where]
+        reg.close()
+    return location, shown
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     password=_PASSWORD,
@@ -646,6 +665,7 @@ def _messages(exc: BaseException) -> list[str]:
     place=st.sampled_from(["userinfo", "parameter"]),
     host=st.sampled_from(["server", "closed", "[::1", "[::1]:x", "h:1:2", "h%zz", ""]),
 )
+@example(password="0torag", encoded=False, place="userinfo", host="server")
 def test_no_message_carries_any_part_of_a_password(
     postgres: Postgres, password: str, encoded: bool, place: str, host: str
 ) -> None:
@@ -653,7 +673,6 @@ def test_no_message_carries_any_part_of_a_password(
     structure, written raw or percent-encoded, in the URL's user part or as a parameter,
     with good and malformed hosts: neither the description of the location, nor any error
     (message, repr, causes) of opening it, nor a registry's repr holds a piece of it."""
-    written = urllib.parse.quote(password, safe="") if encoded else password
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         if host == "server":
@@ -661,19 +680,16 @@ def test_no_message_carries_any_part_of_a_password(
             host = f"{found.hostname}:{found.port}"
         elif host == "closed":
             host = f"127.0.0.1:{closed.getsockname()[1]}"
-        if place == "userinfo":
-            location = f"postgresql://alice:{written}@{host}/postgres"
-        else:
-            location = f"postgresql://alice@{host}/postgres?password={written}"
-        shown = [describe(location)]
-        try:
-            reg = Registry(location, timeout=1.0, readonly=True)
-        except registry.RegistryError as exc:
-            shown += _messages(exc)
-        else:  # the test server trusts every password
-            shown += [repr(reg), reg.store.where]
-            reg.close()
-    leaked = {piece for piece in _parts(password) for text in shown if piece in text}
+        location, shown = _shown(password, encoded, place, host)
+        # A piece that the messages hold for a password of other characters is a word of
+        # theirs ("torag" of a password "0torag" is in "StorageError"), not a leak.
+        _, words = _shown("Q" * len(password), encoded, place, host)
+    leaked = {
+        piece
+        for piece in _parts(password)
+        for text in shown
+        if piece in text and not any(piece in word for word in words)
+    }
     assert not leaked, (location, shown)
 
 
