@@ -23,10 +23,9 @@ from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
-from registry import auth, completions, nearest, times
-from registry import weights as rules
+from registry import auth, times
 from registry._convert import model_body, validate, validate_model
 from registry.errors import (
     AuthenticationError,
@@ -45,6 +44,11 @@ from registry.query import LLMS, MODELS, Page, Subject, Window, flag, named
 from registry.series import Series
 from registry.store import Store, Tx, open_store
 from registry.store.spool import Spool
+
+if TYPE_CHECKING:  # the training modules import numpy: a command that records no completion
+    # never loads it (11 MB and a tenth of a second at every start)
+    from registry import nearest
+    from registry import weights as rules
 
 __all__ = ["DEFAULT_TIMEOUT", "Outcomes", "Registry"]
 
@@ -509,6 +513,8 @@ class Registry:
         return self._record(completions, token, batch=True)
 
     def _record(self, given: Iterable[Any], token: str | None, *, batch: bool) -> int:
+        from registry import completions  # noqa: PLC0415 - numpy only when used
+
         if self.readonly:
             raise StorageError(f"{self.store.where} is open read-only")
         user = None
@@ -569,6 +575,8 @@ class Registry:
     ) -> dict[str, Any]:
         """A recorded completion: its fields (the embedding only when asked), ``user_id``,
         ``created``, and ``correct_confidence_id`` once marked."""
+        from registry import completions  # noqa: PLC0415 - numpy only when used
+
         completions.check_id(id)
         with_embedding = flag("/embedding", embedding)
         with self._reading() as tx:
@@ -601,6 +609,9 @@ class Registry:
         """Mark which answer was correct: the completion becomes a row of its Query Model's
         training table (marking again replaces the answer). Only the user who recorded it
         may, unless it was recorded without a token."""
+        from registry import completions  # noqa: PLC0415 - numpy only when used
+        from registry import weights as rules  # noqa: PLC0415 - numpy only when used
+
         problems: builtins.list[tuple[str, str]] = []
         checks: tuple[Callable[[], object], ...] = (
             lambda: completions.check_id(id),
@@ -629,6 +640,8 @@ class Registry:
         token: str | None = None,
     ) -> None:
         """Remove the completion's row from its training table (the completion stays)."""
+        from registry import completions  # noqa: PLC0415 - numpy only when used
+
         completions.check_id(id)
         self.store.run(lambda tx: tx.delete_mark(self._owned(tx, id, token, "unmark")), write=True)
 
@@ -655,6 +668,9 @@ class Registry:
         """Each member's weight for a new prompt (its ``embedding``): from the ``top``
         nearest marked completions of the model's training table of the same format and
         embedding length; a static model's own weights."""
+        from registry import completions  # noqa: PLC0415 - numpy only when used
+        from registry import weights as rules  # noqa: PLC0415 - numpy only when used
+
         problems = [] if is_name(query_model) else [("/name", not_a_name(MODELS.kind))]
         try:
             query = completions.weights_query_of(
@@ -677,6 +693,8 @@ class Registry:
 
     def _table(self, tx: Tx, ensemble: rules.Ensemble, name: str, query: Any) -> nearest.Table:
         """The training table's rows of the query's format and length, in step with ``tx``."""
+        from registry import nearest  # noqa: PLC0415 - numpy only when used
+
         version, unmarks = tx.training_state(name)
         fmt, dimensions = query.response_format_hash, len(query.embedding) // 4
 
@@ -697,6 +715,8 @@ class Registry:
         """A Query Model's training table as a whole: how many rows it holds (every format
         and length), and each member's weight from its mean score over all of them (by the
         formula of `weights`). A static model: its own weights, no rows."""
+        from registry import weights as rules  # noqa: PLC0415 - numpy only when used
+
         named(query_model, MODELS.kind)
         with self._reading() as tx:
             self._caller(tx, token)
@@ -711,6 +731,8 @@ class Registry:
 
     def _ensemble(self, tx: Tx, name: str) -> rules.Ensemble | None:
         """What the weights need of a registered Query Model; None if there is none."""
+        from registry import weights as rules  # noqa: PLC0415 - numpy only when used
+
         known = self._ensembles.get(name)
         if known is not None:
             return known

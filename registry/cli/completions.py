@@ -17,7 +17,6 @@ from registry.cli.options import (
     registry_options,
     token_option,
 )
-from registry.completions import body_fields
 from registry.errors import ValidationError
 from registry.model import WeightsQuery
 
@@ -193,6 +192,8 @@ def weights(
     given = read_json(source)
     fmt: Any = ""
     if isinstance(given, dict):
+        from registry.completions import body_fields  # noqa: PLC0415 - numpy only when used
+
         fields = body_fields(WeightsQuery, given)
         embedding, fmt = fields.get("embedding"), fields.get("response_format_hash")
     else:

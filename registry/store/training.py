@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator, Sequence
 from typing import Any
 
-from registry.completions import same_completion
 from registry.errors import ConflictError
 
 COMPLETION_COLUMNS = (
@@ -73,6 +72,8 @@ class TrainingSql:
         inserted = self.insert_new_completions(rows)
         rest = [position for position in range(len(rows)) if position not in inserted]
         if rest:
+            from registry.completions import same_completion  # noqa: PLC0415 - numpy only when used
+
             stored = self.stored_completions({rows[position][0] for position in rest})
             for position in rest:
                 row = rows[position]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -94,3 +95,14 @@ def test_make_demo_from_a_fresh_copy_twice(tmp_path: Path) -> None:
     assert len(tops(first)) == 2
     assert tops(first) == tops(second)
     assert "pip install" not in second  # nothing installed the second time
+
+    # The training-table loop: before any mark every member has its base weight; with
+    # marks, the weights move away from it (issue 20: the demo shows them moving).
+    def weights(output: str, marked: int) -> list[str]:
+        [line] = [row for row in output.splitlines() if row.startswith(f"{marked:2d} marked | ")]
+        return re.findall(r"(?:claude|deepseek) +([0-9.]+)", line)
+
+    for output in outputs:
+        assert set(weights(output, 0)) == {"10.00", "5.00"}  # the base weights
+        assert weights(output, 80) != weights(output, 0)
+        assert not set(weights(output, 80)) & {"10.00", "5.00"}

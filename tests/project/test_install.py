@@ -77,48 +77,60 @@ def _applied_in_checkout(tmp_path: Path) -> list[str]:
     return [m.name for m in migrations.applied(Database(path))]
 
 
-def test_wheel_installs_and_runs_outside_the_checkout(tmp_path: Path) -> None:
+class Installed:
+    """A wheel built from the checkout and installed in a new venv, outside the checkout,
+    for a user whose HOME is ``home``: built once for this module's tests."""
+
+    def __init__(self, top: Path) -> None:
+        self.top = top
+        self.outside = top / "elsewhere"
+        self.outside.mkdir()
+        self.home = top / "home"
+        self.env = _env(self.home)
+        dist = top / "dist"
+        built = _run([*_PIP_WHEEL, str(dist), str(ROOT)], cwd=self.outside, env=self.env)
+        assert built.returncode == 0, built.stderr
+        (self.wheel,) = dist.glob("query_llm_registry-*.whl")
+        self.venv = top / "venv"
+        created = _run([sys.executable, "-m", "venv", str(self.venv)], self.outside, self.env)
+        assert created.returncode == 0, created.stderr
+        self.python = str(self.venv / "bin" / "python")
+        self.qllm = str(self.venv / "bin" / "qllm")
+        installed = _run(
+            [self.python, "-m", "pip", "install", str(self.wheel)], self.outside, self.env
+        )
+        assert installed.returncode == 0, installed.stderr
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
+    return Installed(tmp_path_factory.mktemp("install"))
+
+
+def test_wheel_installs_and_runs_outside_the_checkout(installed: Installed, tmp_path: Path) -> None:
     """A wheel built from the checkout installs in a new venv and validates, stores and migrates."""
-    outside = tmp_path / "elsewhere"
-    outside.mkdir()
-    env = _env(tmp_path / "home")
-
-    dist = tmp_path / "dist"
-    built = _run(
-        [*_PIP_WHEEL, str(dist), str(ROOT)],
-        cwd=outside,
-        env=env,
-    )
-    assert built.returncode == 0, built.stderr
-    (wheel,) = dist.glob("query_llm_registry-*.whl")
-
-    files = zipfile.ZipFile(wheel).namelist()
+    outside, env, venv = installed.outside, installed.env, installed.venv
+    python, qllm = installed.python, installed.qllm
+    files = zipfile.ZipFile(installed.wheel).namelist()
     assert "registry/_migrations/migrations.py" in files
     assert "registry/py.typed" in files
     assert "registry/__init__.py" in files
     assert not [name for name in files if name.startswith("migrations/")]
     assert not [name for name in files if name.startswith("tests/")]
-
-    venv = tmp_path / "venv"
-    created = _run([sys.executable, "-m", "venv", str(venv)], cwd=outside, env=env)
-    assert created.returncode == 0, created.stderr
-    python, qllm = venv / "bin" / "python", venv / "bin" / "qllm"
-    installed = _run([str(python), "-m", "pip", "install", str(wheel)], cwd=outside, env=env)
-    assert installed.returncode == 0, installed.stderr
-    assert qllm.is_file()
+    assert Path(qllm).is_file()
 
     minimal = load_vectors()["valid"][0]
-    validated = _run([str(qllm), "validate", "-"], outside, env, json.dumps(minimal["body"]))
+    validated = _run([qllm, "validate", "-"], outside, env, json.dumps(minimal["body"]))
     assert validated.returncode == 0, validated.stderr
     assert json.loads(validated.stdout)["name"] == minimal["name"]
 
     # The top-level migrations/ directory of the checkout is not part of the install.
-    leaked = _run([str(python), "-c", "import migrations"], cwd=outside, env=env)
+    leaked = _run([python, "-c", "import migrations"], cwd=outside, env=env)
     assert leaked.returncode != 0
     assert "ModuleNotFoundError" in leaked.stderr
 
     probe = _run(
-        [str(python), "-c", _PROBE, str(tmp_path / "x.db"), json.dumps(minimal["body"])],
+        [python, "-c", _PROBE, str(tmp_path / "x.db"), json.dumps(minimal["body"])],
         cwd=outside,
         env=env,
     )
@@ -134,26 +146,16 @@ def test_wheel_installs_and_runs_outside_the_checkout(tmp_path: Path) -> None:
     assert report["name"] == minimal["name"]
 
 
-def test_installed_for_people_every_install_hint_works(tmp_path: Path) -> None:
+def test_installed_for_people_every_install_hint_works(
+    installed: Installed, tmp_path: Path
+) -> None:
     """Issue 21 item 1: the installed ``qllm`` has ``--version``, prints where its file is
     as a plain path, and every message that names an install command names one that
     works: the server extra named by ``qllm serve``'s error is installed with the command
     it names (from the built wheel, in place of the clone's ``.``) and the server then
     starts, from outside the checkout."""
-    outside = tmp_path / "elsewhere"
-    outside.mkdir()
-    home = tmp_path / "home"
-    env = _env(home)
-    dist = tmp_path / "dist"
-    built = _run([*_PIP_WHEEL, str(dist), str(ROOT)], cwd=outside, env=env)
-    assert built.returncode == 0, built.stderr
-    (wheel,) = dist.glob("query_llm_registry-*.whl")
-    venv = tmp_path / "venv"
-    assert _run([sys.executable, "-m", "venv", str(venv)], outside, env).returncode == 0
-    python, qllm = str(venv / "bin" / "python"), str(venv / "bin" / "qllm")
-    installed = _run([python, "-m", "pip", "install", str(wheel)], cwd=outside, env=env)
-    assert installed.returncode == 0, installed.stderr
-
+    outside, home, env, wheel = installed.outside, installed.home, installed.env, installed.wheel
+    python, qllm = installed.python, installed.qllm
     version = _run([qllm, "--version"], outside, env)
     assert version.returncode == 0
     assert version.stdout.strip() == "qllm, version 0.1.0"

@@ -5,6 +5,9 @@ events, and no surface imports a database's package."""
 from __future__ import annotations
 
 import ast
+import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -131,3 +134,36 @@ def test_the_measures_are_defined_once() -> None:
     page = {p["name"]: p["schema"] for p in operation["parameters"]}
     assert page["sort"]["enum"] == list(SORTS)
     assert page["count"]["maximum"] == MAX_PAGE
+
+
+def test_numpy_is_loaded_only_by_the_training_tables(tmp_path: Path) -> None:
+    """numpy costs every process that loads it about 11 MB and a tenth of a second: a
+    command that registers a body and records usage never loads it; a weight does."""
+    probe = """
+import sys
+import registry.cli
+static = {"type": "static", "weight": 1}
+sys.stdin = open(sys.argv[2])
+sys.argv = ["qllm", "register", "-", "--db", sys.argv[1]]
+try:
+    registry.cli.main()
+except SystemExit as exit:
+    assert exit.code in (0, None), exit.code
+print("numpy" in sys.modules)
+reg = registry.Registry(sys.argv[-1])
+member = {"id": "a/b", "mode": "generate", "weight": static}
+model = reg.register_model({"models": [member], "weight": {"type": "static"}})
+reg.weights(model.name, [0.5, 0.5])
+print("numpy" in sys.modules)
+"""
+    body = tmp_path / "body.json"
+    static = {"type": "static", "weight": 1}
+    body.write_text(json.dumps({"id": "openai/gpt-4o", "mode": "generate", "weight": static}))
+    done = subprocess.run(
+        [sys.executable, "-c", probe, str(tmp_path / "r.db"), str(body)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    assert done.stdout.split()[-2:] == ["False", "True"]
