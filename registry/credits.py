@@ -43,7 +43,17 @@ def nano_credits(value: Any) -> int:
     properties).
     """
     cls = value.__class__
-    if cls is str or cls is JsonFloat:
+    if (
+        cls is JsonFloat
+        and 0 <= value <= MAX_CREDITS_PER_EVENT
+        and _near_nano(value)
+        and float.__repr__(value) == value.text
+    ):
+        # The usual JSON number is the shortest text of its float (what json.dumps and
+        # JavaScript write): reading that text exactly is reading the float's repr, which
+        # the float's fast path does (below), without parsing the text again.
+        nano = round(value * 1e9)
+    elif cls is str or cls is JsonFloat:
         text = value if cls is str else value.text
         nano = _text_nano(text)
         if nano is None:

@@ -166,6 +166,24 @@ def test_json_number_costs_are_read_from_their_text(text: str) -> None:
     assert line_outcome(line, typed=True) == expected
 
 
+@settings(max_examples=500, deadline=None)
+@given(
+    st.one_of(
+        st.floats(min_value=0, max_value=2e6),
+        st.floats(min_value=0, max_value=1e-6),
+        st.integers(0, 10**15).map(lambda nano: nano / 1e9),
+    ).filter(lambda value: value != int(value))
+)
+@example(1.3e-06)
+@example(0.1234567895)
+@example(1.5e-09)
+def test_json_numbers_written_as_their_float_are_read_from_their_text(value: float) -> None:
+    """What json.dumps writes (the float's shortest text) takes the float's fast path:
+    the same nano-credits as the exact reading of that text."""
+    text = json.dumps(value)
+    assert outcome(nano_credits, loads(text)) == outcome(reference_nano, text)
+
+
 def test_json_number_costs_are_exact() -> None:
     """Worked values: half-even at the tenth place, of the text as written."""
     for text, nano in [
