@@ -29,7 +29,7 @@ from typing import IO, Any, Self
 from registry.events import Chunk, Row
 from registry.query import ANONYMOUS, HOUR, NO_MODEL
 
-IN_MEMORY_ROWS = 20_000  # rows kept as Python lists before the spool is used
+IN_MEMORY_ROWS = 2_000  # rows kept as Python lists (one chunk) before the spool is used
 SPOOL_IN_MEMORY = 32 * 2**20  # bytes of marshalled chunks kept in memory, then a file
 MAX_DELTAS = 50_000  # rollup rows summed in memory at most (then a run is spilled)
 
