@@ -6,6 +6,7 @@ import os
 import shutil
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import IO, Any
 
 import click
@@ -247,14 +248,21 @@ def usage_series(
         click.echo(chart, color=painted)
 
 
-def _on_lines(exc: ValidationError, lines: EventLines) -> ValidationError:
-    """A batch's problems named by line (``line 3: /at``), not by the event's index."""
-    if exc.events is None:
-        return exc
-    return type(exc)(
-        (f"line {lines.line_of(index)}" + (f": {path}" if path else ""), message)
-        for index, path, message in exc.events
-    )
+@contextmanager
+def _by_line(lines: EventLines) -> Iterator[None]:
+    """A batch's errors named by the line of the file (``line 3: /at``), not by the
+    event's index: an unknown name's, and every problem of a `ValidationError`."""
+    try:
+        yield
+    except NotFoundError as exc:
+        raise exc.located(lambda index: f"line {lines.line_of(index)}") from None
+    except ValidationError as exc:
+        if exc.events is None:
+            raise
+        raise type(exc)(
+            (f"line {lines.line_of(index)}" + (f": {path}" if path else ""), message)
+            for index, path, message in exc.events
+        ) from None
 
 
 @usage.command(name="import")
@@ -280,12 +288,8 @@ def usage_import(
     size = _file_size(file)
     if size and sys.stderr.isatty():
         events = _with_progress(lines, file, size)
-    try:
+    with _by_line(lines):
         written = registry.record_usage_many(events, token=token)
-    except NotFoundError as exc:
-        raise exc.located(lambda index: f"line {lines.line_of(index)}") from None
-    except ValidationError as exc:
-        raise _on_lines(exc, lines) from None
     click.echo(
         f"read {lines.read} events from {name_of(file)}: {written} new, "
         f"{lines.read - written} recorded before",
@@ -333,12 +337,8 @@ def usage_claim(
     """
     registry = open_registry(ctx, db, False, timeout, create=False)
     lines = EventLines(file)
-    try:
+    with _by_line(lines):
         claimed = registry.claim_usage(lines, token=token)
-    except NotFoundError as exc:
-        raise exc.located(lambda index: f"line {lines.line_of(index)}") from None
-    except ValidationError as exc:
-        raise _on_lines(exc, lines) from None
     click.echo(
         f"read {lines.read} events from {name_of(file)}: {claimed} claimed, "
         f"{lines.read - claimed} were the caller's already or repeated a request_id",
