@@ -208,21 +208,27 @@ def _about(body: Mapping[str, Any]) -> str:
     )
 
 
-def render_llm(page: LlmPage) -> str:
+def _page(kind: str, title: str, page: LlmPage | ModelPage, middle: list[str]) -> str:
+    """An item's page: its title, name, summary, form, totals and usage over time, then
+    ``middle`` (what only this kind of item has), its body and the way back."""
     body, query = page.body, page.query
     link = window_query(query.start, query.end, query.bucket)
-    title = labels.llm(body)
     parts = [
-        f'<h1 id="title">Query LLM <span class="cut">{escape(title)}</span></h1>',
+        f'<h1 id="title">{kind} <span class="cut">{escape(title)}</span></h1>',
         _about(body),
         dashboard.summary(query, page.series, []),
         form(page.form, query.start, query.end, page.errors, filters=False),
         f"<h2>Totals over the window</h2>{_totals(body)}",
         dashboard.usage(page.series, query, page.labels, ROOT, link),
+        *middle,
         f"<h2>Body</h2>{_shown_body(body)}",
         f'<p><a href="{escape(ROOT + link)}">All usage in this window</a></p>',
     ]
-    return document(f"Query LLM {title}", "\n".join(parts), ROOT)
+    return document(f"{kind} {title}", "\n".join(parts), ROOT)
+
+
+def render_llm(page: LlmPage) -> str:
+    return _page("Query LLM", labels.llm(page.body), page, [])
 
 
 def member_table(page: ModelPage, link: str) -> Table:
@@ -255,24 +261,15 @@ def member_table(page: ModelPage, link: str) -> Table:
 
 
 def render_model(page: ModelPage) -> str:
-    body, query = page.body, page.query
+    query = page.query
     link = window_query(query.start, query.end, query.bucket)
-    title = labels.model(body)
-    parts = [
-        f'<h1 id="title">Query Model <span class="cut">{escape(title)}</span></h1>',
-        _about(body),
-        dashboard.summary(query, page.series, []),
-        form(page.form, query.start, query.end, page.errors, filters=False),
-        f"<h2>Totals over the window</h2>{_totals(body)}",
-        dashboard.usage(page.series, query, page.labels, ROOT, link),
-        f"<h2>Members <small>({len(body['models'])}; usage recorded for this Query Model"
+    middle = [
+        f"<h2>Members <small>({len(page.body['models'])}; usage recorded for this Query Model"
         " in the window)</small></h2>",
         tables.html(member_table(page, link)),
         _training(page),
-        f"<h2>Body</h2>{_shown_body(body)}",
-        f'<p><a href="{escape(ROOT + link)}">All usage in this window</a></p>',
     ]
-    return document(f"Query Model {title}", "\n".join(parts), ROOT)
+    return _page("Query Model", labels.model(page.body), page, middle)
 
 
 def _training(page: ModelPage) -> str:
