@@ -11,6 +11,7 @@ from registry import jsonin
 from registry.cli.bodies import model
 from registry.cli.options import (
     Group,
+    by_line,
     emit,
     open_registry,
     read_json,
@@ -71,15 +72,8 @@ def record(
         lines.append(number)
     if problems:
         raise ValidationError(problems)
-    try:
+    with by_line(lines.__getitem__):
         written = registry.record_completions(items, token=token)
-    except ValidationError as exc:
-        if exc.events is None:
-            raise
-        raise type(exc)(
-            (f"line {lines[index]}" + (f": {path}" if path else ""), message)
-            for index, path, message in exc.events
-        ) from None
     emit({"read": len(items), "written": written})
 
 

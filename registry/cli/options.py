@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import IO, Any, TypeVar
 
@@ -12,7 +13,7 @@ import click
 from attrs import frozen
 
 from registry import jsonin, times, when
-from registry.errors import ValidationError
+from registry.errors import NotFoundError, ValidationError
 from registry.registry import DEFAULT_TIMEOUT, Registry
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -228,3 +229,20 @@ def keys_of(given: tuple[str, ...]) -> list[str]:
 def example(*lines: str) -> str:
     """The end of a command's help: its example, kept as written (click's ``\\b``)."""
     return "\n\nExample:\n\n\b\n" + "\n".join("  " + line for line in lines)
+
+
+@contextmanager
+def by_line(line_of: Callable[[int], int]) -> Iterator[None]:
+    """A batch read from a file has its errors named by line (``line 3: /at``), not by
+    the item's index: an unknown name's, and every problem of a `ValidationError`."""
+    try:
+        yield
+    except NotFoundError as exc:
+        raise exc.located(lambda index: f"line {line_of(index)}") from None
+    except ValidationError as exc:
+        if exc.events is None:
+            raise
+        raise type(exc)(
+            (f"line {line_of(index)}" + (f": {path}" if path else ""), message)
+            for index, path, message in exc.events
+        ) from None

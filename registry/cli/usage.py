@@ -6,7 +6,6 @@ import os
 import shutil
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import IO, Any
 
 import click
@@ -15,6 +14,7 @@ from registry.cli.options import (
     TIMES_HELP,
     Group,
     Keys,
+    by_line,
     emit,
     keys_of,
     name_of,
@@ -26,7 +26,7 @@ from registry.cli.options import (
     token_option,
     window,
 )
-from registry.errors import NotFoundError, ValidationError
+from registry.errors import ValidationError
 from registry.events import EventLines
 from registry.query import MEASURES
 from registry.render import tables, text
@@ -248,23 +248,6 @@ def usage_series(
         click.echo(chart, color=painted)
 
 
-@contextmanager
-def _by_line(lines: EventLines) -> Iterator[None]:
-    """A batch's errors named by the line of the file (``line 3: /at``), not by the
-    event's index: an unknown name's, and every problem of a `ValidationError`."""
-    try:
-        yield
-    except NotFoundError as exc:
-        raise exc.located(lambda index: f"line {lines.line_of(index)}") from None
-    except ValidationError as exc:
-        if exc.events is None:
-            raise
-        raise type(exc)(
-            (f"line {lines.line_of(index)}" + (f": {path}" if path else ""), message)
-            for index, path, message in exc.events
-        ) from None
-
-
 @usage.command(name="import")
 @click.argument("file", type=click.File("rb"))
 @registry_options()
@@ -288,7 +271,7 @@ def usage_import(
     size = _file_size(file)
     if size and sys.stderr.isatty():
         events = _with_progress(lines, file, size)
-    with _by_line(lines):
+    with by_line(lines.line_of):
         written = registry.record_usage_many(events, token=token)
     click.echo(
         f"read {lines.read} events from {name_of(file)}: {written} new, "
@@ -337,7 +320,7 @@ def usage_claim(
     """
     registry = open_registry(ctx, db, False, timeout, create=False)
     lines = EventLines(file)
-    with _by_line(lines):
+    with by_line(lines.line_of):
         claimed = registry.claim_usage(lines, token=token)
     click.echo(
         f"read {lines.read} events from {name_of(file)}: {claimed} claimed, "
