@@ -727,9 +727,8 @@ class SqlTx(TrainingSql):
                 into[at] += value
         for (name, model), sums in sorted(totals.items()):
             self.conn.execute(_UNROLL_TOTAL, [*sums, name, model])
+            self.conn.execute(_EMPTY_TOTAL, [name, model])
             self.conn.execute(ROLL_UP_TOTALS, [name, user, model, *sums])
-        for table in ("usage_hourly", "usage_totals"):
-            self.conn.execute(f"DELETE FROM {table} WHERE user_id = '{ANONYMOUS}' AND requests = 0")
         return len(claimed)
 
     def rebuild_rollups(self) -> dict[str, int]:
