@@ -421,8 +421,8 @@ class Client:
         }
         if at is not None:
             completion["at"] = at
-        path = _completion_path(id)
-        return int(self._call("PUT", path, self._token(token), body=completion)["written"])
+        answer = self._call("PUT", _completion_path(id), self._token(token), body=completion)
+        return int(self._field(answer, "written", int))
 
     def record_completions(
         self, completions: Iterable[Mapping[str, Any]], token: str | None = None
@@ -434,11 +434,9 @@ class Client:
             else c
             for c in _completions(completions)
         )
-        return int(
-            self._call("POST", "/query/completions", self._token(token), content=_array(items))[
-                "written"
-            ]
-        )
+        token = self._token(token)
+        answer = self._call("POST", "/query/completions", token, content=_array(items))
+        return int(self._field(answer, "written", int))
 
     def get_completion(
         self, id: str, embedding: bool = False, token: str | None = None
