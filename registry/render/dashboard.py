@@ -108,7 +108,7 @@ def _read(get: Any, names: Sequence[str], at: Mapping[str, Any]) -> list[dict[st
 def _with_totals(
     bodies: Sequence[dict[str, Any]], sums: Mapping[str | None, Mapping[str, Any]]
 ) -> list[dict[str, Any]]:
-    zero = dict.fromkeys(window.COUNTERS, 0)
+    zero = dict.fromkeys(labels.COUNTERS, 0)
     return [{**body, **sums.get(body["name"], zero)} for body in bodies]
 
 
@@ -119,12 +119,6 @@ def _largest(body: Mapping[str, Any]) -> tuple[Any, ...]:
 
 def page(registry: RegistryApi, typed: Form, token: str | None = None) -> str:
     return render(gather(registry, typed, token))
-
-
-def data(registry: RegistryApi, typed: Form, token: str | None = None) -> dict[str, Any]:
-    """The page as JSON: the query answered, its problems, the response bodies with
-    their counters, the series as ``GET /usage`` gives it, and the groups' labels."""
-    return as_json(gather(registry, typed, token))
 
 
 def as_json(board: Dashboard) -> dict[str, Any]:
@@ -319,8 +313,8 @@ def group_table(
         for row in bucket["results"]:
             group = labels.of(row, keys, names)
             first.setdefault(group, row)
-            into = sums.setdefault(group, dict.fromkeys(window.COUNTERS, 0))
-            for counter in window.COUNTERS:
+            into = sums.setdefault(group, dict.fromkeys(labels.COUNTERS, 0))
+            for counter in labels.COUNTERS:
                 into[counter] += row[counter]
     title = " / ".join(GROUP_NAMES.get(k, k) for k in keys)
     rows = []
@@ -346,7 +340,7 @@ def series_table(
         Column("end"),
         *(Column(k) for k in keys),
         *([Column("group")] if keys else []),
-        *(Column(c, "count") for c in window.COUNTERS),
+        *(Column(c, "count") for c in labels.COUNTERS),
     ]
     rows = []
     for bucket in series:
@@ -357,7 +351,7 @@ def series_table(
                     Cell(bucket["end"]),
                     *(Cell(row[k]) for k in keys),
                     *([Cell(labels.of(row, keys, names))] if keys else []),
-                    *(Cell(row[c]) for c in window.COUNTERS),
+                    *(Cell(row[c]) for c in labels.COUNTERS),
                 ]
             )
     return Table("usage", columns, rows)

@@ -19,8 +19,7 @@ from attrs import frozen
 
 from registry.api import RegistryApi
 from registry.errors import NotFoundError, ValidationError
-from registry.naming import is_name, not_a_name
-from registry.query import measure
+from registry.query import measure, named
 from registry.render import dashboard, labels, numbers, tables, window
 from registry.render.page import Form, document, form, window_query
 from registry.render.tables import Cell, Column, Table
@@ -62,16 +61,9 @@ class Summaries(Protocol):
     def training_summary(self, query_model: str, token: str | None = None) -> dict[str, Any]: ...
 
 
-def _check(name: str, kind: str) -> None:
-    """A name of the wrong shape is refused before anything is read (a `ValidationError`
-    at ``/name``, as the API's), an unknown one by the read itself (`NotFoundError`)."""
-    if not is_name(name):
-        raise ValidationError.one("/name", not_a_name(kind))
-
-
 def gather_llm(registry: RegistryApi, name: str, typed: Form, token: str | None = None) -> LlmPage:
     """A Query LLM's page; `NotFoundError` or `ValidationError` when there is none."""
-    _check(name, "Query LLM")
+    named(name, "Query LLM")  # a name of the wrong shape: refused before any read
     registry.get(name)  # not found: raised before any usage is read
     query, series, errors = window.resolve(registry, typed, token, names=(name,))
     body = registry.get(
@@ -90,7 +82,7 @@ def gather_model(
     weights: Mapping[str, Any] | None = None,
 ) -> ModelPage:
     """A Query Model's page, its members' totals being the usage recorded for it."""
-    _check(name, "Query Model")
+    named(name, "Query Model")
     registry.get_model(name)
     query, series, errors = window.resolve(registry, typed, token, query_model=name)
     body = registry.get_model(
@@ -102,7 +94,7 @@ def gather_model(
         if member["name"] in members:
             members[member["name"]]["count"] += 1
             continue
-        zero = dict.fromkeys(window.COUNTERS, 0)
+        zero = dict.fromkeys(labels.COUNTERS, 0)
         members[member["name"]] = {
             "body": member,
             "count": 1,
@@ -193,7 +185,7 @@ def _shown_body(body: Mapping[str, Any]) -> str:
     plain = {
         k: v
         for k, v in body.items()
-        if k not in window.COUNTERS and k not in ("created", "user_id")
+        if k not in labels.COUNTERS and k not in ("created", "user_id")
     }
     text = json.dumps(plain, indent=2, ensure_ascii=False)
     return f'<pre class="body" id="body">{escape(text)}</pre>'

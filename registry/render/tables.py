@@ -23,7 +23,6 @@ from attrs import field, frozen
 
 from registry.render import numbers
 
-KINDS = ("text", "tag", "name", "count", "cost", "share")
 # A spreadsheet runs a cell starting with one of these as a formula (OWASP: CSV injection).
 FORMULA = ("=", "+", "-", "@", "\t", "\r")
 NUMBERS = ("count", "cost", "share")  # the kinds aligned to the right

@@ -28,7 +28,6 @@ FILLS = ("█", "▓", "▒", "░", "#", "=", "+", ":")
 # magenta, cyan, bright blue; grey for the groups that share the last).
 COLOURS = ("34", "33", "32", "31", "35", "36", "94", "90")
 EIGHTHS = " ▏▎▍▌▋▊▉█"  # partial blocks, for a single series' bar ends
-group_keys = keys_of
 
 
 def label(row: dict[str, Any], keys: Sequence[str]) -> str:
@@ -49,7 +48,7 @@ def table(data: Sequence[dict[str, Any]], bucket: str) -> str:
     """An aligned text table: one line per bucket and group (an empty bucket: one line of
     0s). Every digit is shown (`numbers.exact`): this is the exact view; costs are
     aligned on their decimal point, counts on their last digit."""
-    keys = group_keys(data)
+    keys = keys_of(data)
     head = ["start", *keys, "requests", "prompt_tokens", "completion_tokens", "cost"]
     lines: list[list[str]] = []
     for b in data:
@@ -148,7 +147,7 @@ def chart(
     """
     width = max(40, width)
     labels = labels or {}
-    keys = group_keys(data)
+    keys = keys_of(data)
     per_group: dict[str, Decimal | int] = {}
     for b in data:
         for row in b["results"]:

@@ -18,11 +18,10 @@ from registry import series as buckets
 from registry import times
 from registry.api import RegistryApi
 from registry.errors import AuthenticationError, AuthorizationError, ValidationError
-from registry.model import AMOUNTS
+from registry.render.labels import COUNTERS
 from registry.render.page import Form
 
 DAYS = 30  # the default window: the last 30 days, whole days in UTC
-COUNTERS = ("requests", *AMOUNTS)
 Problems = list[tuple[str, str]]
 
 
