@@ -21,7 +21,7 @@ MiB = 1024 * 1024
 # hundred bytes (a few KB with long ids). Far above any event, far below a body.
 MAX_TEXT = 1 * MiB
 
-_WHITESPACE = b" \t\r\n"  # JSON's whitespace (bytes.strip() would also take \v and \f)
+WHITESPACE = b" \t\r\n"  # JSON's whitespace (bytes.strip() would also take \v and \f)
 
 
 def too_long(what: str, limit: int) -> Unreadable:
@@ -55,8 +55,8 @@ def lines(pieces: Iterable[bytes], limit: int = MAX_TEXT) -> Iterator[bytes | Un
             skipping = True
     if skipping:
         yield too_long("line", limit)
-    elif rest:
-        yield rest if len(rest) <= limit else too_long("line", limit)
+    elif rest:  # never past the limit: the loop drops a rest that is
+        yield rest
 
 
 # The usual element, a flat object (no object or array inside), followed by its comma or
@@ -178,13 +178,13 @@ class _Elements:
             if element is not _EMPTY_ARRAY:
                 yield element
         if self.closed:
-            if self.data[self.at :].strip(_WHITESPACE):
+            if self.data[self.at :].strip(WHITESPACE):
                 raise _invalid("more text after the array's closing ']'")
             self.data, self.at = b"", 0
 
     def _open(self) -> bool:
         """Past the array's ``[``; False while only whitespace has come."""
-        self.data = self.data.lstrip(_WHITESPACE)
+        self.data = self.data.lstrip(WHITESPACE)
         if not self.data:
             return False
         if self.data[:1] != b"[":
@@ -204,7 +204,7 @@ class _Elements:
                 self.data, self.at = b"", 0
             self.scanned = len(self.data)
             return None
-        text = data[at:end].strip(_WHITESPACE)
+        text = data[at:end].strip(WHITESPACE)
         self.closed = data[end : end + 1] == b"]"
         first, skipped = self.first, self.skipped
         self.scan, self.skipped, self.first = None, 0, False

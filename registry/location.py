@@ -55,7 +55,9 @@ def location_of(location: str | os.PathLike[str] | None) -> str | Path:
     is a file's `Path`. A location that is not Unicode text (a file name of bytes that are
     not UTF-8, which Python holds as lone surrogates) is refused: SQLite and PostgreSQL
     take UTF-8 names, and no message could show it."""
-    text = os.fspath(default_location() if location is None else location)
+    if location is None:
+        location = default_location()
+    text = os.fspath(location)
     if isinstance(text, str) and not text.isascii():
         try:
             text.encode()
@@ -64,8 +66,6 @@ def location_of(location: str | os.PathLike[str] | None) -> str | Path:
             raise StorageError(
                 f"cannot use {shown}: the location is not UTF-8 text; rename the file"
             ) from None
-    if location is None:
-        return default_location()
     return str(location) if is_postgres(location) else sqlite_path(location)
 
 

@@ -33,8 +33,6 @@ from registry.store.spool import Spool
 # The worker's task: the events (lazily read), and whether they are a batch -> a Spool.
 Prepare = Callable[[Iterable[Any], bool], Spool]
 
-_WHITESPACE = b" \t\r\n"
-
 
 class Abandoned(Exception):
     """The request ended before its body did (the client went away, or took too long):
@@ -129,9 +127,9 @@ class Upload:
         if not self.lines:  # JSON: an array streams; anything else is one event
             async for piece in pieces:
                 first += piece
-                if first.lstrip(_WHITESPACE) or len(first) > EVENT_TEXT:
+                if first.lstrip(framing.WHITESPACE) or len(first) > EVENT_TEXT:
                     break
-            if first.lstrip(_WHITESPACE)[:1] != b"[":
+            if first.lstrip(framing.WHITESPACE)[:1] != b"[":
                 data = await _whole(first, pieces)
                 return await run_in_threadpool(_one, data, prepare)
         try:

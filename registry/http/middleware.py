@@ -12,6 +12,7 @@ import time
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from registry.framing import MiB
 from registry.http.limits import (
     BODY_LIMIT,
     HEAD_LIMIT,
@@ -22,7 +23,6 @@ from registry.http.limits import (
 )
 from registry.http.wire import error_response, log, printable
 
-MiB = 1024 * 1024
 CLOSE = (b"connection", b"close")
 
 

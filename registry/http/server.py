@@ -41,10 +41,9 @@ from uvicorn.supervisors.multiprocess import Multiprocess
 
 from registry.errors import RegistryError
 from registry.http.limits import HEAD_LIMIT, SHUTDOWN_GRACE, SHUTDOWN_TIMEOUT, request_timeout
-from registry.http.middleware import too_long
+from registry.http.middleware import CLOSE, too_long
 from registry.http.wire import log, render
 
-CLOSE = (b"connection", b"close")
 _starting = logging.getLogger("uvicorn.error")
 
 

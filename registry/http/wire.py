@@ -20,6 +20,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Match, Route
 
+from registry import jsonin
 from registry.errors import (
     AuthenticationError,
     AuthorizationError,
@@ -124,12 +125,7 @@ def printable(text: str) -> str:
     """``text`` with every character that is not printable (line breaks, escape sequences,
     format and surrogate characters) and every backslash written as a Python escape: a
     value logged this way is one line, shows what it is, and can always be encoded."""
-    if text.isprintable() and "\\" not in text:
-        return text
-    return "".join(
-        c if c.isprintable() and c != "\\" else c.encode("unicode_escape").decode("ascii")
-        for c in text
-    )
+    return jsonin.printable(text.replace("\\", "\\\\"))
 
 
 # --- errors: one table from error class to status ------------------------------------------
@@ -342,9 +338,7 @@ def parse_json(data: bytes | str, path: str = "") -> Any:
     """JSON text; NaN and Infinity are read, so the rules refuse them at their own path."""
     # The one reader of JSON input, as every surface reads it: UTF-8 whatever the
     # locale, no repeated keys, every key Unicode, numbers read exactly.
-    from registry.jsonin import loads  # noqa: PLC0415 - the one tie between wire and reader
-
-    return loads(data, path)
+    return jsonin.loads(data, path)
 
 
 def expect(request: Request, *types: str) -> None:
