@@ -393,7 +393,7 @@ class Registry:
         if token is not None:
             with self._reading() as tx:
                 user = self._caller(tx, token)
-        spool = Spool(batch=batch)
+        spool = Spool(batch=batch, sums=self.store.sums)
         try:
             for chunk in validated(events, user, times.now(), batch=batch):
                 self._known.check(chunk, self._reading, batch=batch)

@@ -101,6 +101,9 @@ class Store(Protocol):
 
     where: str  # the location, fit for messages (no password)
     readonly: bool
+    # Whether `Tx.add_events` reads a spool's hourly sums (`Spool.runs`): SQLite's does;
+    # PostgreSQL sums a batch in SQL, so summing it in Python too would be work thrown away.
+    sums: bool
 
     def transaction(self, *, write: bool) -> AbstractContextManager[Tx]: ...
     def run(self, work: Callable[[Tx], T], *, write: bool) -> T: ...

@@ -106,8 +106,9 @@ class Spool:
     """The validated chunks of one batch (``batch``: errors name each event's index) or of
     one event (``batch=False``), in order, readable as often as a store needs."""
 
-    def __init__(self, *, batch: bool = True) -> None:
+    def __init__(self, *, batch: bool = True, sums: bool = True) -> None:
         self.batch = batch
+        self.sums = sums  # whether to sum the rows into rollup rows as they come (`runs`)
         self.count = 0  # rows held
         self.deltas: Deltas = {}  # the run being summed
         self._held: list[Chunk] = []
@@ -135,6 +136,8 @@ class Spool:
             self._held.append(chunk)
         self.count += len(chunk.rows)
         self._last = None
+        if not self.sums:
+            return
         add_deltas(self.deltas, chunk.rows)
         if len(self.deltas) > MAX_DELTAS:
             if self._runs is None:
@@ -159,13 +162,14 @@ class Spool:
     def seal(self) -> None:
         """The batch is whole: make its last run of sums rollup rows now, before the store
         takes its write lock (building them costs about as much as adding them)."""
-        if self._last is None:
+        if self._last is None and self.sums:
             self._last = rows_of(self.deltas)
 
     def runs(self) -> Iterator[Run]:
         """What the batch adds to both rollups, in runs of at most `MAX_DELTAS` hourly rows:
         together, the sums of every row of the batch (a key may be in
-        several runs: a rollup upsert adds)."""
+        several runs: a rollup upsert adds). Only for a spool made with ``sums``."""
+        assert self.sums, "a spool made without sums has no runs"
         if self._runs is not None:
             for data in _records(self._runs):
                 hourly, totals = marshal.loads(data)  # noqa: S302 - bytes `add` wrote, as above

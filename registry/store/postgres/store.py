@@ -89,6 +89,7 @@ class PostgresStore:
             raise StorageError(f"not a usable PostgreSQL URL: {exc}") from None
         self.location = location
         self.where = describe(location)
+        self.sums = False  # a batch is summed in SQL (`PostgresTx.add_events`)
         self.readonly = readonly
         self.timeout = timeout
         self.statement_timeout = statement_timeout

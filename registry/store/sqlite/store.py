@@ -110,6 +110,7 @@ class SqliteStore:
     ) -> None:
         self.path = Path(path)
         self.where = str(self.path)
+        self.sums = True  # `SqliteTx.add_events` adds the spool's sums into the rollups
         self.readonly = readonly
         self.timeout = timeout
         self.create = create and not readonly

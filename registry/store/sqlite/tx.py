@@ -84,7 +84,7 @@ class SqliteTx(SqlTx):
         if not written:
             return 0
         try:
-            if written == spool.count:  # every row is new: the spool's sums are the rollups'
+            if spool.sums and written == spool.count:  # all new: the spool's sums are the rollups'
                 touched: set[tuple[str, str]] = set()
                 for hourly, totals in spool.runs():
                     conn.executemany(ROLL_UP_HOURS, hourly)
